@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test bench bench-quick data clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/rnnlab data summary
+	$(BIN)/python benchmarks/cells.py --quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/cells.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/cells.py --quick
+
+# Regenerate the bundled data/ from the raw sets in ../shared/data (byte-identical on re-run).
+data: $(STAMP)
+	$(BIN)/rnnlab data import --from ../shared/data --to data
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,118 @@
+r"""Gated recurrent unit, from its gate equations.
+
+For input x_t and state h_{t-1}, with torch's fused gate order r, z, n::
+
+    r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)          reset gate
+    z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)          update gate
+    n_t = tanh   (W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))  candidate
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+Note that the reset gate multiplies W_hn h + b_hn, *after* the recurrent bias, as torch does.
+``weight_ih`` stacks [W_ir; W_iz; W_in] (3H x I) and ``weight_hh`` the same for h.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import CellBase, RecurrentStack
+
+
+def gru_cell(x: Tensor, h: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> Tensor:
+    """One GRU step, written as the equations above (autograd does the backward)."""
+    xr, xz, xn = F.linear(x, w_ih, b_ih).chunk(3, dim=-1)
+    hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    r = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)
+    return (1 - z) * n + z * h
+
+
+class GRUCell(CellBase):
+    __doc__ = __doc__
+    gates = 3
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        if hx is None:
+            hx = self._zeros(input)
+        return gru_cell(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class GRURecurrence(torch.autograd.Function):
+    """The GRU over a whole sequence, with backpropagation through time written by hand.
+
+    Inputs: xg (T, B, 3H) = W_ih x_t + b_ih for every step; h0 (B, H); w_hh (3H, H);
+    b_hh (3H,) or None; mask (T, B, 1) or None (a padded step keeps h and outputs zero).
+    """
+
+    @staticmethod
+    def forward(ctx, xg, h0, w_hh, b_hh, mask):
+        steps, batch, three_h = xg.shape
+        H = three_h // 3
+        keep = mask.bool() if mask is not None else None
+        act = xg.new_empty(steps, batch, three_h)  # r, z, n
+        hn_all = xg.new_empty(steps, batch, H)  # W_hn h_{t-1} + b_hn, needed by r's gradient
+        hs = xg.new_empty(steps + 1, batch, H)  # h_0 .. h_T
+        hs[0] = h0
+        w_t = w_hh.t()
+        for t in range(steps):
+            hg = torch.addmm(b_hh, hs[t], w_t) if b_hh is not None else hs[t] @ w_t  # (B, 3H)
+            a = act[t]
+            torch.sigmoid(xg[t, :, : 2 * H] + hg[:, : 2 * H], out=a[:, : 2 * H])  # r, z
+            r, z = a[:, :H], a[:, H : 2 * H]
+            hn_all[t] = hg[:, 2 * H :]
+            n = torch.tanh(torch.addcmul(xg[t, :, 2 * H :], r, hn_all[t]), out=a[:, 2 * H :])
+            h = torch.addcmul(n, z, hs[t] - n)  # (1-z)*n + z*h_{t-1}
+            if keep is not None:
+                h = torch.where(keep[t], h, hs[t])
+            hs[t + 1] = h
+        out = hs[1:] * mask if mask is not None else hs[1:].clone()
+        ctx.save_for_backward(act, hn_all, hs, w_hh, mask)
+        ctx.has_bias = b_hh is not None
+        return out, hs[steps].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out, d_h):
+        act, hn_all, hs, w_hh, mask = ctx.saved_tensors
+        steps, batch, three_h = act.shape
+        H = three_h // 3
+        r, z, n = act.chunk(3, dim=-1)
+        # Local derivatives of every step at once (see the equations in the module docstring):
+        #   dL/d(pre_n) = dL/dh_t * (1-z) * (1-n^2)
+        #   dL/d(pre_z) = dL/dh_t * (h_{t-1} - n) * z(1-z)
+        #   dL/d(pre_r) = dL/d(pre_n) * (W_hn h + b_hn) * r(1-r)
+        #   dL/d(W_hn h + b_hn) = dL/d(pre_n) * r;   dL/dh_{t-1} gets dL/dh_t * z directly.
+        k_n = (1 - z) * (1 - n * n)
+        k_z = (hs[:-1] - n) * z * (1 - z)
+        k_r = hn_all * r * (1 - r)
+        carry = z
+        if mask is not None:  # a padded step passes dL/dh straight to the step before
+            k_n, k_z, d_out = k_n * mask, k_z * mask, d_out * mask
+            carry = torch.where(mask.bool(), z, torch.ones_like(z))
+        d_hg = act.new_empty(steps, batch, three_h)  # dL/d(W_hh h + b_hh) of every step
+        d_pre_n = act.new_empty(steps, batch, H)  # dL/d(W_in x + b_in + r*hn)
+        dh = d_h.clone()
+        for t in reversed(range(steps)):
+            dh = dh + d_out[t]
+            dn = torch.mul(dh, k_n[t], out=d_pre_n[t])
+            torch.mul(dn, k_r[t], out=d_hg[t, :, :H])
+            torch.mul(dh, k_z[t], out=d_hg[t, :, H : 2 * H])
+            torch.mul(dn, r[t], out=d_hg[t, :, 2 * H :])
+            dh = torch.addmm(dh * carry[t], d_hg[t], w_hh)  # direct path + back through W_hh
+        d_xg = torch.cat([d_hg[..., : 2 * H], d_pre_n], dim=-1)  # r and z see x and h alike
+        d_w_hh = d_hg.reshape(-1, three_h).t() @ hs[:-1].reshape(-1, H)
+        d_b_hh = d_hg.sum(dim=(0, 1)) if ctx.has_bias else None
+        return d_xg, dh, d_w_hh, d_b_hh, None
+
+
+class GRU(RecurrentStack):
+    __doc__ = __doc__
+    gates = 3
+    fold_recurrent_bias = False
+
+    def recurrence(self, xg, state, w_hh, b_hh, mask):
+        out, h = GRURecurrence.apply(xg, state[0], w_hh, b_hh, mask)
+        return out, (h,)

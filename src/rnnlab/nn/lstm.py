@@ -1,0 +1,145 @@
+r"""Long short-term memory, from its gate equations.
+
+For input x_t and state (h_{t-1}, c_{t-1}), with torch's fused gate order i, f, g, o::
+
+    i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)     input gate
+    f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)     forget gate
+    g_t = tanh   (W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)     candidate cell
+    o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)     output gate
+    c_t = f_t * c_{t-1} + i_t * g_t                           cell: the additive path
+    h_t = o_t * tanh(c_t)
+
+``weight_ih`` stacks [W_ii; W_if; W_ig; W_io] (4H x I) and ``weight_hh`` the same for h, exactly as
+``torch.nn.LSTM`` does, so weights load both ways.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import CellBase, RecurrentStack
+
+
+def lstm_cell(x: Tensor, h: Tensor, c: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> tuple[Tensor, Tensor]:
+    """One LSTM step, written as the equations above (autograd does the backward)."""
+    gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)  # (B, 4H)
+    i, f, g, o = gates.chunk(4, dim=-1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c = f * c + i * g
+    h = o * torch.tanh(c)
+    return h, c
+
+
+class LSTMCell(CellBase):
+    __doc__ = __doc__
+    gates = 4
+
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        if hx is None:
+            hx = (self._zeros(input), self._zeros(input))
+        return lstm_cell(input, hx[0], hx[1], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    """The LSTM over a whole sequence, with backpropagation through time written by hand.
+
+    Forward runs the equations step by step without building an autograd graph and keeps the
+    activated gates, cells and hidden states. Backward walks the steps in reverse, turning
+    dL/dh_t and dL/dc_t into the gradients of the four gate pre-activations, then forms the weight
+    gradient of all steps in one matmul. This is what makes the scratch LSTM nearly as fast as
+    torch's fused kernel: autograd's per-step bookkeeping is gone.
+
+    Inputs: xg (T, B, 4H) = W_ih x_t + b_ih for every step; h0, c0 (B, H); w_hh (4H, H);
+    b_hh (4H,) or None; mask (T, B, 1) or None (1 where the step is real, 0 where it is padding:
+    a padded step leaves h and c unchanged and outputs zero).
+    """
+
+    @staticmethod
+    def forward(ctx, xg, h0, c0, w_hh, b_hh, mask):
+        steps, batch, four_h = xg.shape
+        H = four_h // 4
+        if b_hh is not None:
+            xg = xg + b_hh  # fold the recurrent bias into every step's input projection, once
+        keep = mask.bool() if mask is not None else None
+        act = xg.new_empty(steps, batch, four_h)  # activated gates i, f, g, o
+        hs = xg.new_empty(steps + 1, batch, H)  # h_0 .. h_T
+        cs = xg.new_empty(steps + 1, batch, H)  # c_0 .. c_T
+        tanh_c = xg.new_empty(steps, batch, H)  # tanh of each step's new cell
+        hs[0], cs[0] = h0, c0
+        w_t = w_hh.t()
+        for t in range(steps):
+            pre = torch.addmm(xg[t], hs[t], w_t)  # (B, 4H): the only sequential matmul
+            a = act[t]
+            torch.sigmoid(pre, out=a)
+            torch.tanh(pre[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
+            i, f, g, o = a.chunk(4, dim=1)
+            c, h = cs[t + 1], hs[t + 1]  # written in place: these buffers are what backward reads
+            torch.mul(f, cs[t], out=c).addcmul_(i, g)  # c_t = f*c_{t-1} + i*g
+            torch.mul(o, torch.tanh(c, out=tanh_c[t]), out=h)  # h_t = o*tanh(c_t)
+            if keep is not None:  # padded steps carry the state through unchanged
+                c.copy_(torch.where(keep[t], c, cs[t]))
+                h.copy_(torch.where(keep[t], h, hs[t]))
+        out = hs[1:] * mask if mask is not None else hs[1:].clone()  # (T, B, H), zero on padding
+        ctx.save_for_backward(act, hs, cs, tanh_c, w_hh, mask)
+        ctx.has_bias = b_hh is not None
+        return out, hs[steps].clone(), cs[steps].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out, d_h, d_c):
+        act, hs, cs, tanh_c, w_hh, mask = ctx.saved_tensors
+        steps, batch, four_h = act.shape
+        H = four_h // 4
+        i, f, g, o = act.chunk(4, dim=-1)
+        c_prev = cs[:-1]
+        # Local derivatives of every step at once (vectorised over T), so the sequential loop
+        # below does only what must be sequential:
+        #   dL/d(pre_i) = dL/dc_t * g * i(1-i),  dL/d(pre_f) = dL/dc_t * c_{t-1} * f(1-f),
+        #   dL/d(pre_g) = dL/dc_t * i * (1-g^2), dL/d(pre_o) = dL/dh_t * tanh(c_t) * o(1-o),
+        #   dL/dc_t    += dL/dh_t * o * (1 - tanh(c_t)^2).
+        d_sig = torch.addcmul(act, act, act, value=-1)  # s(1-s) for the three sigmoid gates
+        k_ifg = torch.empty_like(act[..., : 3 * H])  # (T, B, 3H)
+        torch.mul(g, d_sig[..., :H], out=k_ifg[..., :H])
+        torch.mul(c_prev, d_sig[..., H : 2 * H], out=k_ifg[..., H : 2 * H])
+        torch.addcmul(i, i, g * g, value=-1, out=k_ifg[..., 2 * H :])
+        k_o = tanh_c * d_sig[..., 3 * H :]  # (T, B, H)
+        k_c = torch.addcmul(o, o, tanh_c * tanh_c, value=-1)  # (T, B, H)
+        if mask is not None:  # a padded step passes gradients straight through to the step before
+            keep = mask.bool()
+            k_o, k_c, d_out = k_o * mask, k_c * mask, d_out * mask
+        d_gates = act.new_empty(steps, batch, four_h)  # dL/d(pre-activation) of every step
+        dh, dc = d_h + d_out[steps - 1], d_c.clone()  # dh: dL/dh_t from the output at t and step t+1
+        for t in reversed(range(steps)):
+            dc_new = torch.addcmul(dc, dh, k_c[t])
+            if mask is not None:
+                dc_new = dc_new * mask[t]
+            dg = d_gates[t]
+            torch.mul(dc_new.unsqueeze(1), k_ifg[t].view(batch, 3, H), out=dg[:, : 3 * H].view(batch, 3, H))
+            torch.mul(dh, k_o[t], out=dg[:, 3 * H :])
+            dc_prev = dc_new * f[t]  # the cell path: dc_t/dc_{t-1} = f_t
+            if mask is not None:
+                dc_prev = torch.where(keep[t], dc_prev, dc)
+                dh_prev = torch.where(keep[t], dg @ w_hh, dh)
+                if t > 0:
+                    dh_prev = dh_prev + d_out[t - 1]
+            elif t > 0:
+                dh_prev = torch.addmm(d_out[t - 1], dg, w_hh)  # back through W_hh, plus the output at t-1
+            else:
+                dh_prev = dg @ w_hh
+            dh, dc = dh_prev, dc_prev
+        # Weight gradients summed over all steps: one matmul instead of T small ones.
+        d_w_hh = d_gates.reshape(-1, four_h).t() @ hs[:-1].reshape(-1, H)
+        d_b_hh = d_gates.sum(dim=(0, 1)) if ctx.has_bias else None
+        return d_gates, dh, dc, d_w_hh, d_b_hh, None
+
+
+class LSTM(RecurrentStack):
+    __doc__ = __doc__
+    gates = 4
+    state_size = 2
+
+    def recurrence(self, xg, state, w_hh, b_hh, mask):
+        out, h, c = LSTMRecurrence.apply(xg, state[0], state[1], w_hh, b_hh, mask)
+        return out, (h, c)

@@ -1,0 +1,122 @@
+r"""The vanilla (Elman) recurrent network, from its equation.
+
+For input x_t and state h_{t-1}::
+
+    h_t = phi(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),    phi in {tanh, relu, sigmoid}
+
+This is the lab's h_t = phi(U x_t + W h_{t-1} + b) with U = weight_ih, W = weight_hh and
+b = bias_ih + bias_hh. ``tanh`` and ``relu`` match ``torch.nn.RNN``; ``sigmoid`` is the lab's
+third activation (torch has none), kept to show its vanishing gradient (sigmoid' <= 1/4).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import CellBase, RecurrentStack
+
+NONLINEARITIES = ("tanh", "relu", "sigmoid")
+_PHI = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+
+
+def phi_derivative(h: Tensor, nonlinearity: str) -> Tensor:
+    """phi'(pre) written through its output h = phi(pre): what BPTT multiplies at every step."""
+    if nonlinearity == "tanh":
+        return 1 - h * h
+    if nonlinearity == "sigmoid":
+        return h * (1 - h)
+    return (h > 0).to(h.dtype)  # relu
+
+
+def check_nonlinearity(nonlinearity: str) -> str:
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; choose one of {', '.join(NONLINEARITIES)}")
+    return nonlinearity
+
+
+def rnn_cell(x: Tensor, h: Tensor, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity: str = "tanh") -> Tensor:
+    """One step, written as the equation above (autograd does the backward)."""
+    return _PHI[nonlinearity](F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh))
+
+
+class RNNCell(CellBase):
+    __doc__ = __doc__
+    gates = 1
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        self.nonlinearity = check_nonlinearity(nonlinearity)
+        super().__init__(input_size, hidden_size, bias, device, dtype)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}")
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        if hx is None:
+            hx = self._zeros(input)
+        return rnn_cell(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.nonlinearity)
+
+
+class RNNRecurrence(torch.autograd.Function):
+    """The vanilla RNN over a whole sequence, with backpropagation through time written by hand.
+
+    Inputs: xg (T, B, H) = W_ih x_t + b_ih for every step; h0 (B, H); w_hh (H, H); b_hh (H,) or
+    None; mask (T, B, 1) or None; the nonlinearity's name.
+    """
+
+    @staticmethod
+    def forward(ctx, xg, h0, w_hh, b_hh, mask, nonlinearity):
+        steps, batch, H = xg.shape
+        if b_hh is not None:
+            xg = xg + b_hh
+        keep = mask.bool() if mask is not None else None
+        phi = _PHI[nonlinearity]
+        hs = xg.new_empty(steps + 1, batch, H)  # h_0 .. h_T
+        hs[0] = h0
+        w_t = w_hh.t()
+        for t in range(steps):
+            h = phi(torch.addmm(xg[t], hs[t], w_t))
+            hs[t + 1] = torch.where(keep[t], h, hs[t]) if keep is not None else h
+        out = hs[1:] * mask if mask is not None else hs[1:].clone()
+        ctx.save_for_backward(hs, w_hh, mask)
+        ctx.has_bias, ctx.nonlinearity = b_hh is not None, nonlinearity
+        return out, hs[steps].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out, d_h):
+        hs, w_hh, mask = ctx.saved_tensors
+        # dL/d(pre_t) = dL/dh_t * phi'(pre_t); dL/dh_{t-1} = dL/d(pre_t) @ W_hh.
+        # The product of these diag(phi') W_hh factors over time is what vanishes or explodes.
+        k = phi_derivative(hs[1:], ctx.nonlinearity)  # (T, B, H)
+        if mask is not None:
+            k, d_out, keep = k * mask, d_out * mask, mask.bool()
+        d_pre = torch.empty_like(k)
+        dh = d_h.clone()
+        for t in reversed(range(hs.size(0) - 1)):
+            dh = dh + d_out[t]
+            dp = torch.mul(dh, k[t], out=d_pre[t])
+            dh_prev = dp @ w_hh
+            dh = torch.where(keep[t], dh_prev, dh) if mask is not None else dh_prev
+        H = hs.size(-1)
+        d_w_hh = d_pre.reshape(-1, H).t() @ hs[:-1].reshape(-1, H)
+        d_b_hh = d_pre.sum(dim=(0, 1)) if ctx.has_bias else None
+        return d_pre, dh, d_w_hh, d_b_hh, None, None
+
+
+class RNN(RecurrentStack):
+    __doc__ = __doc__
+    gates = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None):
+        self.nonlinearity = check_nonlinearity(nonlinearity)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}")
+
+    def recurrence(self, xg, state, w_hh, b_hh, mask):
+        out, h = RNNRecurrence.apply(xg, state[0], w_hh, b_hh, mask, self.nonlinearity)
+        return out, (h,)
