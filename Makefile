@@ -13,15 +13,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
+# The names comparison (RNN, LSTM, GRU) on the bundled data; prints the report's path at the end.
 demo: $(STAMP)
-	$(BIN)/rnnlab data summary
-	$(BIN)/python benchmarks/cells.py --quick
+	$(BIN)/rnnlab compare names --cells rnn,lstm,gru
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cells.py
+	$(BIN)/python benchmarks/names.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/cells.py --quick

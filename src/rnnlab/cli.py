@@ -10,6 +10,9 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError
+from .options import BACKENDS, CELLS, DEVICES, NONLINEARITIES, OPTIMIZERS, POOLS, SCHEDULES, TASKS
+
+TASK_NAMES = list(TASKS)
 
 
 def cmd_data_import(args) -> int:
@@ -35,6 +38,151 @@ def cmd_data_summary(args) -> int:
     return 0
 
 
+def _given(args, cls, **extra):
+    """A config dataclass from the options the user gave (None = keep the dataclass default)."""
+    from dataclasses import fields
+
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+    values.update({k: v for k, v in extra.items() if v is not None})
+    return cls(**values)
+
+
+def _configs(args):
+    from .experiment import task_parts
+    from .models import ClassifierConfig
+    from .train import TrainConfig
+
+    ConfigCls, *_ = task_parts(args.task)
+    task_cfg = _given(args, ConfigCls)
+    # The tutorial network reads one-hot letters, as in the tutorial, unless told otherwise.
+    default_input = "onehot" if args.cell == "tutorial" and args.input is None else None
+    model_cfg = _given(args, ClassifierConfig, input=default_input)
+    train_cfg = _given(args, TrainConfig, progress=False if args.no_progress else None)
+    return task_cfg, model_cfg, train_cfg
+
+
+def _apply_threads(args) -> None:
+    if getattr(args, "threads", 0):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def cmd_train(args) -> int:
+    from .experiment import resume_training, run_training
+
+    _apply_threads(args)
+    if args.resume:
+        resume_training(args.resume, epochs=args.epochs, device=args.device)
+        return 0
+    task_cfg, model_cfg, train_cfg = _configs(args)
+    run_training(args.task, task_cfg, model_cfg, train_cfg, out=args.out)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from dataclasses import replace
+
+    from .experiment import run_training
+    from .report import render_compare_report
+    from .runs import new_run_dir, write_json
+
+    _apply_threads(args)
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    bad = [c for c in cells if c not in CELLS]
+    if not cells or bad:
+        raise UserError(f"--cells {args.cells!r}: give a comma-separated list from {', '.join(CELLS)}")
+    out = Path(args.out) if args.out else new_run_dir("runs", args.task, "compare")
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    # One after another, never in parallel: two processes' threads fight on a small CPU.
+    for cell in cells:
+        args.cell = cell
+        task_cfg, model_cfg, train_cfg = _configs(args)
+        print(f"== {cell} ==")
+        runs[cell] = run_training(args.task, task_cfg, replace(model_cfg, cell=cell), train_cfg, out=out / cell)
+    write_json(out / "compare.json", {"task": args.task, "runs": {k: v.name for k, v in runs.items()}})
+    print(f"comparison report: {render_compare_report(out, runs)}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .device import resolve_device
+    from .experiment import task_parts
+    from .runs import find_checkpoint, load_checkpoint
+
+    ckpt = load_checkpoint(find_checkpoint(Path(args.run)))
+    *_, PredictorCls = task_parts(ckpt["meta"].get("task", ""))
+    predictor = PredictorCls(ckpt, resolve_device(args.device))
+    texts = args.texts if args.texts else [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise UserError("nothing to predict: give names as arguments or one per line on standard input")
+    results = predictor.predict(texts, top=args.top)
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
+    for r in results:
+        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
+        note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
+        print(f"{r['name']}: {tops}{note}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import render_compare_report, render_run_report
+    from .runs import read_json
+
+    run = Path(args.run)
+    if (run / "compare.json").is_file():
+        names = read_json(run / "compare.json")["runs"]
+        print(render_compare_report(run, {k: run / v for k, v in names.items()}))
+    elif (run / "config.json").is_file():
+        print(render_run_report(run))
+    else:
+        raise UserError(f"{run}: not a run folder (no config.json)")
+    return 0
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data and run")
+    g.add_argument("--data", help="data folder or file (default: the bundled set)")
+    g.add_argument("--out", help="run folder (default: runs/<task>-<cell>-<time>)")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", choices=DEVICES, help="auto picks CUDA when present")
+    g.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--momentum", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--clip", type=float, help="max gradient norm (0 = off)")
+    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--patience", type=int, help="early stopping: epochs without validation improvement (0 = off)")
+    t.add_argument("--max-time", type=float, help="stop training after this many seconds")
+    m = p.add_argument_group("model")
+    m.add_argument("--cell", choices=CELLS)
+    m.add_argument("--backend", choices=BACKENDS, help="scratch: rnnlab's cells; torch: torch.nn's fused layers")
+    m.add_argument("--nonlinearity", choices=NONLINEARITIES, help="for --cell rnn")
+    m.add_argument("--layers", type=int)
+    m.add_argument("--hidden", type=int)
+    m.add_argument("--embed-dim", type=int)
+    m.add_argument("--input", choices=["embedding", "onehot"])
+    m.add_argument("--bidirectional", action="store_const", const=True)
+    m.add_argument("--dropout", type=float)
+    m.add_argument("--pool", choices=POOLS)
+    n = p.add_argument_group("names task")
+    n.add_argument("--split", choices=["grouped", "random"])
+    n.add_argument("--val-fraction", type=float)
+    n.add_argument("--test-fraction", type=float)
+    n.add_argument("--class-weights", choices=["none", "balanced", "sqrt"])
+    n.add_argument("--max-words", type=int)
+    n.add_argument("--limit", type=int, help="use only this many training items")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rnnlab",
@@ -53,6 +201,29 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--data", help="data folder (default: the bundled one)")
     summ.set_defaults(func=cmd_data_summary)
     data.set_defaults(func=lambda a: (data.print_help(), 0)[1])
+
+    train = sub.add_parser("train", help="train a model on a task (names)")
+    train.add_argument("task", choices=TASK_NAMES)
+    add_training_options(train)
+    train.set_defaults(func=cmd_train)
+
+    compare = sub.add_parser("compare", help="train several cells with the same split and seed, one report")
+    compare.add_argument("task", choices=TASK_NAMES)
+    compare.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated (default: %(default)s)")
+    add_training_options(compare)
+    compare.set_defaults(func=cmd_compare)
+
+    predict = sub.add_parser("predict", help="predict with a trained run")
+    predict.add_argument("--run", required=True, help="run folder")
+    predict.add_argument("texts", nargs="*", help="inputs (default: one per line on standard input)")
+    predict.add_argument("--top", type=int, default=3)
+    predict.add_argument("--json", action="store_true", help="machine-readable output")
+    predict.add_argument("--device", default="cpu", choices=DEVICES)
+    predict.set_defaults(func=cmd_predict)
+
+    report = sub.add_parser("report", help="redraw the plots and report.html of a run or comparison folder")
+    report.add_argument("run")
+    report.set_defaults(func=cmd_report)
     return p
 
 

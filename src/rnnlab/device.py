@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from .errors import UserError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from .options import DEVICES
 
 
 def resolve_device(name: str = "auto"):
@@ -18,4 +17,4 @@ def resolve_device(name: str = "auto"):
         if not torch.cuda.is_available():
             raise UserError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
         return torch.device(name)
-    raise UserError(f"--device {name!r}: choose one of {', '.join(DEVICE_CHOICES)}")
+    raise UserError(f"--device {name!r}: choose one of {', '.join(DEVICES)}")

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from .base import CellBase, RecurrentStack
 
-NONLINEARITIES = ("tanh", "relu", "sigmoid")
+from ..options import NONLINEARITIES
 _PHI = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
 
 

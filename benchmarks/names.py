@@ -1,0 +1,122 @@
+"""Names -> language: rnnlab's recurrent models against the classical baseline, same split, same run.
+
+Baseline: character 1-4-gram TF-IDF + logistic regression (scikit-learn), trained on the same
+grouped train split. Ours: the configurations below, trained with ``rnnlab``'s loop, selected on
+the validation split only; the test split is read once per model for the table.
+
+Targets (issue "Names -> language"):
+  * the best recurrent configuration beats the baseline on test accuracy and macro-F1;
+  * an LSTM reaches the baseline's test accuracy within 60 s of training on 2 CPU cores.
+
+    python benchmarks/names.py [--quick] [--threads 2] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnlab.benchutil import machine_info, print_table
+from rnnlab.experiment import run_training
+from rnnlab.metrics import classification_metrics
+from rnnlab.models import ClassifierConfig
+from rnnlab.runs import read_json
+from rnnlab.tasks.names import NamesConfig, NamesTask
+from rnnlab.train import TrainConfig
+
+# name -> (model config, train config overrides). Chosen on the validation split.
+CONFIGS = {
+    "lstm-60s": (ClassifierConfig(cell="lstm"), {"max_time": 60.0, "epochs": 30}),
+    "bilstm": (ClassifierConfig(cell="lstm", bidirectional=True, layers=2, hidden=256, embed_dim=64, dropout=0.3), {}),
+    "bigru": (ClassifierConfig(cell="gru", bidirectional=True, layers=2, hidden=256, embed_dim=64, dropout=0.3), {}),
+}
+
+
+def baseline(task: NamesTask) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    start = time.perf_counter()
+    train_x = [t for t, _ in task.splits["train"]]
+    train_y = [y for _, y in task.splits["train"]]
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True)
+    clf = LogisticRegression(max_iter=2000, C=10.0)
+    clf.fit(vec.fit_transform(train_x), train_y)
+    out = {}
+    for split in ("val", "test"):
+        pred = clf.predict(vec.transform([t for t, _ in task.splits[split]]))
+        out[split] = classification_metrics([y for _, y in task.splits[split]], pred)
+    out["train_time"] = time.perf_counter() - start
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--quick", action="store_true", help="a few epochs on a slice: a smoke check, not the targets")
+    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
+    p.add_argument("--out", help="folder for the runs (default: a temporary folder)")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    task_cfg = NamesConfig(limit=2000) if args.quick else NamesConfig()
+    task = NamesTask(task_cfg, seed=args.seed)
+    base = baseline(task)
+    rows = [{"model": "tfidf-char1-4 + logreg", "val_acc": base["val"]["accuracy"], "test_acc": base["test"]["accuracy"],
+             "test_macro_f1": base["test"]["macro_f1"], "train_s": base["train_time"], "params": "-"}]
+    out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rnnlab-bench-names-"))
+    for name in [c for c in args.configs.split(",") if c]:
+        model_cfg, overrides = CONFIGS[name]
+        train = {"epochs": 2 if args.quick else args.epochs, "seed": args.seed, "progress": False, **overrides}
+        if args.quick:
+            train.pop("max_time", None)
+        run = run_training("names", task_cfg, model_cfg, TrainConfig(**train), out=out_root / name, log=lambda *_: None)
+        s = read_json(run / "summary.json")
+        best_val = s["train"]["best_val_accuracy"]
+        rows.append({"model": name, "val_acc": best_val, "test_acc": s["test"]["accuracy"],
+                     "test_macro_f1": s["test"]["macro_f1"], "train_s": s["train"]["train_time"],
+                     "params": s["parameters"]})
+    for r in rows:
+        for k in ("val_acc", "test_acc", "test_macro_f1"):
+            r[k] = round(r[k], 4)
+        r["train_s"] = round(r["train_s"], 1)
+    ours = rows[1:]
+    best = max(ours, key=lambda r: r["val_acc"]) if ours else None  # selected on validation, never on test
+    print(f"names: grouped split, seed {args.seed}, {len(task.splits['train'])} train / {len(task.splits['val'])} val / "
+          f"{len(task.splits['test'])} test{' (QUICK: not the targets)' if args.quick else ''}")
+    print_table(rows, ["model", "val_acc", "test_acc", "test_macro_f1", "train_s", "params"])
+    b = rows[0]
+    checks = []
+    if best:
+        beats = best["test_acc"] > b["test_acc"] and best["test_macro_f1"] > b["test_macro_f1"]
+        checks.append(("best recurrent (by val) beats baseline on test acc and macro-F1",
+                       f"{best['model']}: {best['test_acc']:.4f} / {best['test_macro_f1']:.4f} vs "
+                       f"{b['test_acc']:.4f} / {b['test_macro_f1']:.4f} (ratio {best['test_acc'] / b['test_acc']:.3f})",
+                       "met" if beats else "NOT met"))
+    lstm60 = next((r for r in ours if r["model"] == "lstm-60s"), None)
+    if lstm60 and not args.quick:
+        ok = lstm60["test_acc"] >= b["test_acc"] and lstm60["train_s"] <= 60.5
+        checks.append(("LSTM reaches baseline accuracy within 60 s",
+                       f"{lstm60['test_acc']:.4f} in {lstm60['train_s']} s vs {b['test_acc']:.4f}", "met" if ok else "NOT met"))
+    if best:
+        checks.append(("aim: >= 0.87 accuracy and >= 0.60 macro-F1", f"{best['test_acc']:.4f} / {best['test_macro_f1']:.4f}",
+                       "met" if best["test_acc"] >= 0.87 and best["test_macro_f1"] >= 0.60 else "not met"))
+    print_table([{"target": c[0], "measured": c[1], "result": c[2]} for c in checks], ["target", "measured", "result"])
+    print(f"machine: {machine_info()}; wall {time.perf_counter() - start:.0f} s; runs in {out_root}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "checks": checks}, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Models shared by the tasks. Every model has the same interface::
+
+    logits, loss = model(ids, lengths, targets=None)     # loss is None without targets
+
+``--backend scratch`` builds the recurrent part from ``rnnlab.nn`` (cells from the equations),
+``--backend torch`` from ``torch.nn``'s fused layers: the two take the same arguments and the same
+``PackedSequence`` input, so nothing else changes and users can compare both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import rnnlab.nn as scratch
+
+from .errors import UserError
+from .options import BACKENDS, CELLS, POOLS, RECURRENT_CELLS
+
+
+def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                   bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh") -> nn.Module:
+    """An RNN/LSTM/GRU with torch.nn's interface, from rnnlab.nn (scratch) or torch.nn (torch)."""
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if cell not in RECURRENT_CELLS:
+        raise UserError(f"--cell {cell!r}: choose one of {', '.join(CELLS)}")
+    lib = scratch if backend == "scratch" else nn
+    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+    if cell == "rnn":
+        if backend == "torch" and nonlinearity == "sigmoid":
+            raise UserError("torch.nn.RNN has no sigmoid nonlinearity: use --backend scratch for it")
+        if nonlinearity not in scratch.NONLINEARITIES:
+            raise UserError(f"--nonlinearity {nonlinearity!r}: choose one of {', '.join(scratch.NONLINEARITIES)}")
+        kwargs["nonlinearity"] = nonlinearity
+    cls = {"rnn": lib.RNN, "lstm": lib.LSTM, "gru": lib.GRU}[cell]
+    return cls(input_size, hidden_size, **kwargs)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Everything needed to rebuild a SequenceClassifier (stored in every checkpoint)."""
+
+    vocab_size: int = 0  # filled in from the data
+    num_classes: int = 0  # filled in from the data
+    cell: str = "lstm"
+    backend: str = "scratch"
+    nonlinearity: str = "tanh"
+    input: str = "embedding"  # "embedding" (learned) or "onehot" (as the tutorial)
+    embed_dim: int = 64
+    hidden: int = 128
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    pool: str = "last"  # sequence summary fed to the head: last hidden state, max or mean over steps
+
+
+class SequenceClassifier(nn.Module):
+    """tokens -> (embedding | one-hot) -> recurrent net -> pooled state -> dropout -> Linear -> class logits.
+
+    With ``cell="tutorial"`` the recurrent net is the tutorial's TutorialRNN, whose own i2o layer and
+    LogSoftmax give the class scores (log-probabilities, which cross-entropy accepts as logits).
+    """
+
+    def __init__(self, cfg: ClassifierConfig, class_weights: Tensor | None = None) -> None:
+        super().__init__()
+        if cfg.vocab_size < 2 or cfg.num_classes < 2:
+            raise ValueError(f"need a vocabulary and at least 2 classes, got {cfg.vocab_size}, {cfg.num_classes}")
+        if cfg.input not in ("embedding", "onehot"):
+            raise UserError(f"--input {cfg.input!r}: choose embedding or onehot")
+        if cfg.pool not in POOLS:
+            raise UserError(f"--pool {cfg.pool!r}: choose one of {', '.join(POOLS)}")
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0) if cfg.input == "embedding" else None
+        in_size = cfg.embed_dim if self.embed is not None else cfg.vocab_size
+        if cfg.cell == "tutorial":
+            self.rnn = scratch.TutorialRNN(in_size, cfg.hidden, cfg.num_classes)
+            self.head = None
+        else:
+            self.rnn = make_recurrent(cfg.cell, cfg.backend, in_size, cfg.hidden, cfg.layers, cfg.bidirectional,
+                                      cfg.dropout, cfg.nonlinearity)
+            self.drop = nn.Dropout(cfg.dropout)
+            self.head = nn.Linear(cfg.hidden * (2 if cfg.bidirectional else 1), cfg.num_classes)
+        # Loss weights (e.g. class-balanced) are a training choice, not part of the model's weights.
+        self.register_buffer("class_weights", class_weights, persistent=False)
+
+    def inputs(self, ids: Tensor) -> Tensor:
+        """(B, T) token ids -> (B, T, I) input vectors."""
+        if self.embed is not None:
+            return self.embed(ids)
+        return F.one_hot(ids, self.cfg.vocab_size).float()
+
+    def features(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """(B, T) ids, (B,) lengths -> (B, D*H) summary of each sequence."""
+        x = self.inputs(ids)  # (B, T, I)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed)
+        if self.cfg.pool == "last":
+            h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
+            d = 2 if self.cfg.bidirectional else 1
+            last = h_n[-d:]  # (D, B, H): the top layer's final state in each direction
+            return last.transpose(0, 1).reshape(ids.size(0), -1)
+        out, _ = pad_packed_sequence(out, batch_first=True)  # (B, T', D*H), zero on padding
+        mask = (torch.arange(out.size(1), device=out.device)[None, :] < lengths.to(out.device)[:, None]).unsqueeze(-1)
+        if self.cfg.pool == "max":
+            return out.masked_fill(~mask, float("-inf")).max(dim=1).values
+        return out.sum(dim=1) / lengths.to(out.device).unsqueeze(1).to(out.dtype)
+
+    def forward(self, ids: Tensor, lengths: Tensor, targets: Tensor | None = None):
+        if self.head is None:  # the tutorial network: its own i2o + LogSoftmax
+            logits = self.rnn.forward_sequence(self.inputs(ids).transpose(0, 1), lengths)  # (B, C)
+        else:
+            logits = self.head(self.drop(self.features(ids, lengths)))  # (B, C)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits, targets, weight=self.class_weights)
+        return logits, loss
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def describe(model: nn.Module) -> str:
+    """The model's printout and parameter count, as written to model.txt and shown in reports."""
+    return f"{model}\n\nparameters: {count_parameters(model):,}\n"

@@ -1,0 +1,185 @@
+"""Plots and HTML reports, made from a run folder's files (metrics.jsonl, summary.json, ...).
+
+Plotting is a separate step from training: ``rnnlab report RUN_DIR`` redraws everything from the
+files alone, and so do ``rnnlab train`` and ``rnnlab compare`` when they finish.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .runs import read_json, read_jsonl
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4} td.l,th.l{text-align:left} img{max-width:100%;border:1px solid #eee;margin:.4em 0}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em} .muted{color:#777}
+"""
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _series(rows: list[dict], key: str):
+    pts = [(r["epoch"], r[key]) for r in rows if key in r and r[key] is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_curves(runs: dict[str, list[dict]], keys: list[tuple[str, str]], ylabel: str, path: Path, title: str) -> Path:
+    """One line per (run, metric key); runs overlay on the same axes."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for run_name, rows in runs.items():
+        for key, label in keys:
+            x, y = _series(rows, key)
+            if x:
+                name = f"{run_name} {label}".strip()
+                ax.plot(x, y, marker="o", markersize=3, linestyle="--" if key.startswith("train") else "-", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _draw_confusion(ax, confusion: list[list[int]], labels: list[str], title: str) -> None:
+    cm = np.asarray(confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # row-normalised: recall on the diagonal
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    n = len(labels)
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=7 if n > 12 else 9)
+    ax.set_yticks(range(n), labels, fontsize=7 if n > 12 else 9)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    for i in range(n):
+        for j in range(n):
+            if norm[i, j] >= 0.01:
+                ax.text(j, i, f"{norm[i, j]:.2f}".lstrip("0") if norm[i, j] < 1 else "1", ha="center", va="center",
+                        fontsize=5.5 if n > 12 else 8, color="white" if norm[i, j] > 0.5 else "black")
+
+
+def plot_confusions(items: dict[str, dict], path: Path) -> Path:
+    """Row-normalised confusion matrices, side by side (one per run)."""
+    plt = _plt()
+    n = len(items)
+    size = 6.5 if len(next(iter(items.values()))["labels"]) > 12 else 4.5
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+    for ax, (name, test) in zip(axes[0], items.items()):
+        title = f"test accuracy {test['accuracy']:.3f}"
+        _draw_confusion(ax, test["confusion"], test["labels"], f"{name}: {title}" if name else title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _table(header: list[str], rows: list[list], left: int = 1) -> str:
+    th = "".join(f"<th class='{'l' if i < left else ''}'>{html.escape(str(h))}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td class='{'l' if i < left else ''}'>{html.escape(_fmt(v))}</td>"
+                                    for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:,.1f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+
+
+def render_run_report(run_dir: str | Path) -> Path:
+    """Draw the run's plots and write report.html; returns its path."""
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / "config.json")
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    runs = {"": rows}
+    plot_curves(runs, [("train_loss", "train"), ("val_loss", "validation")], "cross-entropy", run_dir / "loss.png", "Loss")
+    plot_curves(runs, [("train_accuracy", "train"), ("val_accuracy", "validation")], "accuracy",
+                run_dir / "accuracy.png", "Accuracy")
+    parts = []
+    test = summary.get("test")
+    model_cfg = config.get("model_config", {})
+    if test:
+        plot_confusions({"": test}, run_dir / "confusion.png")
+        train = summary.get("train", {})
+        parts.append(_table(["", "value"], [
+            ["test accuracy", test["accuracy"]], ["test macro-F1", test["macro_f1"]], ["test loss", test["loss"]],
+            ["parameters", summary.get("parameters", "")], ["best epoch", train.get("best_epoch", "")],
+            ["epochs run", train.get("epochs_run", "")], ["training time (s)", train.get("train_time", "")],
+            ["mean time per epoch (s)", float(np.mean([r["epoch_time"] for r in rows])) if rows else ""],
+        ]))
+    parts.append("<h2>Curves</h2><img src='loss.png' alt='loss'><img src='accuracy.png' alt='accuracy'>")
+    if rows:
+        keys = [k for k in ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_macro_f1",
+                            "lr", "epoch_time") if k in rows[0]]
+        parts.append("<h2>Per epoch</h2>" + _table(keys, [[r.get(k, "") for k in keys] for r in rows], left=0))
+    if test:
+        parts.append("<h2>Test set</h2><p>Confusion matrix, each row normalised by its true class "
+                     "(the diagonal is each class's recall).</p><img src='confusion.png' alt='confusion matrix'>")
+        parts.append(_table(["class", "precision", "recall", "F1", "support"],
+                            [[c["label"], c["precision"], c["recall"], c["f1"], c["support"]] for c in test["per_class"]]))
+        if test.get("mistakes"):
+            parts.append("<h2>Some mistakes</h2>" + _table(["text", "true", "predicted"],
+                         [[m["text"], m["true"], m["predicted"]] for m in test["mistakes"][:20]], left=3))
+    if summary.get("data"):
+        parts.append("<h2>Data</h2><pre>" + html.escape(json.dumps(summary["data"], indent=2, ensure_ascii=False)) + "</pre>")
+    model_txt = run_dir / "model.txt"
+    if model_txt.is_file():
+        parts.append("<h2>Model</h2><pre>" + html.escape(model_txt.read_text(encoding="utf-8")) + "</pre>")
+    parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(config, indent=2, ensure_ascii=False)) + "</pre>")
+    title = f"rnnlab {config.get('task', '')}: {model_cfg.get('cell', '')} ({model_cfg.get('backend', '')})"
+    out = run_dir / "report.html"
+    out.write_text(_page(title, "".join(parts)), encoding="utf-8")
+    return out
+
+
+def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Path:
+    """One side-by-side report for several runs of the same task, split and seed."""
+    out_dir = Path(out_dir)
+    metrics = {name: read_jsonl(Path(d) / "metrics.jsonl") for name, d in run_dirs.items()}
+    summaries = {name: read_json(Path(d) / "summary.json") for name, d in run_dirs.items()}
+    plot_curves(metrics, [("val_loss", "")], "validation cross-entropy", out_dir / "compare_loss.png", "Validation loss")
+    plot_curves(metrics, [("val_accuracy", "")], "validation accuracy", out_dir / "compare_accuracy.png",
+                "Validation accuracy")
+    plot_confusions({name: s["test"] for name, s in summaries.items()}, out_dir / "compare_confusion.png")
+    rows = []
+    for name, s in summaries.items():
+        epochs = metrics[name]
+        rows.append([name, s["test"]["accuracy"], s["test"]["macro_f1"], s["parameters"], s["train"]["train_time"],
+                     float(np.mean([r["epoch_time"] for r in epochs])) if epochs else 0.0, s["train"]["best_epoch"],
+                     f"<a href='{Path(run_dirs[name]).name}/report.html'>report</a>"])
+    header = ["model", "test accuracy", "test macro-F1", "parameters", "training time (s)", "s / epoch", "best epoch", ""]
+    table = _table(header[:-1], [r[:-1] for r in rows])
+    links = "<ul>" + "".join(f"<li>{r[-1]} of {html.escape(r[0])}</li>" for r in rows) + "</ul>"
+    body = (table + links + "<h2>Curves</h2><img src='compare_loss.png'><img src='compare_accuracy.png'>"
+            "<h2>Confusion matrices (test, row-normalised)</h2><img src='compare_confusion.png'>")
+    first = read_json(Path(next(iter(run_dirs.values()))) / "config.json")
+    body += "<h2>Shared configuration</h2><pre>" + html.escape(json.dumps(
+        {k: first[k] for k in ("task_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"
+    out = out_dir / "report.html"
+    out.write_text(_page(f"rnnlab {first['task']}: comparison", body), encoding="utf-8")
+    return out

@@ -1,0 +1,226 @@
+"""Names task and the shared loop: splits, overfitting, checkpoints, resume, predict, compare, bad input.
+Every training here is tiny (a few hundred items, a few epochs)."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnlab.cli import main
+from rnnlab.errors import UserError
+from rnnlab.experiment import resume_training, run_training
+from rnnlab.models import ClassifierConfig
+from rnnlab.runs import load_checkpoint, read_jsonl
+from rnnlab.tasks.names import NamesConfig, NamesPredictor, NamesTask, read_label_folder, split_items
+from rnnlab.train import TrainConfig
+
+QUIET = dict(log=lambda *a: None)
+
+
+def tiny_folder(root: Path, per_label: int = 40) -> Path:
+    """Two made-up 'languages' that a model can tell apart by their endings (up to 50 names each)."""
+    root.mkdir(parents=True, exist_ok=True)
+    stems = ["Ab", "Ka", "Mor", "Tel", "Sin", "Dru", "Pal", "Ven", "Gor", "Lis"]
+    for label, ending in (("Ovic", "ovic"), ("Sonne", "sonne")):
+        names = [f"{stems[i % 10]}{'aeiou'[i // 10 % 5]}{ending}" for i in range(per_label)]
+        (root / f"{label}.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    return root
+
+
+def test_grouped_split_keeps_every_name_in_one_split_and_random_does_not():
+    task = NamesTask(NamesConfig(), seed=0)
+    names = {s: {t for t, _ in task.splits[s]} for s in ("train", "val", "test")}
+    assert not names["train"] & names["test"] and not names["train"] & names["val"] and not names["val"] & names["test"]
+    assert task.data_report["junk"] == 32  # 24 "To The First Page" lines + 8 with digits or punctuation
+    assert task.data_report["duplicates_dropped"] > 1000
+    assert len(task.labels) == 18
+    rand = NamesTask(NamesConfig(split="random"), seed=0)
+    leaked = {t for t, _ in rand.splits["train"]} & {t for t, _ in rand.splits["test"]}
+    assert len(leaked) > 200  # 296 names here: the leak that the grouped protocol exists to prevent
+
+
+def test_splits_are_stratified_and_seeded():
+    items = [(f"n{i}", i % 3) for i in range(300)]
+    a, _ = split_items(items, "grouped", 0.1, 0.2, seed=1)
+    b, _ = split_items(items, "grouped", 0.1, 0.2, seed=1)
+    c, _ = split_items(items, "grouped", 0.1, 0.2, seed=2)
+    assert a == b and a != c
+    assert [sum(1 for _, y in a["test"] if y == k) for k in range(3)] == [20, 20, 20]
+
+
+def test_loop_overfits_a_tiny_set(tmp_path):
+    data = tiny_folder(tmp_path / "data")
+    run = run_training("names", NamesConfig(data=str(data), val_fraction=0.2, test_fraction=0.2),
+                       ClassifierConfig(cell="gru", hidden=32, embed_dim=16),
+                       TrainConfig(epochs=25, batch_size=8, lr=0.02, patience=0, schedule="none", progress=False),
+                       out=tmp_path / "run", **QUIET)
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert rows[-1]["train_accuracy"] == 1.0 and rows[-1]["train_loss"] < 0.05
+    for f in ("config.json", "metrics.jsonl", "model.txt", "best.pt", "last.pt", "summary.json", "loss.png",
+              "accuracy.png", "confusion.png", "report.html"):
+        assert (run / f).is_file(), f
+    assert "parameters:" in (run / "model.txt").read_text()
+    html = (run / "report.html").read_text()
+    assert "confusion.png" in html and "Ovic" in html
+
+
+def test_checkpoint_alone_rebuilds_the_model(tmp_path):
+    data = tiny_folder(tmp_path / "data")
+    run = run_training("names", NamesConfig(data=str(data)), ClassifierConfig(cell="lstm", hidden=16, embed_dim=8,
+                       bidirectional=True), TrainConfig(epochs=2, progress=False), out=tmp_path / "run", **QUIET)
+    ckpt = load_checkpoint(run / "best.pt")
+    assert set(ckpt) >= {"model", "meta", "rng", "format"} and ckpt["meta"]["task_state"]["labels"] == ["Ovic", "Sonne"]
+    predictor = NamesPredictor(ckpt, torch.device("cpu"))
+    task = NamesTask(NamesConfig(data=str(data)), seed=0)
+    ids, lengths, _ = task.tensors["test"]
+    with torch.no_grad():
+        direct, _ = predictor.model(ids, lengths)
+    texts = [t for t, _ in task.splits["test"]]
+    res = predictor.predict(texts, top=2)
+    probs = direct.softmax(-1)
+    for r, p in zip(res, probs):
+        assert r["top"][0]["probability"] == pytest.approx(float(p.max()), abs=1e-4)
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    data = tiny_folder(tmp_path / "data")
+    args = (NamesConfig(data=str(data)), ClassifierConfig(cell="gru", hidden=16, embed_dim=8, dropout=0.2),
+            TrainConfig(epochs=5, batch_size=8, patience=0, progress=False))
+    straight = run_training("names", *args, out=tmp_path / "straight", **QUIET)
+
+    calls = {"n": 0}
+    original = NamesTask.evaluate
+
+    def crash_in_epoch_3(self, model, split, device):
+        calls["n"] += 1
+        if calls["n"] == 5:  # train + val per epoch: the 5th evaluation is in epoch 3
+            raise KeyboardInterrupt
+        return original(self, model, split, device)
+
+    monkeypatch.setattr(NamesTask, "evaluate", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_training("names", *args, out=tmp_path / "resumed", **QUIET)
+    monkeypatch.setattr(NamesTask, "evaluate", original)
+    assert len(read_jsonl(tmp_path / "resumed" / "metrics.jsonl")) == 2
+    resume_training(tmp_path / "resumed", **QUIET)
+
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(tmp_path / "resumed" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    ra, rb = read_jsonl(straight / "metrics.jsonl"), read_jsonl(tmp_path / "resumed" / "metrics.jsonl")
+    assert [r["val_loss"] for r in ra] == [r["val_loss"] for r in rb] and len(rb) == 5
+
+
+@pytest.mark.parametrize("cell", ["tutorial", "rnn", "lstm", "gru"])
+@pytest.mark.parametrize("backend", ["scratch", "torch"])
+def test_every_cell_and_backend_trains(tmp_path, cell, backend):
+    if cell == "tutorial" and backend == "torch":
+        pytest.skip("the tutorial network has one implementation")
+    data = tiny_folder(tmp_path / "data", per_label=15)
+    model = ClassifierConfig(cell=cell, backend=backend, hidden=8, embed_dim=8, layers=2 if cell != "tutorial" else 1,
+                             input="onehot" if cell == "tutorial" else "embedding")
+    run = run_training("names", NamesConfig(data=str(data)), model, TrainConfig(epochs=1, batch_size=4, progress=False),
+                       out=tmp_path / "run", **QUIET)
+    assert json.loads((run / "summary.json").read_text())["test"]["accuracy"] >= 0.0
+
+
+def test_tutorial_cell_trains_the_tutorials_way(tmp_path):
+    data = tiny_folder(tmp_path / "data", per_label=10)
+    run = run_training("names", NamesConfig(data=str(data)), ClassifierConfig(cell="tutorial", input="onehot", hidden=16),
+                       TrainConfig(epochs=1, batch_size=1, optimizer="sgd", lr=0.005, progress=False),
+                       out=tmp_path / "run", **QUIET)
+    assert read_jsonl(run / "metrics.jsonl")[0]["step"] == len(NamesTask(NamesConfig(data=str(data)), 0).splits["train"])
+    assert "(i2h): Linear" in (run / "model.txt").read_text()
+
+
+def test_out_folder_with_a_run_is_not_overwritten(tmp_path):
+    data = tiny_folder(tmp_path / "data", per_label=10)
+    cfgs = (NamesConfig(data=str(data)), ClassifierConfig(hidden=8, embed_dim=8), TrainConfig(epochs=1, progress=False))
+    run_training("names", *cfgs, out=tmp_path / "run", **QUIET)
+    with pytest.raises(UserError, match="already holds a run"):
+        run_training("names", *cfgs, out=tmp_path / "run", **QUIET)
+
+
+def test_bad_data_folders_give_clear_errors(tmp_path):
+    with pytest.raises(UserError, match="data folder not found"):
+        read_label_folder(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no <label>.txt files"):
+        read_label_folder(tmp_path / "empty")
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "Only.txt").write_text("Abe\nBob\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"need at least 2 labels .* found 1 \(Only\)"):
+        read_label_folder(one)
+    bad = tiny_folder(tmp_path / "bad", per_label=5)
+    (bad / "Latin1.txt").write_bytes("Abe\nM\xfcller\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"Latin1\.txt:2: not UTF-8"):
+        read_label_folder(bad)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("names")
+    data = tiny_folder(root / "data")
+    return run_training("names", NamesConfig(data=str(data)), ClassifierConfig(cell="gru", hidden=16, embed_dim=8),
+                        TrainConfig(epochs=3, progress=False), out=root / "run", **QUIET)
+
+
+def cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *map(str, args)], input=stdin, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_predict_prints_top3_reads_stdin_and_answers_unseen_characters(trained_run, capsys):
+    assert main(["predict", "--run", str(trained_run), "Kaovic", "Ζωή"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Kaovic: ") and "unseen characters" in out[1]
+    r = cli("predict", "--run", trained_run, "--json", stdin="Telasonne\n\nMorovic\n")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert [x["name"] for x in res] == ["Telasonne", "Morovic"] and len(res[0]["top"]) == 2
+    assert abs(sum(t["probability"] for t in res[0]["top"]) - 1) < 1e-3
+
+
+@pytest.mark.parametrize("args,message", [
+    (["predict", "--run", "{run}", ""], "empty name"),
+    (["predict", "--run", "{run}", "x" * 10_000], "longer than the limit"),
+    (["predict", "--run", "{empty}", "Abe"], "no checkpoint in this run folder"),
+    (["predict", "--run", "{corrupt}", "Abe"], "corrupted or not an rnnlab checkpoint"),
+    (["train", "names", "--data", "{empty}", "--epochs", "1"], "no <label>.txt files"),
+])
+def test_bad_input_exits_2_with_one_line(trained_run, tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "best.pt").write_bytes(b"\x00garbage" * 10)
+    fill = {"run": trained_run, "empty": tmp_path / "empty", "corrupt": tmp_path / "corrupt"}
+    r = cli(*[a.format(**fill) for a in args])
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_compare_writes_one_side_by_side_report(tmp_path):
+    data = tiny_folder(tmp_path / "data", per_label=15)
+    code = main(["compare", "names", "--cells", "tutorial,gru", "--data", str(data), "--epochs", "1", "--hidden", "8",
+                 "--embed-dim", "8", "--out", str(tmp_path / "cmp"), "--no-progress"])
+    assert code == 0
+    html = (tmp_path / "cmp" / "report.html").read_text()
+    for f in ("compare_loss.png", "compare_accuracy.png", "compare_confusion.png"):
+        assert (tmp_path / "cmp" / f).is_file() and f in html
+    assert "tutorial" in html and "gru" in html
+    assert main(["report", str(tmp_path / "cmp")]) == 0
+
+
+def test_class_weights_and_pooling_options_build(tmp_path):
+    data = tiny_folder(tmp_path / "data", per_label=10)
+    task = NamesTask(NamesConfig(data=str(data), class_weights="balanced"), seed=0)
+    for pool in ("last", "max", "mean"):
+        cfg = task.model_config(replace(ClassifierConfig(hidden=8, embed_dim=8, bidirectional=True), pool=pool))
+        model = task.build_model(cfg)
+        batch = next(task.batches("train", 4, shuffle=False))
+        logits, loss = model(**batch)
+        assert logits.shape == (4, 2) and loss.item() > 0
