@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +28,15 @@ import torch
 from rnnlab.benchutil import machine_info, print_table
 from rnnlab.experiment import run_training
 from rnnlab.metrics import classification_metrics
-from rnnlab.models import ClassifierConfig
 from rnnlab.runs import read_json
-from rnnlab.tasks.names import NamesConfig, NamesTask
+from rnnlab.tasks.names import DEFAULT_MODEL, DEFAULT_TRAIN, NamesConfig, NamesTask
 from rnnlab.train import TrainConfig
 
 # name -> (model config, train config overrides). Chosen on the validation split.
 CONFIGS = {
-    "lstm-60s": (ClassifierConfig(cell="lstm"), {"max_time": 60.0, "epochs": 30}),
-    "bilstm": (ClassifierConfig(cell="lstm", bidirectional=True, layers=2, hidden=256, embed_dim=64, dropout=0.3), {}),
-    "bigru": (ClassifierConfig(cell="gru", bidirectional=True, layers=2, hidden=256, embed_dim=64, dropout=0.3), {}),
+    "lstm-60s": (replace(DEFAULT_MODEL, bidirectional=False, token_dropout=0.0), {"max_time": 60.0, "epochs": 40}),
+    "bilstm (default)": (DEFAULT_MODEL, {}),
+    "bilstm x5 ensemble": (replace(DEFAULT_MODEL, members=5), {}),
 }
 
 
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=DEFAULT_TRAIN.epochs)
     p.add_argument("--quick", action="store_true", help="a few epochs on a slice: a smoke check, not the targets")
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
     p.add_argument("--out", help="folder for the runs (default: a temporary folder)")
@@ -77,10 +78,13 @@ def main(argv=None) -> int:
     out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rnnlab-bench-names-"))
     for name in [c for c in args.configs.split(",") if c]:
         model_cfg, overrides = CONFIGS[name]
-        train = {"epochs": 2 if args.quick else args.epochs, "seed": args.seed, "progress": False, **overrides}
+        train = {**asdict(DEFAULT_TRAIN), "epochs": 2 if args.quick else args.epochs, "seed": args.seed,
+                 "progress": False, **overrides}
         if args.quick:
             train.pop("max_time", None)
-        run = run_training("names", task_cfg, model_cfg, TrainConfig(**train), out=out_root / name, log=lambda *_: None)
+        train["epochs"] = 2 if args.quick else train["epochs"]
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        run = run_training("names", task_cfg, model_cfg, TrainConfig(**train), out=out_root / slug, log=lambda *_: None)
         s = read_json(run / "summary.json")
         best_val = s["train"]["best_val_accuracy"]
         rows.append({"model": name, "val_acc": best_val, "test_acc": s["test"]["accuracy"],

@@ -224,3 +224,29 @@ def test_class_weights_and_pooling_options_build(tmp_path):
         batch = next(task.batches("train", 4, shuffle=False))
         logits, loss = model(**batch)
         assert logits.shape == (4, 2) and loss.item() > 0
+
+
+def test_resume_a_finished_run_with_more_epochs(tmp_path):
+    data = tiny_folder(tmp_path / "data", per_label=10)
+    run = run_training("names", NamesConfig(data=str(data)), ClassifierConfig(hidden=8, embed_dim=8),
+                       TrainConfig(epochs=2, patience=0, progress=False), out=tmp_path / "run", **QUIET)
+    resume_training(run, epochs=4, **QUIET)
+    assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert json.loads((run / "config.json").read_text())["train_config"]["epochs"] == 4
+
+
+def test_ensemble_averages_member_probabilities_and_token_dropout_only_in_training(tmp_path):
+    data = tiny_folder(tmp_path / "data", per_label=10)
+    task = NamesTask(NamesConfig(data=str(data)), seed=0)
+    cfg = task.model_config(ClassifierConfig(hidden=8, embed_dim=8, members=3, token_dropout=0.5))
+    model = task.build_model(cfg)
+    batch = next(task.batches("train", 6, shuffle=False))
+    model.eval()
+    logits, _ = model(batch["ids"], batch["lengths"])
+    members = torch.stack([m(batch["ids"], batch["lengths"])[0].softmax(-1) for m in model.members])
+    assert torch.allclose(logits.exp(), members.mean(0), atol=1e-6)
+    assert torch.equal(model(batch["ids"], batch["lengths"])[0], logits)  # no token dropout in eval
+    model.train()
+    torch.manual_seed(0)
+    a = model.members[0].inputs(batch["ids"])
+    assert not torch.equal(a, model.members[0].embed(batch["ids"]))  # some characters hidden

@@ -67,16 +67,21 @@ def _require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def import_names(src: Path, dst: Path) -> dict:
-    files = sorted(_require_dir(src, "names").glob("*.txt"))
+def _copy_files(src: Path, what: str, pattern: str, dst: Path, count) -> dict:
+    """Copy every ``pattern`` file of ``src`` byte for byte; ``count(text)`` gives its items."""
+    files = sorted(_require_dir(src, what).glob(pattern))
     if not files:
-        raise UserError(f"no <label>.txt files in {src}")
-    lines = 0
+        raise UserError(f"no {pattern} files in {src}")
+    items = 0
     for f in files:
         data = f.read_bytes()
-        lines += data.decode("utf-8").count("\n")
+        items += count(data.decode("utf-8-sig"))
         atomic_write_bytes(dst / f.name, data)
-    return {"files": len(files), "lines": lines}
+    return {"files": len(files), "items": items}
+
+
+def import_names(src: Path, dst: Path) -> dict:
+    return _copy_files(src, "names", "*.txt", dst, lambda text: text.count("\n"))
 
 
 def read_poem_json(path: Path) -> list[dict]:
@@ -122,15 +127,7 @@ def import_poems(src: Path, dst_file: Path) -> dict:
 
 
 def import_sentiment(src: Path, dst: Path) -> dict:
-    files = sorted(_require_dir(src, "sentiment").glob("*.csv"))
-    if not files:
-        raise UserError(f"no *.csv files in {src}")
-    rows = 0
-    for f in files:
-        data = f.read_bytes()
-        rows += sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8-sig")))) - 1
-        atomic_write_bytes(dst / f.name, data)
-    return {"files": len(files), "rows": rows}
+    return _copy_files(src, "sentiment", "*.csv", dst, lambda text: sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
 
 
 SOURCES_TEMPLATE = """# Bundled data
@@ -180,10 +177,10 @@ def import_all(src: Path, dst: Path) -> dict:
     files = sorted(p for p in dst.rglob("*") if p.is_file() and p.name != "SOURCES.md" and not p.name.startswith("."))
     checksums = "\n".join(f"- `{p.relative_to(dst).as_posix()}` {_sha256(p)}" for p in files)
     text = SOURCES_TEMPLATE.format(
-        names_files=stats["names"]["files"], names_lines=f"{stats['names']['lines']:,}",
+        names_files=stats["names"]["files"], names_lines=f"{stats['names']['items']:,}",
         poem_files=stats["poems"]["files"], poems=f"{stats['poems']['poems']:,}",
         poem_chars=f"{stats['poems']['characters']:,}",
-        sent_files=stats["sentiment"]["files"], sent_rows=f"{stats['sentiment']['rows']:,}",
+        sent_files=stats["sentiment"]["files"], sent_rows=f"{stats['sentiment']['items']:,}",
         checksums=checksums,
     )
     atomic_write_bytes(dst / "SOURCES.md", text.encode("utf-8"))

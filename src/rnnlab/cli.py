@@ -38,26 +38,28 @@ def cmd_data_summary(args) -> int:
     return 0
 
 
-def _given(args, cls, **extra):
-    """A config dataclass from the options the user gave (None = keep the dataclass default)."""
-    from dataclasses import fields
+def _given(args, base, **extra):
+    """``base`` (a config dataclass instance) with the options the user gave; None = keep base's value."""
+    from dataclasses import fields, replace
 
-    values = {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+    values = {f.name: getattr(args, f.name) for f in fields(base) if getattr(args, f.name, None) is not None}
     values.update({k: v for k, v in extra.items() if v is not None})
-    return cls(**values)
+    return replace(base, **values)
 
 
 def _configs(args):
+    import importlib
+
     from .experiment import task_parts
-    from .models import ClassifierConfig
-    from .train import TrainConfig
 
     ConfigCls, *_ = task_parts(args.task)
-    task_cfg = _given(args, ConfigCls)
+    # Each task module names its tested defaults (DEFAULT_MODEL, DEFAULT_TRAIN); options override them.
+    module = importlib.import_module(TASKS[args.task][0])
+    task_cfg = _given(args, ConfigCls())
     # The tutorial network reads one-hot letters, as in the tutorial, unless told otherwise.
     default_input = "onehot" if args.cell == "tutorial" and args.input is None else None
-    model_cfg = _given(args, ClassifierConfig, input=default_input)
-    train_cfg = _given(args, TrainConfig, progress=False if args.no_progress else None)
+    model_cfg = _given(args, module.DEFAULT_MODEL, input=default_input)
+    train_cfg = _given(args, module.DEFAULT_TRAIN, progress=False if args.no_progress else None)
     return task_cfg, model_cfg, train_cfg
 
 
@@ -174,6 +176,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--bidirectional", action="store_const", const=True)
     m.add_argument("--dropout", type=float)
     m.add_argument("--pool", choices=POOLS)
+    m.add_argument("--token-dropout", type=float, help="training: hide this share of input characters")
+    m.add_argument("--ensemble", dest="members", type=int, metavar="N", help="train a seed ensemble of N models")
     n = p.add_argument_group("names task")
     n.add_argument("--split", choices=["grouped", "random"])
     n.add_argument("--val-fraction", type=float)

@@ -89,7 +89,12 @@ def _train_and_report(task_name, task, model, model_cfg, train_cfg, run_dir: Pat
     device = resolve_device(train_cfg.device)
     meta: dict[str, Any] = {"task": task_name, "task_config": asdict(task.cfg), "model_config": asdict(model_cfg),
                             "task_state": task.state()}
-    train_summary = fit(task, model, train_cfg, run_dir, device, meta, resume=resume, log=log)
+    try:
+        train_summary = fit(task, model, train_cfg, run_dir, device, meta, resume=resume, log=log)
+    except KeyboardInterrupt:
+        if (run_dir / "last.pt").is_file():
+            log(f"interrupted: continue with  rnnlab train {task_name} --resume {run_dir}")
+        raise
     test = task.final_report(model, device)
     write_json(run_dir / "summary.json", {"data": task.data_report, "train": train_summary,
                                           "parameters": count_parameters(model), "test": test})

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,8 @@ class ClassifierConfig:
     bidirectional: bool = False
     dropout: float = 0.0
     pool: str = "last"  # sequence summary fed to the head: last hidden state, max or mean over steps
+    members: int = 1  # > 1: a seed ensemble of that many classifiers (see EnsembleClassifier)
+    token_dropout: float = 0.0  # training only: replace this share of input tokens by the unknown token
 
 
 class SequenceClassifier(nn.Module):
@@ -90,6 +93,11 @@ class SequenceClassifier(nn.Module):
 
     def inputs(self, ids: Tensor) -> Tensor:
         """(B, T) token ids -> (B, T, I) input vectors."""
+        if self.training and self.cfg.token_dropout > 0:
+            # Augmentation: hide random characters (id 1 = unknown; 0 = padding stays) so that the
+            # model cannot lean on any single one -- what it meets in unseen names.
+            hide = (torch.rand(ids.shape, device=ids.device) < self.cfg.token_dropout) & (ids > 1)
+            ids = ids.masked_fill(hide, 1)
         if self.embed is not None:
             return self.embed(ids)
         return F.one_hot(ids, self.cfg.vocab_size).float()
@@ -119,6 +127,32 @@ class SequenceClassifier(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits, targets, weight=self.class_weights)
         return logits, loss
+
+
+class EnsembleClassifier(nn.Module):
+    """``members`` classifiers that differ only in their random initial weights and dropout, trained
+    together in one loop. The loss is the mean of the members' losses, so each member learns as if
+    alone (their gradients do not mix); the prediction is the mean of their probabilities, returned
+    as its logarithm (a valid logit vector)."""
+
+    def __init__(self, cfg: ClassifierConfig, class_weights: Tensor | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        member = replace(cfg, members=1)
+        self.members = nn.ModuleList(SequenceClassifier(member, class_weights) for _ in range(cfg.members))
+
+    def forward(self, ids: Tensor, lengths: Tensor, targets: Tensor | None = None):
+        outputs = [m(ids, lengths, targets) for m in self.members]
+        log_probs = torch.stack([F.log_softmax(logits, dim=-1) for logits, _ in outputs])  # (N, B, C)
+        logits = log_probs.logsumexp(dim=0) - math.log(len(outputs))  # log of the mean probability
+        loss = torch.stack([loss for _, loss in outputs]).mean() if targets is not None else None
+        return logits, loss
+
+
+def build_classifier(cfg: ClassifierConfig, class_weights: Tensor | None = None) -> nn.Module:
+    if cfg.members < 1:
+        raise UserError(f"--ensemble must be at least 1, got {cfg.members}")
+    return EnsembleClassifier(cfg, class_weights) if cfg.members > 1 else SequenceClassifier(cfg, class_weights)
 
 
 def count_parameters(model: nn.Module) -> int:

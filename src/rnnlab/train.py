@@ -115,7 +115,8 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: t
     opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     steps_per_epoch = task.num_batches("train", cfg.batch_size)
     sched, per_batch = make_schedule(cfg, opt, steps_per_epoch, task.monitor_mode)
-    state = {"epoch": 0, "step": 0, "best": None, "best_epoch": 0, "bad_epochs": 0, "elapsed": 0.0, "done": False}
+    state = {"epoch": 0, "step": 0, "best": None, "best_epoch": 0, "bad_epochs": 0, "elapsed": 0.0,
+             "stop": ""}  # why training stopped: "", "epochs", "early" or "time"
 
     if resume:
         ckpt = load_checkpoint(run_dir / "last.pt", map_location=device)
@@ -125,6 +126,8 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: t
             sched.load_state_dict(ckpt["scheduler"])
         state.update(ckpt["meta"]["train_state"])
         torch.set_rng_state(ckpt["rng"])
+        if state["stop"] == "epochs" and state["epoch"] < cfg.epochs:
+            state["stop"] = ""  # a finished run resumed with more --epochs trains on
         # Metrics written after the last checkpoint belong to an epoch that will be run again.
         rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r["epoch"] <= state["epoch"]]
         write_jsonl(run_dir / "metrics.jsonl", rows)
@@ -142,7 +145,7 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: t
 
     start_epoch = state["epoch"]
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        if state["done"]:
+        if state["stop"]:
             break
         model.train()
         # Shuffling depends only on (seed, epoch): a resumed run sees the same batches.
@@ -190,23 +193,28 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: t
             state.update(best=value, best_epoch=epoch, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
-        if out_of_time or (cfg.patience and state["bad_epochs"] >= cfg.patience) or epoch == cfg.epochs:
-            state["done"] = True
+        if out_of_time:
+            state["stop"] = "time"
+        elif cfg.patience and state["bad_epochs"] >= cfg.patience:
+            state["stop"] = "early"
+        elif epoch == cfg.epochs:
+            state["stop"] = "epochs"
         if improved:
             checkpoint("best.pt", with_optimizer=False)
         checkpoint("last.pt", with_optimizer=True)  # first the checkpoint, then the metrics line
         append_jsonl(run_dir / "metrics.jsonl", row)
         log(f"epoch {epoch:>3}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
             f"val {task.monitor} {value:.4f}{'  *' if improved else ''}  ({train_time:.1f} s)")
-        if out_of_time:
+        if state["stop"] == "time":
             log(f"stopping: --max-time {cfg.max_time:g} s reached")
-        elif state["done"] and epoch < cfg.epochs:
+        elif state["stop"] == "early":
             log(f"stopping early: no improvement in val {task.monitor} for {cfg.patience} epochs")
 
     best = load_checkpoint(run_dir / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
     summary = {"best_epoch": state["best_epoch"], f"best_val_{task.monitor}": state["best"],
-               "epochs_run": state["epoch"], "steps": state["step"], "train_time": round(state["elapsed"], 2)}
+               "epochs_run": state["epoch"], "steps": state["step"], "train_time": round(state["elapsed"], 2),
+               "stopped": state["stop"]}
     write_json(run_dir / "train_summary.json", summary)
     return summary
 

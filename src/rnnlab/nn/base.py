@@ -44,6 +44,14 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
+def recurrent_weight_grads(d_pre: Tensor, h_prev: Tensor, has_bias: bool) -> tuple[Tensor, Tensor | None]:
+    """dL/dW_hh and dL/db_hh summed over all steps: one (G*H x T*B) @ (T*B x H) matmul instead of T
+    small ones. d_pre (T, B, G*H): gradients of the recurrent pre-activations; h_prev (T, B, H)."""
+    gh, h = d_pre.size(-1), h_prev.size(-1)
+    d_w = d_pre.reshape(-1, gh).t() @ h_prev.reshape(-1, h)
+    return d_w, (d_pre.sum(dim=(0, 1)) if has_bias else None)
+
+
 class RecurrentStack(nn.Module):
     """A multi-layer, optionally bidirectional recurrent net with torch.nn's interface.
 

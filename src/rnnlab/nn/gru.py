@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import CellBase, RecurrentStack
+from .base import CellBase, RecurrentStack, recurrent_weight_grads
 
 
 def gru_cell(x: Tensor, h: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> Tensor:
@@ -103,8 +103,7 @@ class GRURecurrence(torch.autograd.Function):
             torch.mul(dn, r[t], out=d_hg[t, :, 2 * H :])
             dh = torch.addmm(dh * carry[t], d_hg[t], w_hh)  # direct path + back through W_hh
         d_xg = torch.cat([d_hg[..., : 2 * H], d_pre_n], dim=-1)  # r and z see x and h alike
-        d_w_hh = d_hg.reshape(-1, three_h).t() @ hs[:-1].reshape(-1, H)
-        d_b_hh = d_hg.sum(dim=(0, 1)) if ctx.has_bias else None
+        d_w_hh, d_b_hh = recurrent_weight_grads(d_hg, hs[:-1], ctx.has_bias)
         return d_xg, dh, d_w_hh, d_b_hh, None
 
 

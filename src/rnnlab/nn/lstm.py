@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import CellBase, RecurrentStack
+from .base import CellBase, RecurrentStack, recurrent_weight_grads
 
 
 def lstm_cell(x: Tensor, h: Tensor, c: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> tuple[Tensor, Tensor]:
@@ -129,9 +129,7 @@ class LSTMRecurrence(torch.autograd.Function):
             else:
                 dh_prev = dg @ w_hh
             dh, dc = dh_prev, dc_prev
-        # Weight gradients summed over all steps: one matmul instead of T small ones.
-        d_w_hh = d_gates.reshape(-1, four_h).t() @ hs[:-1].reshape(-1, H)
-        d_b_hh = d_gates.sum(dim=(0, 1)) if ctx.has_bias else None
+        d_w_hh, d_b_hh = recurrent_weight_grads(d_gates, hs[:-1], ctx.has_bias)
         return d_gates, dh, dc, d_w_hh, d_b_hh, None
 
 

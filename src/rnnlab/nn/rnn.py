@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import CellBase, RecurrentStack
+from .base import CellBase, RecurrentStack, recurrent_weight_grads
 
 from ..options import NONLINEARITIES
 _PHI = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
@@ -99,9 +99,7 @@ class RNNRecurrence(torch.autograd.Function):
             dp = torch.mul(dh, k[t], out=d_pre[t])
             dh_prev = dp @ w_hh
             dh = torch.where(keep[t], dh_prev, dh) if mask is not None else dh_prev
-        H = hs.size(-1)
-        d_w_hh = d_pre.reshape(-1, H).t() @ hs[:-1].reshape(-1, H)
-        d_b_hh = d_pre.sum(dim=(0, 1)) if ctx.has_bias else None
+        d_w_hh, d_b_hh = recurrent_weight_grads(d_pre, hs[:-1], ctx.has_bias)
         return d_pre, dh, d_w_hh, d_b_hh, None, None
 
 

@@ -28,12 +28,19 @@ import torch.nn.functional as F
 from ..bundle import default_data_dir
 from ..errors import UserError
 from ..metrics import classification_metrics, classification_report
-from ..models import ClassifierConfig, SequenceClassifier
+from ..models import ClassifierConfig, build_classifier
+from ..train import TrainConfig
 
 PAD, UNK = 0, 1
 SPLITS = ("grouped", "random")
 MAX_NAME_CHARS = 100  # longest name accepted at predict time
 _NAME_RE = re.compile(r"[^\W\d_]+(?:[ '\-.\u2019]+[^\W\d_]+)*\.?")
+
+
+# What `rnnlab train names` uses when no option says otherwise (chosen on the validation split).
+DEFAULT_MODEL = ClassifierConfig(cell="lstm", embed_dim=64, hidden=128, bidirectional=True, dropout=0.3,
+                                 token_dropout=0.1)
+DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, lr=3e-3)
 
 
 @dataclass(frozen=True)
@@ -211,8 +218,8 @@ class NamesTask:
 
         return replace(model_cfg, vocab_size=len(self.vocab), num_classes=len(self.labels))
 
-    def build_model(self, model_cfg: ClassifierConfig) -> SequenceClassifier:
-        return SequenceClassifier(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
+    def build_model(self, model_cfg: ClassifierConfig):
+        return build_classifier(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
 
     def state(self) -> dict:
         """What a checkpoint needs besides the weights to use the model on new names."""
@@ -263,7 +270,7 @@ class NamesPredictor:
         meta = checkpoint["meta"]
         self.labels = meta["task_state"]["labels"]
         self.vocab = CharVocab(meta["task_state"]["chars"])
-        self.model = SequenceClassifier(ClassifierConfig(**meta["model_config"])).to(device)
+        self.model = build_classifier(ClassifierConfig(**meta["model_config"])).to(device)
         self.model.load_state_dict(checkpoint["model"])
         self.model.eval()
         self.device = device
