@@ -129,8 +129,8 @@ def render_run_report(run_dir: str | Path) -> Path:
         parts.append(_table(["", "value"], [
             ["test accuracy", test["accuracy"]], ["test macro-F1", test["macro_f1"]], ["test loss", test["loss"]],
             ["parameters", summary.get("parameters", "")], ["best epoch", train.get("best_epoch", "")],
-            ["epochs run", train.get("epochs_run", "")], ["training time (s)", train.get("train_time", "")],
-            ["mean time per epoch (s)", float(np.mean([r["epoch_time"] for r in rows])) if rows else ""],
+            ["epochs run", train.get("epochs_run", "")], ["training time (s)", f"{train.get('train_time', 0):.1f}"],
+            ["mean time per epoch (s)", f"{np.mean([r['epoch_time'] for r in rows]):.2f}" if rows else ""],
         ]))
     parts.append("<h2>Curves</h2><img src='loss.png' alt='loss'><img src='accuracy.png' alt='accuracy'>")
     if rows:
@@ -169,8 +169,9 @@ def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Pat
     rows = []
     for name, s in summaries.items():
         epochs = metrics[name]
-        rows.append([name, s["test"]["accuracy"], s["test"]["macro_f1"], s["parameters"], s["train"]["train_time"],
-                     float(np.mean([r["epoch_time"] for r in epochs])) if epochs else 0.0, s["train"]["best_epoch"],
+        per_epoch = float(np.mean([r["epoch_time"] for r in epochs])) if epochs else 0.0
+        rows.append([name, s["test"]["accuracy"], s["test"]["macro_f1"], s["parameters"], f"{s['train']['train_time']:.1f}",
+                     f"{per_epoch:.2f}", s["train"]["best_epoch"],
                      f"<a href='{Path(run_dirs[name]).name}/report.html'>report</a>"])
     header = ["model", "test accuracy", "test macro-F1", "parameters", "training time (s)", "s / epoch", "best epoch", ""]
     table = _table(header[:-1], [r[:-1] for r in rows])
