@@ -145,6 +145,56 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_gradients(args) -> int:
+    from dataclasses import replace
+
+    from .gradflow import GradFlowConfig, main as gradients_main, parse_cells
+    from .runs import new_run_dir
+
+    _apply_threads(args)
+    cfg = GradFlowConfig()
+    if args.quick:  # a small configuration that finishes in seconds (used by the tests)
+        cfg = replace(cfg, steps=30, hidden=16, batch=8, seeds=1, train_steps=10, scales=(0.5, 1.5))
+    changes = {"cells": parse_cells(args.cells) if args.cells else None, "steps": args.steps, "seeds": args.seeds,
+               "hidden": args.hidden, "train_steps": args.train_steps, "seed": args.seed,
+               "scales": tuple(float(v) for v in args.scales.split(",")) if args.scales else None}
+    try:
+        cfg = replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+    except ValueError as e:
+        raise UserError(f"--scales: {e}") from None
+    if cfg.steps < 2 or cfg.seeds < 1 or cfg.hidden < 1 or any(s <= 0 for s in cfg.scales):
+        raise UserError("--steps must be at least 2, --seeds and --hidden at least 1, --scales positive")
+    out = Path(args.out) if args.out else new_run_dir("runs", "gradients")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"report: {gradients_main(cfg, out)}")
+    return 0
+
+
+def cmd_longrange(args) -> int:
+    from dataclasses import replace
+
+    from .device import resolve_device
+    from .gradflow import parse_cells
+    from .longrange import LongRangeConfig, parse_ints, run, write_report
+    from .runs import new_run_dir
+
+    _apply_threads(args)
+    cfg = LongRangeConfig()
+    if args.quick:  # a small configuration that finishes in seconds (used by the tests)
+        cfg = replace(cfg, lengths=(5, 30), hidden=16, steps_per_epoch=20, epochs=2, eval_size=200)
+    changes = {"cells": parse_cells(args.cells) if args.cells else None,
+               "lengths": parse_ints(args.lengths, "--lengths") if args.lengths else None,
+               "epochs": args.epochs, "hidden": args.hidden, "seed": args.seed}
+    cfg = replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+    out = Path(args.out) if args.out else new_run_dir("runs", "longrange")
+    out.mkdir(parents=True, exist_ok=True)
+    results = run(cfg, out, resolve_device(args.device))
+    for line in results["findings"]:
+        print(line)
+    print(f"report: {write_report(results, out)}")
+    return 0
+
+
 def add_training_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data and run")
     g.add_argument("--data", help="data folder or file (default: the bundled set)")
@@ -224,6 +274,32 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="machine-readable output")
     predict.add_argument("--device", default="cpu", choices=DEVICES)
     predict.set_defaults(func=cmd_predict)
+
+    grads = sub.add_parser("gradients", help="measure vanishing/exploding gradients for each cell")
+    grads.add_argument("--cells", help="comma-separated from rnn-tanh,rnn-sigmoid,rnn-relu,lstm,gru,lstm-f2,gru-z2 "
+                       "(-f2/-z2: forget/update gate bias +2; default: all)")
+    grads.add_argument("--steps", type=int, help="sequence length T (default 100)")
+    grads.add_argument("--scales", help="spectral radii of the recurrent weights (default 0.5,1.0,1.5)")
+    grads.add_argument("--seeds", type=int, help="seeds averaged (default 3)")
+    grads.add_argument("--hidden", type=int, help="hidden size (default 64)")
+    grads.add_argument("--train-steps", type=int, help="training steps before the second measurement (default 150)")
+    grads.add_argument("--seed", type=int)
+    grads.add_argument("--out", help="output folder (default: runs/gradients-<time>)")
+    grads.add_argument("--quick", action="store_true", help="a small configuration that finishes in seconds")
+    grads.add_argument("--threads", type=int, default=0)
+    grads.set_defaults(func=cmd_gradients)
+
+    lr = sub.add_parser("longrange", help="recall-the-first-symbol after T steps: where the vanilla RNN fails")
+    lr.add_argument("--cells", help="comma-separated from rnn-tanh,rnn-sigmoid,rnn-relu,lstm,gru (default rnn-tanh,lstm,gru,gru-z2)")
+    lr.add_argument("--lengths", help="values of T (default 10,25,50,100,200)")
+    lr.add_argument("--epochs", type=int, help="epochs of 100 steps per model (default 8)")
+    lr.add_argument("--hidden", type=int, help="hidden size (default 64)")
+    lr.add_argument("--seed", type=int)
+    lr.add_argument("--device", default="auto", choices=DEVICES)
+    lr.add_argument("--out", help="output folder (default: runs/longrange-<time>)")
+    lr.add_argument("--quick", action="store_true", help="a small configuration that finishes in seconds")
+    lr.add_argument("--threads", type=int, default=0)
+    lr.set_defaults(func=cmd_longrange)
 
     report = sub.add_parser("report", help="redraw the plots and report.html of a run or comparison folder")
     report.add_argument("run")

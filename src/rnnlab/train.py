@@ -182,6 +182,7 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: t
                                "train_loss_running": total_loss / max(seen, 1)}
         for split in ("train", "val"):
             row.update({f"{split}_{k}": v for k, v in task.evaluate(model, split, device).items()})
+        row.setdefault("train_loss", row["train_loss_running"])  # tasks that do not re-score training data
         row["epoch_time"] = round(train_time, 3)
         row["elapsed"] = round(state["elapsed"], 3)
 
