@@ -220,12 +220,6 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: t
     return summary
 
 
-def set_threads(n: int) -> None:
-    """Fix torch's intra-op threads (0 = leave torch's default)."""
-    if n > 0:
-        torch.set_num_threads(n)
-
-
 def seed_everything(seed: int) -> None:
     import random
 
