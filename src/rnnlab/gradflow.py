@@ -58,13 +58,19 @@ def parse_cells(text: str) -> tuple[str, ...]:
     return cells
 
 
+@torch.no_grad()
+def add_keep_gate_bias(bias_ih: torch.Tensor, hidden: int, amount: float) -> None:
+    """Add ``amount`` to the gate that keeps the past: the second block in both gate orders
+    (LSTM i, f, g, o: the forget gate; GRU r, z, n: the update gate)."""
+    bias_ih[hidden : 2 * hidden] += amount
+
+
 def make_cell(name: str, input_size: int, hidden: int) -> nn.Module:
     kind, phi, gate_bias = CELL_SPECS[name]
     if kind == "rnn":
         return scratch.RNNCell(input_size, hidden, nonlinearity=phi)
     cell = scratch.LSTMCell(input_size, hidden) if kind == "lstm" else scratch.GRUCell(input_size, hidden)
-    with torch.no_grad():  # gate order: LSTM i, f, g, o; GRU r, z, n -- the second block keeps the past
-        cell.bias_ih[hidden : 2 * hidden] += gate_bias
+    add_keep_gate_bias(cell.bias_ih, hidden, gate_bias)
     return cell
 
 
@@ -101,9 +107,6 @@ def gradient_norms(cell: nn.Module, head: nn.Linear, x: torch.Tensor, y: torch.T
     """Mean over the batch of ||dL_T/dh_k|| (and ||dL_T/dC_k||) for k = 0..T; L_T reads h_T only."""
     hs, cs = unroll(cell, x)
     loss = F.cross_entropy(head(hs[-1]), y, reduction="sum")  # per-example losses: gradients stay separate
-    for v in hs + cs:
-        if v.grad is not None:
-            v.grad = None
     loss.backward()
     out = {"h": np.array([v.grad.norm(dim=1).mean().item() for v in hs])}
     if cs:

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserError
-from .gradflow import CELL_SPECS
-from .models import ClassifierConfig, SequenceClassifier
+from .gradflow import CELL_SPECS, add_keep_gate_bias
+from .models import ClassifierConfig, SequenceClassifier, predict_batches
 from .train import TrainConfig, fit
 
 
@@ -71,17 +71,10 @@ class RecallTask:
         for start in range(0, len(data["ids"]), batch_size):
             yield {k: v[start : start + batch_size] for k, v in data.items()}
 
-    @torch.no_grad()
     def evaluate(self, model, split: str, device) -> dict:
         if split == "train":
             return {}  # the training stream is endless; validation and test are the measures
-        model.eval()
-        logits, targets = [], []
-        for batch in self.batches(split, 500, shuffle=False):
-            out, _ = model(batch["ids"].to(device), batch["lengths"].to(device))
-            logits.append(out.float().cpu())
-            targets.append(batch["targets"])
-        logits, targets = torch.cat(logits), torch.cat(targets)
+        logits, targets = predict_batches(model, self.batches(split, 500, shuffle=False), device)
         return {"loss": F.cross_entropy(logits, targets).item(),
                 "accuracy": (logits.argmax(1) == targets).float().mean().item()}
 
@@ -106,8 +99,7 @@ def run(cfg: LongRangeConfig, out: Path, device, log=print) -> dict:
             model_cfg = ClassifierConfig(vocab_size=cfg.symbols + 2, num_classes=cfg.symbols, cell=kind, backend="scratch",
                                          nonlinearity=phi or "tanh", input="onehot", hidden=cfg.hidden)
             model = SequenceClassifier(model_cfg)
-            with torch.no_grad():  # the -f2 / -z2 variants: keep-the-past gate starts near 0.88
-                model.rnn.bias_ih_l0[cfg.hidden : 2 * cfg.hidden] += gate_bias
+            add_keep_gate_bias(model.rnn.bias_ih_l0, cfg.hidden, gate_bias)
             train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, schedule="none",
                                     patience=0, seed=cfg.seed, progress=False)
             run_dir = out / f"{name}-T{length}"

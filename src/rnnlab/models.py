@@ -155,6 +155,18 @@ def build_classifier(cfg: ClassifierConfig, class_weights: Tensor | None = None)
     return EnsembleClassifier(cfg, class_weights) if cfg.members > 1 else SequenceClassifier(cfg, class_weights)
 
 
+@torch.no_grad()
+def predict_batches(model: nn.Module, batches, device) -> tuple[Tensor, Tensor]:
+    """Eval-mode logits for every batch of ``{ids, lengths, targets}`` -> (logits (N, C), targets (N,))."""
+    model.eval()
+    logits, targets = [], []
+    for batch in batches:
+        out, _ = model(batch["ids"].to(device), batch["lengths"].to(device))
+        logits.append(out.float().cpu())
+        targets.append(batch["targets"])
+    return torch.cat(logits), torch.cat(targets)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..bundle import default_data_dir
 from ..errors import UserError
 from ..metrics import classification_metrics, classification_report
-from ..models import ClassifierConfig, build_classifier
+from ..models import ClassifierConfig, build_classifier, predict_batches
 from ..train import TrainConfig
 
 PAD, UNK = 0, 1
@@ -214,8 +214,6 @@ class NamesTask:
 
     # --- what the model needs ------------------------------------------------------------------
     def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
-        from dataclasses import replace
-
         return replace(model_cfg, vocab_size=len(self.vocab), num_classes=len(self.labels))
 
     def build_model(self, model_cfg: ClassifierConfig):
@@ -237,14 +235,8 @@ class NamesTask:
             width = int(lengths[idx].max())  # pad each batch only to its own longest name
             yield {"ids": ids[idx, :width], "lengths": lengths[idx], "targets": targets[idx]}
 
-    @torch.no_grad()
     def predict_split(self, model, split: str, device) -> tuple[torch.Tensor, torch.Tensor]:
-        model.eval()
-        logits = []
-        for batch in self.batches(split, 512, shuffle=False):
-            out, _ = model(batch["ids"].to(device), batch["lengths"].to(device))
-            logits.append(out.float().cpu())
-        return torch.cat(logits), self.tensors[split][2]
+        return predict_batches(model, self.batches(split, 512, shuffle=False), device)
 
     def evaluate(self, model, split: str, device) -> dict:
         logits, targets = self.predict_split(model, split, device)
