@@ -22,7 +22,6 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from rnnlab.benchutil import machine_info, print_table

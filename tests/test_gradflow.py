@@ -60,12 +60,22 @@ def test_gate_bias_variants_start_with_the_gate_open():
         assert cell.bias_ih[block * 4 : (block + 1) * 4].mean() > plain.bias_ih[block * 4 : (block + 1) * 4].mean() + 1.5
 
 
+def test_chrono_initialisation_spreads_memory_spans_up_to_the_horizon():
+    cell = gradflow.make_cell("lstm-chrono", 3, 64, horizon=200)
+    forget = cell.bias_ih[64:128]
+    assert 0 <= forget.min() and forget.max() <= torch.log(torch.tensor(199.0)) and forget.std() > 0.5
+    assert torch.equal(cell.bias_ih[:64], -forget)  # input gate: the negative
+    gru = gradflow.make_cell("gru-chrono", 3, 64, horizon=200)
+    assert gru.bias_ih[64:128].mean() > 3
+
+
 def test_longrange_quick_runs_on_the_shared_loop_and_reports(tmp_path):
     from rnnlab.longrange import RecallTask
 
-    task = RecallTask(length=6, symbols=4, steps_per_epoch=3, eval_size=50, seed=0)
+    task = RecallTask(length=6, symbols=4, distractors=3, steps_per_epoch=3, eval_size=50, seed=0)
     batch = next(task.batches("train", 5, True, torch.Generator().manual_seed(0)))
     assert torch.equal(batch["targets"], batch["ids"][:, 0] - 2) and batch["ids"].shape == (5, 6)
+    assert (batch["ids"][:, 1:] >= 2 + 4).all() and (batch["ids"] < 2 + 4 + 3).all()  # distractors: their own symbols
     assert main(["longrange", "--quick", "--cells", "rnn-tanh,gru-z2", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "longrange.json").read_text())
     assert {(r["cell"], r["length"]) for r in data["rows"]} == {(c, t) for c in ("rnn-tanh", "gru-z2") for t in (5, 30)}

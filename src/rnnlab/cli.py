@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError
-from .options import BACKENDS, CELLS, DEVICES, NONLINEARITIES, OPTIMIZERS, POOLS, SCHEDULES, TASKS
+from .options import BACKENDS, CELLS, DEVICES, NONLINEARITIES, OPTIMIZERS, POEM_FORMS, POOLS, SCHEDULES, TASKS
 
 TASK_NAMES = list(TASKS)
 
@@ -42,13 +42,15 @@ def _given(args, base, **extra):
     """``base`` (a config dataclass instance) with the options the user gave; None = keep base's value."""
     from dataclasses import fields, replace
 
-    values = {f.name: getattr(args, f.name) for f in fields(base) if getattr(args, f.name, None) is not None}
-    values.update({k: v for k, v in extra.items() if v is not None})
+    names = {f.name for f in fields(base)}
+    values = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    values.update({k: v for k, v in extra.items() if v is not None and k in names})
     return replace(base, **values)
 
 
 def _configs(args):
     import importlib
+    from dataclasses import fields
 
     from .experiment import task_parts
 
@@ -60,6 +62,12 @@ def _configs(args):
     default_input = "onehot" if args.cell == "tutorial" and args.input is None else None
     model_cfg = _given(args, module.DEFAULT_MODEL, input=default_input)
     train_cfg = _given(args, module.DEFAULT_TRAIN, progress=False if args.no_progress else None)
+    # An option that none of this task's configurations has would be silently ignored: say so.
+    used = {f.name for cfg in (task_cfg, model_cfg, train_cfg) for f in fields(cfg)}
+    unused = [d for d in args.config_options if getattr(args, d, None) is not None and d not in used]
+    if unused:
+        flags = ", ".join("--" + d.replace("_", "-") if d != "members" else "--ensemble" for d in unused)
+        raise UserError(f"{flags}: not an option of the {args.task} task")
     return task_cfg, model_cfg, train_cfg
 
 
@@ -109,24 +117,72 @@ def cmd_compare(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .device import resolve_device
-    from .experiment import task_parts
-    from .runs import find_checkpoint, load_checkpoint
-
-    ckpt = load_checkpoint(find_checkpoint(Path(args.run)))
-    *_, PredictorCls = task_parts(ckpt["meta"].get("task", ""))
-    predictor = PredictorCls(ckpt, resolve_device(args.device))
+    _, _, predictor = _load_run(args.run, args.device)
     texts = args.texts if args.texts else [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
-        raise UserError("nothing to predict: give names as arguments or one per line on standard input")
+        raise UserError("nothing to predict: give texts as arguments or one per line on standard input")
     results = predictor.predict(texts, top=args.top)
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
         return 0
     for r in results:
-        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
-        note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
-        print(f"{r['name']}: {tops}{note}")
+        print(predictor.format(r))
+    return 0
+
+
+def _load_run(run: str, device: str):
+    """(config.json, checkpoint, predictor) of a run folder."""
+    from .device import resolve_device
+    from .experiment import task_parts
+    from .runs import find_checkpoint, load_checkpoint, read_json
+
+    path = Path(run)
+    ckpt = load_checkpoint(find_checkpoint(path))  # first: it names a missing folder clearly
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: not a run folder (no config.json)")
+    *_, PredictorCls = task_parts(ckpt["meta"].get("task", ""))
+    return read_json(path / "config.json"), ckpt, PredictorCls(ckpt, resolve_device(device))
+
+
+def cmd_generate(args) -> int:
+    from .poetry import format_poem
+
+    config, _, predictor = _load_run(args.run, args.device)
+    if config["task"] != "poems":
+        raise UserError(f"{args.run}: a {config['task']} run; generate needs a poems run")
+    poems = predictor.generate(n=args.n, begin=args.begin or "", acrostic=args.acrostic or "", form=args.form,
+                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    if args.json:
+        print(json.dumps([{"poem": p, "lines": format_poem(p).split("\n")} for p in poems], ensure_ascii=False, indent=2))
+        return 0
+    for i, poem in enumerate(poems):
+        if i:
+            print()
+        print(format_poem(poem) or "(empty)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from dataclasses import replace
+
+    from .device import resolve_device
+    from .experiment import from_dict, task_parts
+
+    config, ckpt, predictor = _load_run(args.run, args.device)
+    ConfigCls, TaskCls, _ = task_parts(config["task"])
+    task_cfg = from_dict(ConfigCls, config["task_config"])
+    if args.samples is not None and hasattr(task_cfg, "samples"):
+        task_cfg = replace(task_cfg, samples=args.samples)
+    seed = config["train_config"].get("seed", 0)
+    task = TaskCls(task_cfg, seed=seed, state=ckpt["meta"]["task_state"])
+    report = task.final_report(predictor.model, resolve_device(args.device))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(task.headline(report))
+        for key in ("samples", "corpus"):
+            if key in report:
+                print(f"{key}: " + json.dumps({k: v for k, v in report[key].items() if k != "settings"}, ensure_ascii=False))
     return 0
 
 
@@ -196,6 +252,7 @@ def cmd_longrange(args) -> int:
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
+    first = len(p._actions)
     g = p.add_argument_group("data and run")
     g.add_argument("--data", help="data folder or file (default: the bundled set)")
     g.add_argument("--out", help="run folder (default: runs/<task>-<cell>-<time>)")
@@ -228,13 +285,35 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--pool", choices=POOLS)
     m.add_argument("--token-dropout", type=float, help="training: hide this share of input characters")
     m.add_argument("--ensemble", dest="members", type=int, metavar="N", help="train a seed ensemble of N models")
-    n = p.add_argument_group("names task")
+    n = p.add_argument_group("names task (--val-fraction, --test-fraction, --class-weights, --limit: all tasks that have them)")
     n.add_argument("--split", choices=["grouped", "random"])
     n.add_argument("--val-fraction", type=float)
     n.add_argument("--test-fraction", type=float)
     n.add_argument("--class-weights", choices=["none", "balanced", "sqrt"])
     n.add_argument("--max-words", type=int)
     n.add_argument("--limit", type=int, help="use only this many training items")
+    po = p.add_argument_group("poems task")
+    po.add_argument("--convert", choices=["auto", "t2s", "none"], help="traditional -> simplified (auto: for --data)")
+    po.add_argument("--min-chars", type=int, help="shortest poem kept (characters with punctuation, default 5)")
+    po.add_argument("--max-chars", type=int, help="longest poem kept (default 80)")
+    po.add_argument("--forms", help="keep only these forms, e.g. 5x4,7x4 (default: all poems)")
+    po.add_argument("--min-count", type=int, help="poems, sentiment: rarer tokens become <unk> (default 2)")
+    po.add_argument("--samples", type=int, help="unconstrained samples scored in the final report (default 200)")
+    se = p.add_argument_group("sentiment task")
+    se.add_argument("--label-col", help="CSV label column (default label)")
+    se.add_argument("--text-col", help="CSV text column (default review, else text)")
+    se.add_argument("--tokenizer", choices=["jieba", "char"], help="words (jieba) or characters (default jieba)")
+    se.add_argument("--user-dict", help="jieba user dictionary file")
+    se.add_argument("--stopwords", help="default (stopwords-iso, negations and degree words kept), none, or a file")
+    se.add_argument("--vectors", help="random, word2vec (trained on the training texts) or a word2vec file")
+    se.add_argument("--w2v-epochs", type=int, help="word2vec training epochs (default 10)")
+    se.add_argument("--max-tokens", type=int, help="texts are cut to this many tokens (default 400)")
+    m.add_argument("--freeze-vectors", dest="freeze_embedding", action="store_const", const=True,
+                   help="keep the input vectors fixed")
+    m.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, help="language model: output layer = embedding")
+    # Every option above that sets a configuration field (checked against the task's configurations).
+    skip = {"data", "out", "resume", "threads", "no_progress", "help"}
+    p.set_defaults(config_options=[a.dest for a in p._actions[first:] if a.dest not in skip])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     summ.set_defaults(func=cmd_data_summary)
     data.set_defaults(func=lambda a: (data.print_help(), 0)[1])
 
-    train = sub.add_parser("train", help="train a model on a task (names)")
+    train = sub.add_parser("train", help="train a model on a task (names, poems, sentiment)")
     train.add_argument("task", choices=TASK_NAMES)
     add_training_options(train)
     train.set_defaults(func=cmd_train)
@@ -267,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(compare)
     compare.set_defaults(func=cmd_compare)
 
-    predict = sub.add_parser("predict", help="predict with a trained run")
+    predict = sub.add_parser("predict", help="predict with a trained run (names: language; sentiment: label and "
+                             "the words behind it; poems: perplexity and next characters)")
     predict.add_argument("--run", required=True, help="run folder")
     predict.add_argument("texts", nargs="*", help="inputs (default: one per line on standard input)")
     predict.add_argument("--top", type=int, default=3)
@@ -300,6 +380,27 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--quick", action="store_true", help="a small configuration that finishes in seconds")
     lr.add_argument("--threads", type=int, default=0)
     lr.set_defaults(func=cmd_longrange)
+
+    gen = sub.add_parser("generate", help="write poems with a trained poems run")
+    gen.add_argument("--run", required=True, help="run folder")
+    gen.add_argument("--begin", help="the poem's first character")
+    gen.add_argument("--acrostic", help="each line's first character, e.g. 春夏秋冬")
+    gen.add_argument("--form", default="free", choices=POEM_FORMS, help="characters x lines (default: %(default)s)")
+    gen.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder (default %(default)s)")
+    gen.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0 = all)")
+    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this probability")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("-n", type=int, default=1, help="how many poems")
+    gen.add_argument("--json", action="store_true")
+    gen.add_argument("--device", default="cpu", choices=DEVICES)
+    gen.set_defaults(func=cmd_generate)
+
+    ev = sub.add_parser("evaluate", help="test-set figures of a trained run (poems: perplexity and sample quality)")
+    ev.add_argument("--run", required=True, help="run folder")
+    ev.add_argument("--samples", type=int, help="poems: unconstrained samples to score")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--device", default="cpu", choices=DEVICES)
+    ev.set_defaults(func=cmd_evaluate)
 
     report = sub.add_parser("report", help="redraw the plots and report.html of a run or comparison folder")
     report.add_argument("run")

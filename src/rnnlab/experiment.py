@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .errors import UserError
-from .models import ClassifierConfig, count_parameters, describe
+from .models import count_parameters, describe
 from .options import TASKS
 from .runs import find_checkpoint, load_checkpoint, new_run_dir, read_json, write_json
 from .train import TrainConfig, fit, seed_everything
@@ -39,7 +39,7 @@ def _ready_out_dir(out: Path) -> Path:
     return out
 
 
-def run_training(task_name: str, task_cfg, model_cfg: ClassifierConfig, train_cfg: TrainConfig,
+def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
                  out: str | Path | None = None, runs_root: str | Path = "runs", log=print) -> Path:
     """Train a fresh run; returns its folder."""
     _, TaskCls, _ = task_parts(task_name)
@@ -67,7 +67,7 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
     ConfigCls, TaskCls, _ = task_parts(config["task"])
     ckpt = load_checkpoint(find_checkpoint(run_dir, "last"))
     task_cfg = from_dict(ConfigCls, config["task_config"])
-    model_cfg = from_dict(ClassifierConfig, config["model_config"])
+    model_cfg = from_dict(TaskCls.model_config_cls, config["model_config"])
     train = dict(config["train_config"])
     if epochs is not None:
         train["epochs"] = epochs
@@ -98,8 +98,7 @@ def _train_and_report(task_name, task, model, model_cfg, train_cfg, run_dir: Pat
     test = task.final_report(model, device)
     write_json(run_dir / "summary.json", {"data": task.data_report, "train": train_summary,
                                           "parameters": count_parameters(model), "test": test})
-    log(f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
-        f"({train_summary['train_time']:.1f} s training, best epoch {train_summary['best_epoch']})")
+    log(f"{task.headline(test)}  ({train_summary['train_time']:.1f} s training, best epoch {train_summary['best_epoch']})")
     report = render_run_report(run_dir)
     log(f"report: {report}")
     return run_dir
@@ -109,7 +108,10 @@ def _data_line(report: dict) -> str:
     counts = {"train": report.get("train_items_used", report.get("train_items", 0)),
               "val": report.get("val_items", 0), "test": report.get("test_items", 0)}
     parts = [f"{n} {split}" for split, n in counts.items()]
-    dropped = [f"{report.get(k, 0)} {k.replace('_', ' ')}" for k in ("duplicates_dropped", "junk", "empty")]
+    if isinstance(report.get("dropped"), dict):  # tasks that count drops by reason
+        dropped = [f"{n} {reason}" for reason, n in report["dropped"].items()] or ["none"]
+    else:
+        dropped = [f"{report.get(k, 0)} {k.replace('_', ' ')}" for k in ("duplicates_dropped", "junk", "empty")]
     return f"data: {', '.join(parts)} ({report['protocol']} split); dropped: {', '.join(dropped)}"
 
 

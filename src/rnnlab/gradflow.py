@@ -30,10 +30,12 @@ from .errors import UserError
 
 # name -> (family, nonlinearity, gate bias). The gate bias is added to the pre-activation of the gate
 # that keeps the past -- the LSTM's forget gate, the GRU's update gate -- through bias_ih: +2 makes it
-# start near sigmoid(2) = 0.88 instead of 0.5 (the usual "forget bias" initialisation).
+# start near sigmoid(2) = 0.88 instead of 0.5 (the usual "forget bias" initialisation). "chrono" is
+# the chrono initialisation (Tallec & Ollivier, 2018): keep-gate biases log(U(1, T - 1)), so the units'
+# memory spans are spread up to the horizon T (and the LSTM's input gate bias is the negative).
 CELL_SPECS = {"rnn-tanh": ("rnn", "tanh", 0.0), "rnn-sigmoid": ("rnn", "sigmoid", 0.0), "rnn-relu": ("rnn", "relu", 0.0),
               "lstm": ("lstm", None, 0.0), "gru": ("gru", None, 0.0), "lstm-f2": ("lstm", None, 2.0),
-              "gru-z2": ("gru", None, 2.0)}
+              "gru-z2": ("gru", None, 2.0), "lstm-chrono": ("lstm", None, "chrono"), "gru-chrono": ("gru", None, "chrono")}
 
 
 @dataclass(frozen=True)
@@ -59,18 +61,26 @@ def parse_cells(text: str) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def add_keep_gate_bias(bias_ih: torch.Tensor, hidden: int, amount: float) -> None:
+def add_keep_gate_bias(bias_ih: torch.Tensor, hidden: int, amount: float | str, horizon: int = 100,
+                       kind: str = "lstm") -> None:
     """Add ``amount`` to the gate that keeps the past: the second block in both gate orders
-    (LSTM i, f, g, o: the forget gate; GRU r, z, n: the update gate)."""
+    (LSTM i, f, g, o: the forget gate; GRU r, z, n: the update gate). ``"chrono"`` sets that block
+    to log(U(1, horizon - 1)) instead, and an LSTM's input gate to its negative."""
+    if amount == "chrono":
+        keep = torch.log(torch.empty(hidden, dtype=bias_ih.dtype).uniform_(1, max(horizon - 1, 2)))
+        bias_ih[hidden : 2 * hidden] = keep
+        if kind == "lstm":
+            bias_ih[:hidden] = -keep
+        return
     bias_ih[hidden : 2 * hidden] += amount
 
 
-def make_cell(name: str, input_size: int, hidden: int) -> nn.Module:
+def make_cell(name: str, input_size: int, hidden: int, horizon: int = 100) -> nn.Module:
     kind, phi, gate_bias = CELL_SPECS[name]
     if kind == "rnn":
         return scratch.RNNCell(input_size, hidden, nonlinearity=phi)
     cell = scratch.LSTMCell(input_size, hidden) if kind == "lstm" else scratch.GRUCell(input_size, hidden)
-    add_keep_gate_bias(cell.bias_ih, hidden, gate_bias)
+    add_keep_gate_bias(cell.bias_ih, hidden, gate_bias, horizon, kind)
     return cell
 
 
@@ -160,7 +170,7 @@ def run(cfg: GradFlowConfig, progress=print) -> dict:
             for s in range(cfg.seeds):
                 torch.manual_seed(cfg.seed * 1000 + s)
                 gen = torch.Generator().manual_seed(cfg.seed * 1000 + s)
-                cell = make_cell(name, cfg.symbols, cfg.hidden).double()
+                cell = make_cell(name, cfg.symbols, cfg.hidden, cfg.steps).double()
                 head = nn.Linear(cfg.hidden, cfg.symbols).double()
                 set_spectral_radius(cell, scale)
                 x, y = recall_batch(cfg, gen, torch.float64)

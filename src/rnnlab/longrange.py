@@ -1,8 +1,10 @@
 """A long-dependency experiment: "recall the first symbol" after T steps.
 
-Each input is T random symbols (one-hot, ``symbols`` of them); the answer is the first symbol,
-so the net must carry one piece of information across T - 1 distracting steps. Chance accuracy is
-1 / symbols. Every cell is trained with the shared training loop (``rnnlab.train.fit``) on fresh
+Each input is one of ``symbols`` key symbols followed by T - 1 distractors drawn from a separate set
+of ``distractors`` symbols (all one-hot); the answer is the key, so the net must carry one piece of
+information across T - 1 steps. Chance accuracy is 1 / symbols. Keys and distractors are told
+apart by their input alone -- a gate can learn "write on a key, keep otherwise" -- so what remains
+hard is the distance, which is the lesson. Every cell is trained with the shared training loop (``rnnlab.train.fit``) on fresh
 random sequences each step (nothing to memorise), selected on a validation set and scored on a
 test set, for each T. The vanilla RNN's gradient vanishes with distance (see ``rnnlab gradients``),
 so it falls to chance as T grows, while LSTM and GRU, with their additive paths, keep learning.
@@ -26,9 +28,10 @@ from .train import TrainConfig, fit
 
 @dataclass(frozen=True)
 class LongRangeConfig:
-    cells: tuple[str, ...] = ("rnn-tanh", "lstm", "gru", "gru-z2")
+    cells: tuple[str, ...] = ("rnn-tanh", "lstm", "lstm-chrono", "gru-chrono")
     lengths: tuple[int, ...] = (10, 25, 50, 100, 200)
     symbols: int = 8
+    distractors: int = 8
     hidden: int = 64
     batch_size: int = 64
     steps_per_epoch: int = 100
@@ -45,16 +48,20 @@ class RecallTask:
     monitor = "accuracy"
     monitor_mode = "max"
 
-    def __init__(self, length: int, symbols: int, steps_per_epoch: int, eval_size: int, seed: int) -> None:
-        self.cfg = {"length": length, "symbols": symbols}
-        self.length, self.symbols, self.steps_per_epoch = length, symbols, steps_per_epoch
+    def __init__(self, length: int, symbols: int, distractors: int, steps_per_epoch: int, eval_size: int,
+                 seed: int) -> None:
+        self.cfg = {"length": length, "symbols": symbols, "distractors": distractors}
+        self.length, self.symbols, self.distractors = length, symbols, distractors
+        self.steps_per_epoch = steps_per_epoch
         gen = torch.Generator().manual_seed(seed)
         self.fixed = {split: self._draw(eval_size, gen) for split in ("val", "test")}
 
     def _draw(self, n: int, gen: torch.Generator) -> dict:
-        sym = torch.randint(0, self.symbols, (n, self.length), generator=gen)
+        key = torch.randint(0, self.symbols, (n, 1), generator=gen)
+        noise = torch.randint(0, self.distractors, (n, self.length - 1), generator=gen) + self.symbols
         # ids 0 and 1 are padding and unknown in the shared classifier; symbols start at 2.
-        return {"ids": sym + 2, "lengths": torch.full((n,), self.length), "targets": sym[:, 0].clone()}
+        return {"ids": torch.cat([key, noise], dim=1) + 2, "lengths": torch.full((n,), self.length),
+                "targets": key[:, 0].clone()}
 
     def state(self) -> dict:
         return {}
@@ -94,12 +101,12 @@ def run(cfg: LongRangeConfig, out: Path, device, log=print) -> dict:
     for name in cfg.cells:
         kind, phi, gate_bias = CELL_SPECS[name]
         for length in cfg.lengths:
-            task = RecallTask(length, cfg.symbols, cfg.steps_per_epoch, cfg.eval_size, cfg.seed)
+            task = RecallTask(length, cfg.symbols, cfg.distractors, cfg.steps_per_epoch, cfg.eval_size, cfg.seed)
             torch.manual_seed(cfg.seed)
-            model_cfg = ClassifierConfig(vocab_size=cfg.symbols + 2, num_classes=cfg.symbols, cell=kind, backend="scratch",
+            model_cfg = ClassifierConfig(vocab_size=cfg.symbols + cfg.distractors + 2, num_classes=cfg.symbols, cell=kind, backend="scratch",
                                          nonlinearity=phi or "tanh", input="onehot", hidden=cfg.hidden)
             model = SequenceClassifier(model_cfg)
-            add_keep_gate_bias(model.rnn.bias_ih_l0, cfg.hidden, gate_bias)
+            add_keep_gate_bias(model.rnn.bias_ih_l0, cfg.hidden, gate_bias, length, kind)
             train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, schedule="none",
                                     patience=0, seed=cfg.seed, progress=False)
             run_dir = out / f"{name}-T{length}"

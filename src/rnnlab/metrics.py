@@ -23,3 +23,10 @@ def classification_report(y_true, y_pred, label_names: list[str]) -> dict:
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     return {**classification_metrics(y_true, y_pred), "per_class": per_class,
             "confusion": np.asarray(cm).tolist(), "labels": list(label_names)}
+
+
+def binary_auc(y_true, scores) -> float:
+    """ROC-AUC of the second class's scores (NaN when the test set holds one class only)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y_true, scores)) if len(set(np.asarray(y_true).tolist())) == 2 else float("nan")

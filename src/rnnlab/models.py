@@ -24,14 +24,16 @@ from .options import BACKENDS, CELLS, POOLS, RECURRENT_CELLS
 
 
 def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                   bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh") -> nn.Module:
+                   bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
+                   batch_first: bool = False) -> nn.Module:
     """An RNN/LSTM/GRU with torch.nn's interface, from rnnlab.nn (scratch) or torch.nn (torch)."""
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if cell not in RECURRENT_CELLS:
         raise UserError(f"--cell {cell!r}: choose one of {', '.join(CELLS)}")
     lib = scratch if backend == "scratch" else nn
-    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+    kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
+                  batch_first=batch_first)
     if cell == "rnn":
         if backend == "torch" and nonlinearity == "sigmoid":
             raise UserError("torch.nn.RNN has no sigmoid nonlinearity: use --backend scratch for it")
@@ -57,9 +59,10 @@ class ClassifierConfig:
     layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
-    pool: str = "last"  # sequence summary fed to the head: last hidden state, max or mean over steps
+    pool: str = "last"  # sequence summary fed to the head: last hidden state, max or mean over steps, or attention
     members: int = 1  # > 1: a seed ensemble of that many classifiers (see EnsembleClassifier)
     token_dropout: float = 0.0  # training only: replace this share of input tokens by the unknown token
+    freeze_embedding: bool = False  # keep (pretrained) input vectors fixed during training
 
 
 class SequenceClassifier(nn.Module):
@@ -87,7 +90,12 @@ class SequenceClassifier(nn.Module):
             self.rnn = make_recurrent(cfg.cell, cfg.backend, in_size, cfg.hidden, cfg.layers, cfg.bidirectional,
                                       cfg.dropout, cfg.nonlinearity)
             self.drop = nn.Dropout(cfg.dropout)
-            self.head = nn.Linear(cfg.hidden * (2 if cfg.bidirectional else 1), cfg.num_classes)
+            width = cfg.hidden * (2 if cfg.bidirectional else 1)
+            self.head = nn.Linear(width, cfg.num_classes)
+            if cfg.pool == "attention":  # additive attention: score_t = v . tanh(W h_t)
+                self.attention = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1, bias=False))
+        if self.embed is not None and cfg.freeze_embedding:
+            self.embed.weight.requires_grad_(False)
         # Loss weights (e.g. class-balanced) are a training choice, not part of the model's weights.
         self.register_buffer("class_weights", class_weights, persistent=False)
 
@@ -102,8 +110,9 @@ class SequenceClassifier(nn.Module):
             return self.embed(ids)
         return F.one_hot(ids, self.cfg.vocab_size).float()
 
-    def features(self, ids: Tensor, lengths: Tensor) -> Tensor:
-        """(B, T) ids, (B,) lengths -> (B, D*H) summary of each sequence."""
+    def features(self, ids: Tensor, lengths: Tensor, weights: bool = False):
+        """(B, T) ids, (B,) lengths -> (B, D*H) summary of each sequence (and, with ``weights``, the
+        attention weights (B, T) when pooling by attention)."""
         x = self.inputs(ids)  # (B, T, I)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, state = self.rnn(packed)
@@ -114,6 +123,11 @@ class SequenceClassifier(nn.Module):
             return last.transpose(0, 1).reshape(ids.size(0), -1)
         out, _ = pad_packed_sequence(out, batch_first=True)  # (B, T', D*H), zero on padding
         mask = (torch.arange(out.size(1), device=out.device)[None, :] < lengths.to(out.device)[:, None]).unsqueeze(-1)
+        if self.cfg.pool == "attention":
+            scores = self.attention(out).squeeze(-1).masked_fill(~mask.squeeze(-1), float("-inf"))  # (B, T')
+            alpha = scores.softmax(dim=1)
+            pooled = (alpha.unsqueeze(-1) * out).sum(dim=1)  # (B, D*H)
+            return (pooled, alpha) if weights else pooled
         if self.cfg.pool == "max":
             return out.masked_fill(~mask, float("-inf")).max(dim=1).values
         return out.sum(dim=1) / lengths.to(out.device).unsqueeze(1).to(out.dtype)
@@ -153,6 +167,67 @@ def build_classifier(cfg: ClassifierConfig, class_weights: Tensor | None = None)
     if cfg.members < 1:
         raise UserError(f"--ensemble must be at least 1, got {cfg.members}")
     return EnsembleClassifier(cfg, class_weights) if cfg.members > 1 else SequenceClassifier(cfg, class_weights)
+
+
+@dataclass(frozen=True)
+class LanguageModelConfig:
+    """Everything needed to rebuild a LanguageModel (stored in every checkpoint)."""
+
+    vocab_size: int = 0  # filled in from the data
+    cell: str = "lstm"
+    backend: str = "scratch"
+    nonlinearity: str = "tanh"
+    embed_dim: int = 256
+    hidden: int = 512
+    layers: int = 1
+    dropout: float = 0.1
+    tie_weights: bool = True  # the output layer reuses the input embedding (Press & Wolf, 2017)
+
+
+class LanguageModel(nn.Module):
+    """tokens -> embedding -> recurrent net -> (projection to the embedding size) -> scores of the next token.
+
+    ``forward(ids, lengths, targets)`` returns logits (B, T, V) and the mean cross-entropy over real
+    tokens (id 0, padding, is ignored). ``step(tokens, state)`` advances one token for sampling.
+    With ``tie_weights`` the output matrix *is* the embedding matrix: a character's input and output
+    vectors are learnt together, which helps the rare ones and halves those parameters.
+    """
+
+    def __init__(self, cfg: LanguageModelConfig) -> None:
+        super().__init__()
+        if cfg.vocab_size < 2:
+            raise ValueError(f"need a vocabulary, got {cfg.vocab_size} tokens")
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
+        self.rnn = make_recurrent(cfg.cell, cfg.backend, cfg.embed_dim, cfg.hidden, cfg.layers, False, cfg.dropout,
+                                  cfg.nonlinearity, batch_first=True)
+        self.drop = nn.Dropout(cfg.dropout)
+        if cfg.tie_weights:
+            self.proj = nn.Linear(cfg.hidden, cfg.embed_dim) if cfg.hidden != cfg.embed_dim else nn.Identity()
+            self.out = nn.Linear(cfg.embed_dim, cfg.vocab_size)
+            self.out.weight = self.embed.weight
+        else:
+            self.proj = nn.Identity()
+            self.out = nn.Linear(cfg.hidden, cfg.vocab_size)
+
+    def scores(self, ids: Tensor, state=None):
+        """(B, T) ids -> (B, T, V) logits and the recurrent state after the last step."""
+        x = self.drop(self.embed(ids))  # (B, T, E)
+        # No packing: padding only ever follows a sequence's end, so it cannot change earlier steps.
+        out, state = self.rnn(x, state)  # (B, T, H)
+        return self.out(self.proj(self.drop(out))), state
+
+    def forward(self, ids: Tensor, lengths: Tensor | None = None, targets: Tensor | None = None):
+        logits, _ = self.scores(ids)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=0)
+        return logits, loss
+
+    def step(self, tokens: Tensor, state=None):
+        """(B,) current tokens -> (B, V) logits of the next ones, and the new state."""
+        logits, state = self.scores(tokens[:, None], state)
+        return logits[:, 0], state
 
 
 @torch.no_grad()

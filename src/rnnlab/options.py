@@ -4,11 +4,14 @@ so that ``rnnlab --help`` stays instant."""
 RECURRENT_CELLS = ("rnn", "lstm", "gru")
 CELLS = ("tutorial",) + RECURRENT_CELLS
 BACKENDS = ("scratch", "torch")
-POOLS = ("last", "max", "mean")
+POOLS = ("last", "max", "mean", "attention")
 NONLINEARITIES = ("tanh", "relu", "sigmoid")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
 
 # task name -> (module, config class, task class, predictor class)
-TASKS = {"names": ("rnnlab.tasks.names", "NamesConfig", "NamesTask", "NamesPredictor")}
+TASKS = {"names": ("rnnlab.tasks.names", "NamesConfig", "NamesTask", "NamesPredictor"),
+         "poems": ("rnnlab.tasks.poems", "PoemsConfig", "PoemsTask", "PoemsPredictor"),
+         "sentiment": ("rnnlab.tasks.sentiment", "SentimentConfig", "SentimentTask", "SentimentPredictor")}
+POEM_FORMS = ("5x4", "7x4", "5x8", "7x8", "free")

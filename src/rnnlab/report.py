@@ -117,27 +117,30 @@ def render_run_report(run_dir: str | Path) -> Path:
     rows = read_jsonl(run_dir / "metrics.jsonl")
     summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
     runs = {"": rows}
+    metric = _curve_metric(rows)
     plot_curves(runs, [("train_loss", "train"), ("val_loss", "validation")], "cross-entropy", run_dir / "loss.png", "Loss")
-    plot_curves(runs, [("train_accuracy", "train"), ("val_accuracy", "validation")], "accuracy",
-                run_dir / "accuracy.png", "Accuracy")
+    plot_curves(runs, [(f"train_{metric}", "train"), (f"val_{metric}", "validation")], metric,
+                run_dir / f"{metric}.png", metric.capitalize())
     parts = []
     test = summary.get("test")
     model_cfg = config.get("model_config", {})
-    if test:
+    train = summary.get("train", {})
+    common = [["parameters", summary.get("parameters", "")], ["best epoch", train.get("best_epoch", "")],
+              ["epochs run", train.get("epochs_run", "")], ["training time (s)", f"{train.get('train_time', 0):.1f}"],
+              ["mean time per epoch (s)", f"{np.mean([r['epoch_time'] for r in rows]):.2f}" if rows else ""]]
+    if test and "confusion" in test:
         plot_confusions({"": test}, run_dir / "confusion.png")
-        train = summary.get("train", {})
-        parts.append(_table(["", "value"], [
-            ["test accuracy", test["accuracy"]], ["test macro-F1", test["macro_f1"]], ["test loss", test["loss"]],
-            ["parameters", summary.get("parameters", "")], ["best epoch", train.get("best_epoch", "")],
-            ["epochs run", train.get("epochs_run", "")], ["training time (s)", f"{train.get('train_time', 0):.1f}"],
-            ["mean time per epoch (s)", f"{np.mean([r['epoch_time'] for r in rows]):.2f}" if rows else ""],
-        ]))
-    parts.append("<h2>Curves</h2><img src='loss.png' alt='loss'><img src='accuracy.png' alt='accuracy'>")
+        parts.append(_table(["", "value"], [["test accuracy", test["accuracy"]], ["test macro-F1", test["macro_f1"]],
+                                            ["test loss", test["loss"]], *common]))
+    elif test:
+        parts.append(_table(["", "value"], [["test perplexity (per character)", test["test_perplexity"]],
+                                            ["validation perplexity", test["val_perplexity"]], *common]))
+    parts.append(f"<h2>Curves</h2><img src='loss.png' alt='loss'><img src='{metric}.png' alt='{metric}'>")
     if rows:
-        keys = [k for k in ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "val_macro_f1",
+        keys = [k for k in ("epoch", "train_loss", "val_loss", f"train_{metric}", f"val_{metric}", "val_macro_f1",
                             "lr", "epoch_time") if k in rows[0]]
         parts.append("<h2>Per epoch</h2>" + _table(keys, [[r.get(k, "") for k in keys] for r in rows], left=0))
-    if test:
+    if test and "confusion" in test:
         parts.append("<h2>Test set</h2><p>Confusion matrix, each row normalised by its true class "
                      "(the diagonal is each class's recall).</p><img src='confusion.png' alt='confusion matrix'>")
         parts.append(_table(["class", "precision", "recall", "F1", "support"],
@@ -145,6 +148,10 @@ def render_run_report(run_dir: str | Path) -> Path:
         if test.get("mistakes"):
             parts.append("<h2>Some mistakes</h2>" + _table(["text", "true", "predicted"],
                          [[m["text"], m["true"], m["predicted"]] for m in test["mistakes"][:20]], left=3))
+    elif test and "samples" in test:
+        parts.append(_samples_section(test))
+    if test and test.get("explained"):
+        parts.append(_explained_section(test["explained"]))
     if summary.get("data"):
         parts.append("<h2>Data</h2><pre>" + html.escape(json.dumps(summary["data"], indent=2, ensure_ascii=False)) + "</pre>")
     model_txt = run_dir / "model.txt"
@@ -157,27 +164,78 @@ def render_run_report(run_dir: str | Path) -> Path:
     return out
 
 
+def _curve_metric(rows: list[dict]) -> str:
+    """The task's headline metric found in the metrics lines (accuracy or perplexity)."""
+    keys = set().union(*rows) if rows else set()
+    return next((m for m in ("accuracy", "perplexity") if f"val_{m}" in keys), "accuracy")
+
+
+def _explained_section(items: list[dict]) -> str:
+    """Test texts with each word shaded by how much it moved the predicted label's probability
+    (green: towards it, red: away from it), misclassified ones included."""
+    rows = []
+    for item in items:
+        scale = max([abs(w["effect"]) for w in item["words"]] + [1e-6])
+        spans = []
+        for w in item["words"]:
+            a = min(abs(w["effect"]) / scale, 1.0) * 0.6
+            rgb = "40,160,60" if w["effect"] > 0 else "210,50,50"
+            spans.append(f"<span title='{w['effect']:+.3f}' style='background:rgba({rgb},{a:.2f})'>{html.escape(w['word'])}</span>")
+        verdict = "right" if item["label"] == item.get("true") else "<b>wrong</b>"
+        rows.append(f"<tr><td class='l'>{' '.join(spans)}</td><td>{html.escape(item['label'])} "
+                    f"{item['probability']:.2f}</td><td>{html.escape(str(item.get('true', '')))}</td><td>{verdict}</td></tr>")
+    return ("<h2>Which words drove the predictions</h2><p>Occlusion: each word's shade is the drop in the predicted "
+            "label's probability when it is removed (green: it supported the label; red: it argued against).</p>"
+            "<table><tr><th class='l'>test text (tokens)</th><th>predicted</th><th>true</th><th></th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _samples_section(test: dict) -> str:
+    from .poetry import format_poem
+
+    s, c = test["samples"], test["corpus"]
+    table = _table(["", "samples", "training poems"], [
+        ["well-formed 5/7-character quatrain or regulated verse", f"{s['well_formed']:.1%}", f"{c['well_formed']:.1%}"],
+        ["even lines rhyme (of the well-formed)", f"{s['rhyme_rate']:.1%}", f"{c['rhyme_rate']:.1%}"],
+        ["distinct lines", f"{s['distinct_lines']:.3f}", ""], ["lines copied from the training poems", f"{s['copy_rate']:.1%}", ""],
+        ["how many", s["samples"], c["poems"]]])
+    poems = "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in test.get("examples", []))
+    settings = ", ".join(f"{k} {v}" for k, v in s.get("settings", {}).items())
+    return (f"<h2>Unconstrained samples</h2><p>{s['samples']} poems sampled freely ({html.escape(settings)}), "
+            f"beside the training corpus.</p>{table}<p>Forms of the samples: {html.escape(json.dumps(s['forms']))}</p>"
+            f"<h3>Some samples</h3>{poems}")
+
+
 def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Path:
     """One side-by-side report for several runs of the same task, split and seed."""
     out_dir = Path(out_dir)
     metrics = {name: read_jsonl(Path(d) / "metrics.jsonl") for name, d in run_dirs.items()}
     summaries = {name: read_json(Path(d) / "summary.json") for name, d in run_dirs.items()}
     plot_curves(metrics, [("val_loss", "")], "validation cross-entropy", out_dir / "compare_loss.png", "Validation loss")
-    plot_curves(metrics, [("val_accuracy", "")], "validation accuracy", out_dir / "compare_accuracy.png",
-                "Validation accuracy")
-    plot_confusions({name: s["test"] for name, s in summaries.items()}, out_dir / "compare_confusion.png")
+    metric = _curve_metric(next(iter(metrics.values())))
+    plot_curves(metrics, [(f"val_{metric}", "")], f"validation {metric}", out_dir / f"compare_{metric}.png",
+                f"Validation {metric}")
+    classify = "confusion" in next(iter(summaries.values()))["test"]
+    if classify:
+        plot_confusions({name: s["test"] for name, s in summaries.items()}, out_dir / "compare_confusion.png")
+        header = ["model", "test accuracy", "test macro-F1"]
+        scores = lambda t: [t["accuracy"], t["macro_f1"]]  # noqa: E731
+    else:
+        header = ["model", "test perplexity", "samples well-formed", "rhyme", "distinct lines", "copied lines"]
+        scores = lambda t: [t["test_perplexity"], t["samples"]["well_formed"], t["samples"]["rhyme_rate"],  # noqa: E731
+                            t["samples"]["distinct_lines"], t["samples"]["copy_rate"]]
     rows = []
     for name, s in summaries.items():
         epochs = metrics[name]
         per_epoch = float(np.mean([r["epoch_time"] for r in epochs])) if epochs else 0.0
-        rows.append([name, s["test"]["accuracy"], s["test"]["macro_f1"], s["parameters"], f"{s['train']['train_time']:.1f}",
-                     f"{per_epoch:.2f}", s["train"]["best_epoch"],
-                     f"<a href='{Path(run_dirs[name]).name}/report.html'>report</a>"])
-    header = ["model", "test accuracy", "test macro-F1", "parameters", "training time (s)", "s / epoch", "best epoch", ""]
-    table = _table(header[:-1], [r[:-1] for r in rows])
-    links = "<ul>" + "".join(f"<li>{r[-1]} of {html.escape(r[0])}</li>" for r in rows) + "</ul>"
-    body = (table + links + "<h2>Curves</h2><img src='compare_loss.png'><img src='compare_accuracy.png'>"
-            "<h2>Confusion matrices (test, row-normalised)</h2><img src='compare_confusion.png'>")
+        rows.append([name, *scores(s["test"]), s["parameters"], f"{s['train']['train_time']:.1f}", f"{per_epoch:.2f}",
+                     s["train"]["best_epoch"]])
+    table = _table(header + ["parameters", "training time (s)", "s / epoch", "best epoch"], rows)
+    links = "<ul>" + "".join(f"<li><a href='{Path(d).name}/report.html'>report</a> of {html.escape(name)}</li>"
+                             for name, d in run_dirs.items()) + "</ul>"
+    body = table + links + f"<h2>Curves</h2><img src='compare_loss.png'><img src='compare_{metric}.png'>"
+    if classify:
+        body += "<h2>Confusion matrices (test, row-normalised)</h2><img src='compare_confusion.png'>"
     first = read_json(Path(next(iter(run_dirs.values()))) / "config.json")
     body += "<h2>Shared configuration</h2><pre>" + html.escape(json.dumps(
         {k: first[k] for k in ("task_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"

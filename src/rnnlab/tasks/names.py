@@ -15,23 +15,19 @@ Split protocols (both stratified by label and seeded):
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..bundle import default_data_dir
 from ..errors import UserError
-from ..metrics import classification_metrics, classification_report
-from ..models import ClassifierConfig, build_classifier, predict_batches
+from ..models import ClassifierConfig, build_classifier
 from ..train import TrainConfig
+from .classify import CharVocab, TextClassificationTask, encode_batch
 
-PAD, UNK = 0, 1
 SPLITS = ("grouped", "random")
 MAX_NAME_CHARS = 100  # longest name accepted at predict time
 _NAME_RE = re.compile(r"[^\W\d_]+(?:[ '\-.\u2019]+[^\W\d_]+)*\.?")
@@ -134,55 +130,10 @@ def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float
     return out, report
 
 
-class CharVocab:
-    """Characters seen in training -> ids; 0 is padding, 1 stands for any unseen character."""
-
-    def __init__(self, chars: list[str]) -> None:
-        self.chars = list(chars)
-        self.index = {c: i + 2 for i, c in enumerate(self.chars)}
-
-    @classmethod
-    def build(cls, texts) -> "CharVocab":
-        return cls(sorted({c for t in texts for c in t}))
-
-    def __len__(self) -> int:
-        return len(self.chars) + 2
-
-    def encode(self, text: str) -> list[int]:
-        return [self.index.get(c, UNK) for c in text]
-
-    def unknown(self, text: str) -> list[str]:
-        return sorted({c for c in text if c not in self.index})
-
-
-def encode_batch(vocab: CharVocab, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Texts -> (N, T) padded ids and (N,) lengths."""
-    encoded = [vocab.encode(t) for t in texts]
-    lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
-    ids = torch.zeros(len(encoded), int(lengths.max()) if encoded else 1, dtype=torch.long)
-    for i, e in enumerate(encoded):
-        ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
-    return ids, lengths
-
-
-def class_weights(counts: list[int], kind: str) -> torch.Tensor | None:
-    if kind == "none":
-        return None
-    counts_t = torch.tensor(counts, dtype=torch.float).clamp(min=1)
-    w = counts_t.sum() / (len(counts) * counts_t)  # "balanced": every class weighs the same in total
-    if kind == "sqrt":
-        w = w.sqrt()
-    elif kind != "balanced":
-        raise UserError(f"--class-weights {kind!r}: choose none, balanced or sqrt")
-    return w / w.mean()
-
-
-class NamesTask:
+class NamesTask(TextClassificationTask):
     """The names task for the shared training loop (see rnnlab.train.Task)."""
 
     name = "names"
-    monitor = "accuracy"
-    monitor_mode = "max"
 
     def __init__(self, cfg: NamesConfig, seed: int, state: dict | None = None):
         """``state`` (from a checkpoint) fixes the labels and vocabulary of a resumed run."""
@@ -203,56 +154,8 @@ class NamesTask:
         for split in ("train", "val", "test"):
             if not self.splits[split]:
                 raise UserError(f"{data_dir}: too little data: the {split} split is empty")
-        self.vocab = CharVocab(state["chars"]) if state else CharVocab.build(t for t, _ in self.splits["train"])
-        self.tensors = {}
-        for split, rows in self.splits.items():
-            ids, lengths = encode_batch(self.vocab, [t for t, _ in rows])
-            self.tensors[split] = (ids, lengths, torch.tensor([lab for _, lab in rows], dtype=torch.long))
-        counts = Counter(lab for _, lab in self.splits["train"])
-        self.train_counts = [counts.get(i, 0) for i in range(len(self.labels))]
-        self.data_report["train_counts"] = dict(zip(self.labels, self.train_counts))
-
-    # --- what the model needs ------------------------------------------------------------------
-    def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
-        return replace(model_cfg, vocab_size=len(self.vocab), num_classes=len(self.labels))
-
-    def build_model(self, model_cfg: ClassifierConfig):
-        return build_classifier(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
-
-    def state(self) -> dict:
-        """What a checkpoint needs besides the weights to use the model on new names."""
-        return {"labels": self.labels, "chars": self.vocab.chars}
-
-    # --- the loop's interface ------------------------------------------------------------------
-    def num_batches(self, split: str, batch_size: int) -> int:
-        return math.ceil(len(self.splits[split]) / batch_size)
-
-    def batches(self, split: str, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
-        ids, lengths, targets = self.tensors[split]
-        order = torch.randperm(len(ids), generator=generator) if shuffle else torch.arange(len(ids))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = int(lengths[idx].max())  # pad each batch only to its own longest name
-            yield {"ids": ids[idx, :width], "lengths": lengths[idx], "targets": targets[idx]}
-
-    def predict_split(self, model, split: str, device) -> tuple[torch.Tensor, torch.Tensor]:
-        return predict_batches(model, self.batches(split, 512, shuffle=False), device)
-
-    def evaluate(self, model, split: str, device) -> dict:
-        logits, targets = self.predict_split(model, split, device)
-        loss = F.cross_entropy(logits, targets).item()  # unweighted, comparable across runs
-        return {"loss": loss, **classification_metrics(targets.numpy(), logits.argmax(1).numpy())}
-
-    def final_report(self, model, device) -> dict:
-        """Test-set report: accuracy, macro-F1, per class, confusion matrix, some mistakes."""
-        logits, targets = self.predict_split(model, "test", device)
-        preds = logits.argmax(1)
-        report = classification_report(targets.numpy(), preds.numpy(), self.labels)
-        report["loss"] = F.cross_entropy(logits, targets).item()
-        wrong = (preds != targets).nonzero().flatten()[:30].tolist()
-        report["mistakes"] = [{"text": self.splits["test"][i][0], "true": self.labels[int(targets[i])],
-                               "predicted": self.labels[int(preds[i])]} for i in wrong]
-        return report
+        self.tokens = {split: [t for t, _ in rows] for split, rows in self.splits.items()}  # a name's tokens: its letters
+        self._index(CharVocab(state["chars"]) if state else CharVocab.build(self.tokens["train"]))
 
 
 class NamesPredictor:
@@ -283,3 +186,9 @@ class NamesPredictor:
         return [{"name": name, "unknown_characters": self.vocab.unknown(name),
                  "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(v, ix)]}
                 for name, v, ix in zip(clean, values, indices)]
+
+    @staticmethod
+    def format(r: dict) -> str:
+        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
+        note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
+        return f"{r['name']}: {tops}{note}"

@@ -1,0 +1,128 @@
+"""What every text-classification task shares: a token vocabulary, padded batches, evaluation,
+the test report. A task subclass reads its data into ``labels``, ``splits`` (``[(text, label)]``
+per split), ``tokens`` (the token list of each text) and calls ``_index()``."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..metrics import classification_metrics, classification_report
+from ..models import ClassifierConfig, build_classifier, predict_batches
+
+PAD, UNK = 0, 1
+
+
+class CharVocab:
+    """Tokens (characters, or words) seen in training -> ids; 0 is padding, 1 stands for any unseen token."""
+
+    def __init__(self, chars: list[str]) -> None:
+        self.chars = list(chars)
+        self.index = {c: i + 2 for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def build(cls, texts, min_count: int = 1) -> "CharVocab":
+        counts = Counter(c for t in texts for c in t)
+        return cls(sorted(c for c, n in counts.items() if n >= min_count))
+
+    def __len__(self) -> int:
+        return len(self.chars) + 2
+
+    def encode(self, text) -> list[int]:
+        return [self.index.get(c, UNK) for c in text]
+
+    def unknown(self, text) -> list[str]:
+        return sorted({c for c in text if c not in self.index})
+
+
+def encode_batch(vocab: CharVocab, texts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts (strings or token lists) -> (N, T) padded ids and (N,) lengths (at least 1: an empty
+    text reads as one unknown token)."""
+    encoded = [vocab.encode(t) or [UNK] for t in texts]
+    lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
+    ids = torch.zeros(len(encoded), int(lengths.max()) if encoded else 1, dtype=torch.long)
+    for i, e in enumerate(encoded):
+        ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
+    return ids, lengths
+
+
+def class_weights(counts: list[int], kind: str) -> torch.Tensor | None:
+    if kind == "none":
+        return None
+    counts_t = torch.tensor(counts, dtype=torch.float).clamp(min=1)
+    w = counts_t.sum() / (len(counts) * counts_t)  # "balanced": every class weighs the same in total
+    if kind == "sqrt":
+        w = w.sqrt()
+    elif kind != "balanced":
+        raise UserError(f"--class-weights {kind!r}: choose none, balanced or sqrt")
+    return w / w.mean()
+
+
+class TextClassificationTask:
+    """The shared training loop's interface (see rnnlab.train.Task) for labelled texts."""
+
+    monitor = "accuracy"
+    monitor_mode = "max"
+    model_config_cls = ClassifierConfig
+
+    def _index(self, vocab: CharVocab) -> None:
+        """Tensors of every split, and the training label counts."""
+        self.vocab = vocab
+        self.tensors = {}
+        for split, rows in self.splits.items():
+            ids, lengths = encode_batch(vocab, self.tokens[split])
+            self.tensors[split] = (ids, lengths, torch.tensor([lab for _, lab in rows], dtype=torch.long))
+        counts = Counter(lab for _, lab in self.splits["train"])
+        self.train_counts = [counts.get(i, 0) for i in range(len(self.labels))]
+        self.data_report["train_counts"] = dict(zip(self.labels, self.train_counts))
+
+    # --- what the model needs ------------------------------------------------------------------
+    def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
+        return replace(model_cfg, vocab_size=len(self.vocab), num_classes=len(self.labels))
+
+    def build_model(self, model_cfg: ClassifierConfig):
+        return build_classifier(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
+
+    def state(self) -> dict:
+        """What a checkpoint needs besides the weights to use the model on new texts."""
+        return {"labels": self.labels, "chars": self.vocab.chars}
+
+    # --- the loop's interface ------------------------------------------------------------------
+    def num_batches(self, split: str, batch_size: int) -> int:
+        return math.ceil(len(self.splits[split]) / batch_size)
+
+    def batches(self, split: str, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+        ids, lengths, targets = self.tensors[split]
+        order = torch.randperm(len(ids), generator=generator) if shuffle else torch.arange(len(ids))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = int(lengths[idx].max())  # pad each batch only to its own longest text
+            yield {"ids": ids[idx, :width], "lengths": lengths[idx], "targets": targets[idx]}
+
+    def predict_split(self, model, split: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+        return predict_batches(model, self.batches(split, 512, shuffle=False), device)
+
+    def evaluate(self, model, split: str, device) -> dict:
+        logits, targets = self.predict_split(model, split, device)
+        loss = F.cross_entropy(logits, targets).item()  # unweighted, comparable across runs
+        return {"loss": loss, **classification_metrics(targets.numpy(), logits.argmax(1).numpy())}
+
+    def final_report(self, model, device) -> dict:
+        """Test-set report: accuracy, macro-F1, per class, confusion matrix, some mistakes."""
+        logits, targets = self.predict_split(model, "test", device)
+        preds = logits.argmax(1)
+        report = classification_report(targets.numpy(), preds.numpy(), self.labels)
+        report["loss"] = F.cross_entropy(logits, targets).item()
+        wrong = (preds != targets).nonzero().flatten()[:30].tolist()
+        report["mistakes"] = [{"text": self.splits["test"][i][0], "true": self.labels[int(targets[i])],
+                               "predicted": self.labels[int(preds[i])]} for i in wrong]
+        return report
+
+    @staticmethod
+    def headline(test: dict) -> str:
+        return f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}"

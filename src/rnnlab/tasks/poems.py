@@ -1,0 +1,327 @@
+"""Tang poems: a character-level recurrent language model that writes poems.
+
+Data: the bundled Tang poems (simplified), or ``--data`` pointing at a chinese-poetry JSON file or
+folder (``[{"author", "title", "paragraphs": [...]}]``, Tang, Song, ci ...; traditional characters
+are converted to simplified with OpenCC), or at a ``.jsonl``/``.jsonl.gz`` of such poems.
+
+Cleaning follows the classic course corpus: a poem's content is its paragraphs joined; poems with
+odd characters (brackets, underscores, missing-character marks, digits ...) are dropped, and so
+are those outside ``min_chars``..``max_chars`` characters, or -- with ``forms`` -- not of a kept form.
+Each poem becomes ``<s>`` + characters + ``</s>``; characters seen fewer than ``min_count`` times in
+training become ``<unk>``. The split is by poem, seeded.
+
+Batches are whole poems. Sorting them by length into buckets keeps padding near zero (most poems
+are 24, 32, 48 or 64 characters long), where course code pads each batch to its longest poem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
+from ..errors import UserError
+from ..models import LanguageModel, LanguageModelConfig
+from ..poetry import FORMS, corpus_reference, form_of, lines_of, odd_characters, quality
+from ..train import TrainConfig
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
+CONVERSIONS = ("auto", "t2s", "none")
+
+# What `rnnlab train poems` uses when no option says otherwise.
+DEFAULT_MODEL = LanguageModelConfig(cell="lstm", backend="torch", embed_dim=256, hidden=512, layers=1, dropout=0.1)
+DEFAULT_TRAIN = TrainConfig(epochs=20, batch_size=64, lr=2e-3, patience=3, max_time=3600)
+
+
+@dataclass(frozen=True)
+class PoemsConfig:
+    data: str = ""  # chinese-poetry JSON file or folder, or .jsonl(.gz); "" = the bundled Tang poems
+    convert: str = "auto"  # t2s | none | auto (t2s for --data, none for the bundled, already simplified set)
+    min_chars: int = 5  # characters of content, punctuation included
+    max_chars: int = 80
+    forms: str = ""  # e.g. "5x4,7x4": keep only these forms; "" = every poem
+    min_count: int = 2  # rarer characters become <unk>
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    limit: int = 0  # keep only this many training poems (0 = all): for quick runs and tests
+    samples: int = 200  # unconstrained samples scored in the final report
+
+
+def _poem_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UserError(f"{path}: no such file or folder")
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith((".json", ".jsonl", ".jsonl.gz")))
+    if not files:
+        raise UserError(f"{path}: no chinese-poetry .json (or .jsonl/.jsonl.gz) files here")
+    return files
+
+
+def _records(f: Path) -> list:
+    if f.name.endswith((".jsonl", ".jsonl.gz")):
+        opener = gzip.open if f.name.endswith(".gz") else open
+        out = []
+        with opener(f, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise UserError(f"{f}:{lineno}: malformed JSON: {e.msg}") from None
+        return out
+    return read_poem_json(f)
+
+
+def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
+    """All poems of the files under ``path`` -> ([{title, author, content}], report)."""
+    t2s = None
+    if convert:
+        import opencc
+
+        t2s = opencc.OpenCC("t2s")
+    poems, files = [], _poem_files(path)
+    for f in files:
+        for i, item in enumerate(_records(f)):
+            paragraphs = item.get("paragraphs") if isinstance(item, dict) else None
+            if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
+                raise UserError(f"{f}: poem {i} has no 'paragraphs' list of strings")
+            content = "".join(p.strip() for p in paragraphs)
+            title, author = str(item.get("title", "")), str(item.get("author", ""))
+            if t2s is not None:
+                content, title, author = t2s.convert(content), t2s.convert(title), t2s.convert(author)
+            poems.append({"title": title, "author": author, "content": content})
+    return poems, {"files": len(files), "poems_read": len(poems)}
+
+
+def clean(poems: list[dict], min_chars: int, max_chars: int, forms: tuple[str, ...]) -> tuple[list[dict], dict]:
+    """Keep the poems the model should learn from; count every drop by its reason."""
+    kept, dropped, examples = [], Counter(), Counter()
+    for p in poems:
+        c = p["content"]
+        odd = odd_characters(c)
+        reason = ("empty" if not c else "odd characters" if odd else f"shorter than {min_chars}" if len(c) < min_chars
+                  else f"longer than {max_chars}" if len(c) > max_chars else "form not kept" if forms and form_of(c) not in forms
+                  else "")
+        if reason:
+            dropped[reason] += 1
+            examples.update(odd)
+        else:
+            kept.append(p)
+    return kept, {"kept": len(kept), "dropped": dict(dropped.most_common()),
+                  "odd_characters_seen": "".join(c for c, _ in examples.most_common(30))}
+
+
+class PoemVocab:
+    """Characters -> ids: 0 padding, 1 unknown, 2 start, 3 end, then characters, most frequent first."""
+
+    def __init__(self, chars: list[str]) -> None:
+        self.chars = list(chars)
+        self.index = {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def build(cls, contents, min_count: int) -> "PoemVocab":
+        counts = Counter(ch for c in contents for ch in c)
+        return cls([ch for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count])
+
+    def __len__(self) -> int:
+        return len(self.chars) + len(SPECIALS)
+
+    def __contains__(self, ch: str) -> bool:
+        return ch in self.index
+
+    def id(self, ch: str) -> int:
+        return self.index.get(ch, UNK)
+
+    def encode(self, content: str) -> list[int]:
+        """Content -> ids of the characters and the end token (the start token is the model's first input)."""
+        return [self.index.get(ch, UNK) for ch in content] + [EOS]
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i - len(SPECIALS)] if i >= len(SPECIALS) else "" for i in ids)
+
+
+def _parse_forms(text: str) -> tuple[str, ...]:
+    forms = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in forms if f not in FORMS]
+    if bad:
+        raise UserError(f"--forms {text!r}: give a comma-separated list from {', '.join(FORMS)}")
+    return forms
+
+
+class PoemsTask:
+    """The poems language-modelling task for the shared training loop (see rnnlab.train.Task)."""
+
+    name = "poems"
+    monitor = "perplexity"
+    monitor_mode = "min"
+    model_config_cls = LanguageModelConfig
+
+    def __init__(self, cfg: PoemsConfig, seed: int, state: dict | None = None):
+        self.cfg = cfg
+        if cfg.convert not in CONVERSIONS:
+            raise UserError(f"--convert {cfg.convert!r}: choose one of {', '.join(CONVERSIONS)}")
+        if not 1 <= cfg.min_chars <= cfg.max_chars or cfg.max_chars > 2000:
+            raise UserError(f"--min-chars/--max-chars: need 1 <= min <= max <= 2000, got {cfg.min_chars}, {cfg.max_chars}")
+        if not (0 < cfg.val_fraction < 1 and 0 < cfg.test_fraction < 1 and cfg.val_fraction + cfg.test_fraction < 1):
+            raise UserError("split fractions must be in (0, 1) and sum below 1")
+        path = Path(cfg.data) if cfg.data else default_data_dir() / POEMS_FILE
+        convert = cfg.convert == "t2s" or (cfg.convert == "auto" and bool(cfg.data))
+        poems, self.data_report = read_poems(path, convert)
+        kept, clean_report = clean(poems, cfg.min_chars, cfg.max_chars, _parse_forms(cfg.forms))
+        self.data_report.update(clean_report, data=str(path), converted_t2s=convert)
+        if len(kept) < 3:
+            raise UserError(f"{path}: {len(kept)} poems left after filtering (dropped: {clean_report['dropped']}); "
+                            "loosen --min-chars/--max-chars/--forms")
+        # Split by poem, seeded: a poem's lines never appear in two splits.
+        order = np.random.default_rng(seed).permutation(len(kept))
+        n_test = max(1, int(round(cfg.test_fraction * len(kept))))
+        n_val = max(1, int(round(cfg.val_fraction * len(kept))))
+        self.splits = {"test": [kept[i] for i in sorted(order[:n_test])],
+                       "val": [kept[i] for i in sorted(order[n_test : n_test + n_val])],
+                       "train": [kept[i] for i in sorted(order[n_test + n_val :])]}
+        if cfg.limit and cfg.limit < len(self.splits["train"]):
+            self.splits["train"] = self.splits["train"][: cfg.limit]
+        contents = {k: [p["content"] for p in v] for k, v in self.splits.items()}
+        self.vocab = PoemVocab(state["chars"]) if state else PoemVocab.build(contents["train"], cfg.min_count)
+        self.encoded = {k: [self.vocab.encode(c) for c in v] for k, v in contents.items()}
+        # Training loss is re-scored on a fixed sample of training poems as large as the validation split.
+        pick = np.random.default_rng(seed + 1).permutation(len(self.encoded["train"]))[: len(self.encoded["val"])]
+        self.encoded["train_sample"] = [self.encoded["train"][i] for i in sorted(pick)]
+        tokens = sum(len(e) for e in self.encoded["train"])
+        unk = sum(e.count(UNK) for e in self.encoded["train"])
+        forms = Counter(form_of(c) or "other" for c in contents["train"])
+        self.data_report.update({
+            "train_items": len(contents["train"]), "val_items": len(contents["val"]), "test_items": len(contents["test"]),
+            "vocabulary": len(self.vocab), "train_tokens": tokens, "train_unknown_share": round(unk / max(tokens, 1), 5),
+            "regular_share": round(1 - forms.get("other", 0) / max(len(contents["train"]), 1), 4),
+            "train_forms": dict(forms.most_common()), "protocol": "by poem"})
+
+    # --- what the model needs ------------------------------------------------------------------
+    def model_config(self, model_cfg: LanguageModelConfig) -> LanguageModelConfig:
+        return replace(model_cfg, vocab_size=len(self.vocab))
+
+    def build_model(self, model_cfg: LanguageModelConfig) -> LanguageModel:
+        return LanguageModel(model_cfg)
+
+    def state(self) -> dict:
+        return {"chars": self.vocab.chars}
+
+    def training_lines(self) -> set[str]:
+        return {line for p in self.splits["train"] for line in lines_of(p["content"])}
+
+    # --- the loop's interface ------------------------------------------------------------------
+    def _buckets(self, split: str, batch_size: int, generator: torch.Generator | None) -> list[list[int]]:
+        seqs = self.encoded[split]
+        lengths = torch.tensor([len(s) for s in seqs])
+        # Sort by length, ties in random order; cut into batches; then shuffle the batches.
+        noise = torch.rand(len(seqs), generator=generator) if generator is not None else torch.zeros(len(seqs))
+        order = sorted(range(len(seqs)), key=lambda i: (int(lengths[i]), float(noise[i])))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        if generator is not None:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return batches
+
+    def num_batches(self, split: str, batch_size: int) -> int:
+        return math.ceil(len(self.encoded[split]) / batch_size)
+
+    def batches(self, split: str, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+        seqs = self.encoded[split]
+        for idx in self._buckets(split, batch_size, generator if shuffle else None):
+            width = max(len(seqs[i]) for i in idx)
+            targets = torch.zeros(len(idx), width, dtype=torch.long)  # (B, T); 0 = padding, ignored
+            for row, i in enumerate(idx):
+                targets[row, : len(seqs[i])] = torch.tensor(seqs[i])
+            ids = torch.cat([torch.full((len(idx), 1), BOS), targets[:, :-1]], dim=1)  # inputs: <s> + all but the last
+            yield {"ids": ids, "lengths": (targets > 0).sum(1), "targets": targets}
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str, device) -> dict:
+        model.eval()
+        split = "train_sample" if split == "train" else split
+        nll, count = 0.0, 0
+        for batch in self.batches(split, 256, shuffle=False):
+            logits, _ = model(batch["ids"].to(device))
+            targets = batch["targets"].to(device)
+            nll += F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=PAD,
+                                   reduction="sum").item()
+            count += int((targets > 0).sum())
+        loss = nll / max(count, 1)
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+
+    def final_report(self, model, device, samples: int | None = None, seed: int = 0) -> dict:
+        """Test perplexity, and the quality of unconstrained samples beside the corpus's own figures."""
+        from ..generate import PoemSampler
+
+        report = {f"test_{k}": v for k, v in self.evaluate(model, "test", device).items()}
+        report.update({f"val_{k}": v for k, v in self.evaluate(model, "val", device).items()})
+        sampler = PoemSampler(model, self.vocab, device)
+        n = self.cfg.samples if samples is None else samples
+        poems = sampler.sample(n, seed=seed) if n else []
+        report["samples"] = quality(poems, self.training_lines())
+        report["samples"]["settings"] = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": seed}
+        report["corpus"] = corpus_reference([p["content"] for p in self.splits["train"]])
+        report["examples"] = poems[:12]
+        return report
+
+    @staticmethod
+    def headline(test: dict) -> str:
+        s = test["samples"]
+        return (f"test perplexity {test['test_perplexity']:.1f}; samples: {s['well_formed']:.0%} well-formed, "
+                f"rhyme {s['rhyme_rate']:.0%}, distinct lines {s['distinct_lines']:.2f}, copied lines {s['copy_rate']:.0%}")
+
+
+class PoemsPredictor:
+    """A trained poems model from its checkpoint alone: writes poems, and scores given ones."""
+
+    def __init__(self, checkpoint: dict, device) -> None:
+        from ..generate import PoemSampler
+
+        meta = checkpoint["meta"]
+        self.vocab = PoemVocab(meta["task_state"]["chars"])
+        self.model = LanguageModel(LanguageModelConfig(**meta["model_config"])).to(device)
+        self.model.load_state_dict(checkpoint["model"])
+        self.model.eval()
+        self.device = device
+        self.sampler = PoemSampler(self.model, self.vocab, device)
+
+    def generate(self, **options) -> list[str]:
+        return self.sampler.sample(**options)
+
+    @torch.no_grad()
+    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
+        """For each text: its perplexity as a poem, and the likeliest next characters after it."""
+        out = []
+        for text in texts:
+            text = "".join(text.split())
+            if not text:
+                raise UserError("empty text: give at least one character")
+            if len(text) > 2000:
+                raise UserError(f"text of {len(text):,} characters is longer than the limit of 2000")
+            targets = torch.tensor([self.vocab.encode(text)])  # (1, T) characters + </s>
+            ids = torch.cat([torch.tensor([[BOS]]), targets[:, :-1]], dim=1)
+            logits, _ = self.model(ids.to(self.device))
+            nll = F.cross_entropy(logits[0].float().cpu(), targets[0]).item()
+            probs = logits[0, -1].float().cpu().softmax(-1)
+            probs[: len(SPECIALS)] = 0
+            values, indices = probs.topk(min(top, len(self.vocab.chars)))
+            out.append({"text": text, "perplexity": round(math.exp(nll), 2), "form": form_of(text),
+                        "unknown_characters": sorted({c for c in text if c not in self.vocab}),
+                        "next": [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)}
+                                 for p, i in zip(values, indices)]})
+        return out
+
+    @staticmethod
+    def format(r: dict) -> str:
+        nxt = " ".join(f"{n['char']} {n['probability']:.3f}" for n in r["next"])
+        note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
+        return f"{r['text']}: perplexity {r['perplexity']:.1f}, form {r['form'] or 'irregular'}; next: {nxt}{note}"

@@ -1,0 +1,372 @@
+"""Sentiment (or any label) classification of Chinese texts from a ``label,text`` CSV.
+
+Data: any CSV with a label column and a text column (``--label-col``, ``--text-col``; defaults
+``label`` and ``review``, falling back to ``text``), UTF-8 with or without a byte-order mark (a
+GBK/GB18030 file is detected and read as such, with a note), proper quoting, fields of any size.
+Rows with an empty label or text are skipped and counted. Labels may be any strings or integers.
+The split is stratified and seeded; identical texts stay in one split (the ``grouped`` protocol of
+the names task). The default data is the bundled ChnSentiCorp hotel reviews.
+
+Tokens: ``jieba`` words (a user dictionary optional) or single characters. Stop words come from
+stopwords-iso's Chinese list, except the negations, degree words and contrast words that carry or
+flip sentiment (不, 没有, 很, 太, 但是 ...). Texts longer than ``max_tokens`` tokens are cut there.
+
+Word vectors: ``random`` (learnt from scratch), ``word2vec`` (trained with gensim on the training
+split's tokens before the classifier) or a word2vec text/binary file; ``freeze_embedding`` keeps
+them fixed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..bundle import default_data_dir
+from ..errors import UserError
+from ..models import ClassifierConfig, build_classifier
+from ..train import TrainConfig
+from .classify import UNK, CharVocab, TextClassificationTask, encode_batch
+from .names import split_items
+
+TOKENIZERS = ("jieba", "char")
+MAX_PREDICT_CHARS = 20_000
+BUNDLED = "sentiment/ChnSentiCorp_htl_all.csv"
+# Words that stop-word lists hold but sentiment needs: negations, degree, contrast.
+KEEP_WORDS = frozenset("""不 没 没有 无 非 未 别 莫 勿 毋 否 不是 不会 不要 不能 不够 不太 不再 不必 不用 没什么 并不
+很 太 非常 极 极其 最 更 更加 挺 特别 十分 相当 比较 较 有点 有些 稍 稍微 过 过于 好 真 真是 实在 尤其 格外
+但 但是 却 可是 不过 虽然 然而 只是 还 还是 也 都 再 又 ！ ？""".split())
+
+DEFAULT_MODEL = ClassifierConfig(cell="gru", embed_dim=128, hidden=128, bidirectional=True, dropout=0.3,
+                                 pool="attention")
+DEFAULT_TRAIN = TrainConfig(epochs=8, batch_size=32, lr=2e-3, patience=3)
+
+
+@dataclass(frozen=True)
+class SentimentConfig:
+    data: str = ""  # CSV file; "" = the bundled hotel reviews
+    label_col: str = "label"
+    text_col: str = "review"  # falls back to "text" when the file has no such column
+    tokenizer: str = "jieba"
+    user_dict: str = ""  # jieba user dictionary file
+    stopwords: str = "default"  # default | none | FILE (one word per line)
+    vectors: str = "random"  # random | word2vec | FILE (word2vec text or binary format)
+    w2v_epochs: int = 10
+    min_count: int = 2  # rarer tokens become <unk>
+    max_tokens: int = 400  # longer texts are cut here
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    class_weights: str = "none"
+    limit: int = 0  # keep only this many training rows (0 = all): for quick runs and tests
+
+
+# --- reading ----------------------------------------------------------------------------------
+def _decode(path: Path) -> tuple[str, str]:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        try:
+            return raw.decode("gb18030"), "gb18030"  # GBK and its superset: common for Chinese CSVs
+        except UnicodeDecodeError:
+            raise UserError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x}) nor GBK; convert it, e.g. "
+                            f"iconv -f GBK -t UTF-8 {path.name} > utf8.csv") from None
+
+
+def _allow_huge_fields() -> None:
+    limit = sys.maxsize
+    while True:  # the csv module's default 128 KiB field limit breaks on long reviews
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:
+            limit //= 10
+
+
+def read_labeled_csv(path: Path, label_col: str, text_col: str) -> tuple[list[str], list[tuple[str, int]], dict]:
+    """A ``label,text`` CSV -> (label names, [(text, label index)], report)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: CSV file not found")
+    text, encoding = _decode(path)
+    _allow_huge_fields()
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise UserError(f"{path}: empty file") from None
+    if text_col not in header and text_col == "review" and "text" in header:
+        text_col = "text"
+    missing = [c for c in (label_col, text_col) if c not in header]
+    if missing:
+        raise UserError(f"{path}: no column {' or '.join(map(repr, missing))}; the file has {', '.join(map(repr, header))} "
+                        "(choose with --label-col / --text-col)")
+    li, ti = header.index(label_col), header.index(text_col)
+    rows, skipped = [], 0
+    try:
+        for values in reader:
+            label = values[li].strip() if li < len(values) else ""
+            body = values[ti].strip() if ti < len(values) else ""
+            if not label or not body:
+                skipped += 1
+                continue
+            rows.append((body, label))
+    except csv.Error as e:
+        raise UserError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
+    names = sorted({lab for _, lab in rows}, key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
+    if len(names) < 2:
+        raise UserError(f"{path}: need at least 2 labels in column {label_col!r}, found {len(names)} ({', '.join(names) or 'none'})")
+    index = {n: i for i, n in enumerate(names)}
+    report = {"data": str(path), "encoding": encoding, "rows": len(rows), "empty": skipped,
+              "label_column": label_col, "text_column": text_col}
+    return names, [(body, index[lab]) for body, lab in rows], report
+
+
+# --- tokens and stop words ----------------------------------------------------------------------
+def make_tokenizer(kind: str, user_dict: str = ""):
+    """A function text -> tokens (no whitespace tokens)."""
+    if kind == "char":
+        return lambda text: [c for c in text if not c.isspace()]
+    if kind != "jieba":
+        raise UserError(f"--tokenizer {kind!r}: choose one of {', '.join(TOKENIZERS)}")
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tk = jieba.Tokenizer()
+    if user_dict:
+        if not Path(user_dict).is_file():
+            raise UserError(f"--user-dict {user_dict}: file not found")
+        tk.load_userdict(user_dict)
+    return lambda text: [w for w in tk.lcut(text) if w.strip()]
+
+
+class TextPipeline:
+    """text -> tokens: tokenize, drop stop words, cut to ``max_tokens``."""
+
+    def __init__(self, tokenizer: str, user_dict: str, stopwords: frozenset[str], max_tokens: int) -> None:
+        if max_tokens < 1:
+            raise UserError(f"--max-tokens must be at least 1, got {max_tokens}")
+        self.tokenize = make_tokenizer(tokenizer, user_dict)
+        self.stopwords, self.max_tokens = stopwords, max_tokens
+
+    def all_tokens(self, text: str) -> list[str]:
+        return [w for w in self.tokenize(text) if w not in self.stopwords]
+
+    def __call__(self, text: str) -> list[str]:
+        return self.all_tokens(text)[: self.max_tokens]
+
+
+def load_stopwords(spec: str) -> frozenset[str]:
+    if spec == "none":
+        return frozenset()
+    if spec == "default":
+        import stopwordsiso
+
+        return frozenset(stopwordsiso.stopwords("zh")) - KEEP_WORDS
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"--stopwords {spec}: not 'default', 'none' or a file")
+    try:
+        return frozenset(w.strip() for w in path.read_text(encoding="utf-8-sig").splitlines() if w.strip())
+    except UnicodeDecodeError:
+        raise UserError(f"--stopwords {spec}: not UTF-8") from None
+
+
+# --- word vectors -------------------------------------------------------------------------------
+def load_vectors(path: str):
+    """A word2vec file (text, or binary when it ends in .bin) as gensim KeyedVectors."""
+    from gensim.models import KeyedVectors
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--vectors {path}: not 'random', 'word2vec' or a file")
+    try:
+        return KeyedVectors.load_word2vec_format(str(p), binary=p.suffix == ".bin", unicode_errors="ignore")
+    except Exception as e:  # gensim raises many kinds on a bad file
+        raise UserError(f"--vectors {path}: not a word2vec file ({type(e).__name__}: {e})".split("\n")[0]) from None
+
+
+def train_word2vec(token_lists: list[list[str]], dim: int, epochs: int, seed: int):
+    from gensim.models import Word2Vec
+
+    # One worker: gensim is reproducible from its seed only single-threaded.
+    model = Word2Vec(sentences=token_lists, vector_size=dim, window=5, min_count=1, sg=1, workers=1, seed=seed,
+                     epochs=epochs)
+    return model.wv
+
+
+class SentimentTask(TextClassificationTask):
+    """Labelled texts from a CSV for the shared training loop (see rnnlab.train.Task)."""
+
+    name = "sentiment"
+
+    def __init__(self, cfg: SentimentConfig, seed: int, state: dict | None = None):
+        self.cfg = cfg
+        if cfg.vectors not in ("random", "word2vec") and not Path(cfg.vectors).is_file():
+            raise UserError(f"--vectors {cfg.vectors}: not 'random', 'word2vec' or a file")
+        stopwords = frozenset(state["stopwords"]) if state else load_stopwords(cfg.stopwords)
+        self.pipeline = TextPipeline(cfg.tokenizer, cfg.user_dict, stopwords, cfg.max_tokens)
+        path = Path(cfg.data) if cfg.data else default_data_dir() / BUNDLED
+        labels, items, self.data_report = read_labeled_csv(path, cfg.label_col, cfg.text_col)
+        if state is not None and state["labels"] != labels:
+            raise UserError(f"{path}: labels differ from the run's ({', '.join(state['labels'])})")
+        self.labels = labels
+        self.splits, split_report = split_items(items, "grouped", cfg.val_fraction, cfg.test_fraction, seed)
+        self.data_report.update(split_report)
+        if cfg.limit and cfg.limit < len(self.splits["train"]):
+            step = len(self.splits["train"]) / cfg.limit  # an even sample keeps every label
+            self.splits["train"] = [self.splits["train"][int(i * step)] for i in range(cfg.limit)]
+            self.data_report["train_items_used"] = cfg.limit
+        for split in ("train", "val", "test"):
+            if not self.splits[split] or len({lab for _, lab in self.splits[split]}) < 2 and split == "train":
+                raise UserError(f"{path}: too little data: the {split} split is empty or has one label")
+        full = {split: [self.pipeline.all_tokens(t) for t, _ in rows] for split, rows in self.splits.items()}
+        self.tokens = {split: [t[: cfg.max_tokens] for t in lists] for split, lists in full.items()}
+        self.data_report.update(stopwords=len(stopwords), truncated_train_texts=sum(len(t) > cfg.max_tokens for t in full["train"]),
+                                mean_train_tokens=round(sum(map(len, full["train"])) / len(full["train"]), 1))
+        if not state and cfg.min_count < 1:
+            raise UserError(f"--min-count must be at least 1, got {cfg.min_count}")
+        self._index(CharVocab(state["chars"]) if state else CharVocab.build(self.tokens["train"], cfg.min_count))
+        self.data_report["vocabulary"] = len(self.vocab)
+
+    def state(self) -> dict:
+        """Labels, vocabulary and the stop list: the checkpoint alone tokenizes new texts."""
+        return {"labels": self.labels, "chars": self.vocab.chars, "stopwords": sorted(self.pipeline.stopwords)}
+
+    def build_model(self, model_cfg: ClassifierConfig):
+        model = super().build_model(model_cfg)
+        if self.cfg.vectors == "random":
+            return model
+        if model_cfg.input != "embedding":
+            raise UserError("--vectors needs --input embedding")
+        kv = (train_word2vec(self.tokens["train"], model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
+              if self.cfg.vectors == "word2vec" else load_vectors(self.cfg.vectors))
+        if kv.vector_size != model_cfg.embed_dim:
+            raise UserError(f"--vectors {self.cfg.vectors}: vectors have {kv.vector_size} dimensions; "
+                            f"give --embed-dim {kv.vector_size}")
+        found = [i for i, w in enumerate(self.vocab.chars) if w in kv.key_to_index]
+        vectors = torch.tensor(kv.vectors[[kv.key_to_index[self.vocab.chars[i]] for i in found]], dtype=torch.float)
+        members = getattr(model, "members", [model])
+        with torch.no_grad():
+            for m in members:
+                scale = m.embed.weight.std() / vectors.std().clamp(min=1e-8)  # keep the init's scale
+                m.embed.weight[torch.tensor(found, dtype=torch.long) + 2] = vectors * scale
+        counts = [w for toks in self.tokens["train"] for w in toks]
+        covered = sum(1 for w in counts if w in kv.key_to_index)
+        self.data_report["vectors"] = {"source": self.cfg.vectors, "vocabulary_coverage": round(len(found) / len(self.vocab.chars), 4),
+                                       "token_coverage": round(covered / max(len(counts), 1), 4)}
+        return model
+
+    def final_report(self, model, device) -> dict:
+        from ..metrics import binary_auc
+
+        report = super().final_report(model, device)
+        logits, targets = self.predict_split(model, "test", device)
+        probs = logits.softmax(-1)
+        if len(self.labels) == 2:
+            report["roc_auc"] = binary_auc(targets.numpy(), probs[:, 1].numpy())
+        explainer = Explainer(model, self.vocab, self.labels, self.pipeline, device)
+        preds = probs.argmax(1)
+        wrong = (preds != targets).nonzero().flatten()[:4].tolist()
+        right = (preds == targets).nonzero().flatten()[:4].tolist()
+        report["explained"] = [dict(explainer.explain(self.splits["test"][i][0]), true=self.labels[int(targets[i])])
+                               for i in right + wrong]
+        return report
+
+    @staticmethod
+    def headline(test: dict) -> str:
+        auc = f"  ROC-AUC {test['roc_auc']:.4f}" if "roc_auc" in test else ""
+        return f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}{auc}"
+
+
+class Explainer:
+    """Which words drove a prediction: occlusion (the drop in the predicted label's probability when
+    the word is taken out), and the attention weights when the model pools by attention."""
+
+    def __init__(self, model, vocab: CharVocab, labels: list[str], pipeline: TextPipeline, device) -> None:
+        self.model, self.vocab, self.labels, self.pipeline, self.device = model, vocab, labels, pipeline, device
+
+    @torch.no_grad()
+    def explain(self, text: str, top: int = 3) -> dict:
+        self.model.eval()
+        every = self.pipeline.all_tokens(text)
+        tokens = every[: self.pipeline.max_tokens]
+        variants = [tokens] + [tokens[:i] + tokens[i + 1 :] for i in range(len(tokens))]
+        ids, lengths = encode_batch(self.vocab, variants)
+        probs = torch.cat([self.model(ids[s : s + 256].to(self.device), lengths[s : s + 256].to(self.device))[0].float().softmax(-1).cpu()
+                           for s in range(0, len(variants), 256)])
+        label = int(probs[0].argmax())
+        effect = (probs[0, label] - probs[1:, label]).tolist()  # > 0: the word supported the label
+        attention = self._attention(ids[:1], lengths[:1])
+        words = [{"word": w, "effect": round(e, 4), "unknown": self.vocab.encode([w])[0] == UNK,
+                  **({"attention": round(a, 4)} if attention is not None else {})}
+                 for w, e, a in zip(tokens, effect, attention if attention is not None else [None] * len(tokens))]
+        k = min(top, len(self.labels))
+        values, indices = probs[0].topk(k)
+        return {"text": text, "label": self.labels[label], "probability": round(float(probs[0, label]), 4),
+                "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(values, indices)],
+                "words": words, "truncated_from": len(every) if len(every) > len(tokens) else None}
+
+    def _attention(self, ids, lengths):
+        model = self.model
+        if getattr(model, "cfg", None) is None or model.cfg.pool != "attention" or not hasattr(model, "features"):
+            return None
+        _, alpha = model.features(ids.to(self.device), lengths.to(self.device), weights=True)
+        return alpha[0].cpu().tolist()
+
+
+class SentimentPredictor:
+    """A trained text classifier from its checkpoint alone: label, probability, and the words that drove it."""
+
+    def __init__(self, checkpoint: dict, device) -> None:
+        meta = checkpoint["meta"]
+        state, cfg = meta["task_state"], meta["task_config"]
+        self.labels = state["labels"]
+        self.vocab = CharVocab(state["chars"])
+        self.pipeline = TextPipeline(cfg["tokenizer"], cfg.get("user_dict", ""), frozenset(state["stopwords"]),
+                                     cfg["max_tokens"])
+        self.model = build_classifier(ClassifierConfig(**meta["model_config"])).to(device)
+        self.model.load_state_dict(checkpoint["model"])
+        self.model.eval()
+        self.explainer = Explainer(self.model, self.vocab, self.labels, self.pipeline, device)
+
+    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
+        out = []
+        for text in texts:
+            text = text.strip()
+            if not text:
+                raise UserError("empty text: give a review to classify")
+            if len(text) > MAX_PREDICT_CHARS:
+                raise UserError(f"text of {len(text):,} characters is longer than the limit of {MAX_PREDICT_CHARS:,}")
+            if not self.pipeline(text):
+                raise UserError(f"{text!r}: nothing left to classify after removing stop words")
+            out.append(self.explainer.explain(text, top))
+        return out
+
+    @staticmethod
+    def format(r: dict, color: bool | None = None) -> str:
+        """The label, its probability, and the text with the words that drove it marked: [word] (or
+        green/red on a terminal) for those that raised/lowered the label's probability most."""
+        if color is None:
+            color = sys.stdout.isatty()
+        ranked = sorted(r["words"], key=lambda w: -abs(w["effect"]))[:5]
+        marks = {id(w): w["effect"] for w in ranked if abs(w["effect"]) >= 0.005}
+        shown = []
+        for w in r["words"]:
+            effect = marks.get(id(w))
+            if effect is None:
+                shown.append(w["word"])
+            elif color:
+                shown.append(f"\033[{'32' if effect > 0 else '31'}m{w['word']}\033[0m")
+            else:
+                shown.append(f"[{w['word']}{'+' if effect > 0 else '-'}]")
+        drivers = ", ".join(f"{w['word']} {w['effect']:+.3f}" for w in ranked)
+        note = f" (cut to the first {len(r['words'])} of {r['truncated_from']} tokens)" if r.get("truncated_from") else ""
+        return f"{r['label']} {r['probability']:.3f}{note}: {' '.join(shown)}\n  drivers: {drivers}"

@@ -1,0 +1,163 @@
+"""Sentiment: CSV edge cases, stop words that keep negations, the three word-vector choices, training,
+predict-and-explain, another CSV of another shape, and bad input. Every training here is tiny."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.errors import UserError
+from rnnlab.experiment import run_training
+from rnnlab.models import ClassifierConfig
+from rnnlab.tasks.sentiment import (KEEP_WORDS, SentimentConfig, SentimentTask, TextPipeline, load_stopwords,
+                                    read_labeled_csv)
+from rnnlab.train import TrainConfig
+
+QUIET = dict(log=lambda *a: None)
+GOOD = ["房间很干净，服务也很热情", "早餐丰富，位置方便，下次还来", "环境安静，床很舒服", "前台热情，性价比高"]
+BAD = ["房间不干净，服务很差", "隔音太差，一晚没睡好", "早餐没有什么可吃的，不推荐", "卫生间有异味，设施陈旧"]
+
+
+def review_csv(path: Path, n: int = 30, header=("label", "review"), encoding="utf-8") -> Path:
+    rows = [(1, GOOD[i % 4] + "。" * (i % 3)) for i in range(n)] + [(0, BAD[i % 4] + "！" * (i % 3)) for i in range(n)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding=encoding, newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_csv_edge_cases(tmp_path):
+    path = tmp_path / "edge.csv"
+    huge = "很好" * 100_000  # a 200,000-character field: over the csv module's default limit
+    path.write_text('\ufefflabel,review\n1,"有逗号,也有""引号"""\n0,"多\n行"\n,没有标签\n1,\n1,' + huge + "\n\n",
+                    encoding="utf-8")
+    labels, items, report = read_labeled_csv(path, "label", "review")
+    assert labels == ["0", "1"] and report["rows"] == 3 and report["empty"] == 3  # no label, no text, a blank line
+    assert items[0] == ('有逗号,也有"引号"', 1) and items[1] == ("多\n行", 0) and len(items[2][0]) == 200_000
+
+
+def test_other_columns_gbk_and_string_labels(tmp_path):
+    path = review_csv(tmp_path / "gbk.csv", header=("情感", "text"), encoding="gbk")
+    with open(path, encoding="gbk") as f:
+        text = f.read().replace("\n1,", "\npositive,").replace("\n0,", "\nnegative,")
+    path.write_bytes(text.encode("gbk"))
+    labels, items, report = read_labeled_csv(path, "情感", "review")  # no "review": falls back to "text"
+    assert labels == ["negative", "positive"] and report["encoding"] == "gb18030" and report["text_column"] == "text"
+
+
+def test_stop_words_keep_negations_and_degree_words():
+    stop = load_stopwords("default")
+    assert len(stop) > 500 and "的" in stop
+    for word in ("不", "没有", "很", "太", "但是", "无", "别"):
+        assert word not in stop and word in KEEP_WORDS
+    tokens = TextPipeline("jieba", "", stop, 400)("这家酒店的房间不干净，服务也很差")
+    assert tokens[-6:] == ["不", "干净", "服务", "也", "很", "差"] and "的" not in tokens
+    assert TextPipeline("char", "", frozenset(), 3)("不 好吃的") == ["不", "好", "吃"]
+
+
+def test_user_stopword_file_and_user_dict(tmp_path):
+    (tmp_path / "stop.txt").write_text("房间\n服务\n", encoding="utf-8")
+    (tmp_path / "dict.txt").write_text("性价比高 10 n\n", encoding="utf-8")
+    pipe = TextPipeline("jieba", str(tmp_path / "dict.txt"), load_stopwords(str(tmp_path / "stop.txt")), 400)
+    tokens = pipe("房间干净，服务好，性价比高")
+    assert "房间" not in tokens and "服务" not in tokens and "性价比高" in tokens
+
+
+def small_word2vec_file(path: Path, binary: bool) -> Path:
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vector_size=8)
+    words = ["房间", "干净", "很差", "热情", "服务"]
+    kv.add_vectors(words, [[float(i + j) for j in range(8)] for i in range(len(words))])
+    kv.save_word2vec_format(str(path), binary=binary)
+    return path
+
+
+@pytest.mark.parametrize("vectors", ["random", "word2vec", "file-text", "file-bin"])
+def test_three_vector_choices_train_and_report_coverage(tmp_path, vectors):
+    data = review_csv(tmp_path / "r.csv")
+    if vectors.startswith("file"):
+        binary = vectors.endswith("bin")
+        vectors = str(small_word2vec_file(tmp_path / ("v.bin" if binary else "v.txt"), binary))
+    run = run_training("sentiment", SentimentConfig(data=str(data), vectors=vectors, w2v_epochs=2),
+                       ClassifierConfig(cell="gru", embed_dim=8, hidden=16, bidirectional=True, pool="attention"),
+                       TrainConfig(epochs=12, batch_size=8, lr=0.02, schedule="none", patience=0, progress=False),
+                       out=tmp_path / "run", **QUIET)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test"]["accuracy"] == 1.0 and summary["test"]["roc_auc"] == 1.0  # a trivially separable set
+    if vectors != "random":
+        coverage = summary["data"]["vectors"]
+        assert 0 < coverage["vocabulary_coverage"] <= 1 and 0 < coverage["token_coverage"] <= 1
+        if vectors != "word2vec":
+            assert coverage["vocabulary_coverage"] < 1  # the file holds five words only
+    assert "Which words drove" in (run / "report.html").read_text(encoding="utf-8")
+
+
+def test_freeze_vectors_keeps_the_embedding(tmp_path):
+    import torch
+
+    data = review_csv(tmp_path / "r.csv", n=8)
+    task = SentimentTask(SentimentConfig(data=str(data), vectors="word2vec", w2v_epochs=1), seed=0)
+    model = task.build_model(task.model_config(ClassifierConfig(embed_dim=8, hidden=8, freeze_embedding=True)))
+    before = model.embed.weight.clone()
+    assert not model.embed.weight.requires_grad
+    from rnnlab.train import fit
+    fit(task, model, TrainConfig(epochs=1, batch_size=4, progress=False), tmp_path / "run", torch.device("cpu"), {},
+        log=lambda *a: None)
+    assert torch.equal(model.embed.weight, before)
+
+
+def test_predict_explains_and_the_cli_trains_another_csv(tmp_path, capsys):
+    data = review_csv(tmp_path / "other.csv", header=("stars", "comment"))
+    run = tmp_path / "run"
+    assert main(["train", "sentiment", "--data", str(data), "--label-col", "stars", "--text-col", "comment",
+                 "--epochs", "10", "--batch-size", "8", "--lr", "0.02", "--hidden", "16", "--embed-dim", "8",
+                 "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--run", str(run), "--json", "房间很干净，服务也很热情"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["label"] == "1" and result["probability"] > 0.5
+    words = {w["word"]: w for w in result["words"]}
+    assert set(words) >= {"房间", "干净", "服务", "热情"} and "attention" in words["干净"]
+    assert max(result["words"], key=lambda w: w["effect"])["word"] in {"很", "干净", "热情"}
+    assert main(["predict", "--run", str(run), "房间不干净"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("0 ") and "drivers:" in out and "[" in out
+    long_text = "房间很干净" * 200
+    assert main(["predict", "--run", str(run), "--json", long_text]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["truncated_from"] > 400
+
+
+@pytest.mark.parametrize("content, args, message", [
+    ("label,review\n1,好\n0,差\n", ["--text-col", "body"], "no column 'body'; the file has 'label', 'review'"),
+    ("label,review\n1,好\n1,不错\n", [], "need at least 2 labels"),
+    ("", [], "empty file"),
+    (None, [], "not UTF-8"),
+    ("label,review\n1,好\n0,差\n", ["--vectors", "nofile.vec"], "--vectors nofile.vec"),
+    ("label,review\n1,好\n0,差\n", ["--stopwords", "nofile.txt"], "--stopwords nofile.txt"),
+])
+def test_bad_input_gets_one_line_errors(tmp_path, capsys, content, args, message):
+    path = tmp_path / "bad.csv"
+    if content is None:
+        path.write_bytes(b"label,review\n1,\xff\xfe\xfa\xff\n")
+    else:
+        path.write_text(content, encoding="utf-8")
+    code = main(["train", "sentiment", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1, err
+
+
+def test_empty_text_at_predict_time(tmp_path, capsys):
+    data = review_csv(tmp_path / "r.csv", n=6)
+    run_training("sentiment", SentimentConfig(data=str(data)), ClassifierConfig(embed_dim=8, hidden=8),
+                 TrainConfig(epochs=1, batch_size=8, progress=False), out=tmp_path / "run", **QUIET)
+    assert main(["predict", "--run", str(tmp_path / "run"), "  "]) == 2
+    assert "empty text" in capsys.readouterr().err
+    assert main(["predict", "--run", str(tmp_path / "run"), "的了"]) == 2
+    assert "nothing left to classify" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--max-tokens"):
+        SentimentTask(SentimentConfig(data=str(data), max_tokens=0), seed=0)
