@@ -20,12 +20,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Every benchmark, one after another; writes benchmarks/RESULTS.md (about 45 min on 2 cores).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/cells.py
-	$(BIN)/python benchmarks/names.py
+	$(BIN)/python benchmarks/run_all.py
 
+# A smoke run of the same scripts on small slices (a few minutes); writes benchmarks/RESULTS-quick.md.
 bench-quick: $(STAMP)
-	$(BIN)/python benchmarks/cells.py --quick
+	$(BIN)/python benchmarks/run_all.py --quick
 
 # Regenerate the bundled data/ from the raw sets in ../shared/data (byte-identical on re-run).
 data: $(STAMP)

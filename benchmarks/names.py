@@ -13,8 +13,6 @@ Targets (issue "Names -> language"):
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import sys
 import tempfile
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.benchutil import machine_info, print_table
+from rnnlab.benchutil import classifier_bench_parser, classifier_checks, finish, print_table, round_rows
 from rnnlab.experiment import run_training
 from rnnlab.metrics import classification_metrics
 from rnnlab.runs import read_json
@@ -58,14 +56,8 @@ def baseline(task: NamesTask) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p = classifier_bench_parser(__doc__, CONFIGS, "a few epochs on a slice: a smoke check, not the targets")
     p.add_argument("--epochs", type=int, default=DEFAULT_TRAIN.epochs)
-    p.add_argument("--quick", action="store_true", help="a few epochs on a slice: a smoke check, not the targets")
-    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
-    p.add_argument("--out", help="folder for the runs (default: a temporary folder)")
-    p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -89,35 +81,20 @@ def main(argv=None) -> int:
         rows.append({"model": name, "val_acc": best_val, "test_acc": s["test"]["accuracy"],
                      "test_macro_f1": s["test"]["macro_f1"], "train_s": s["train"]["train_time"],
                      "params": s["parameters"]})
-    for r in rows:
-        for k in ("val_acc", "test_acc", "test_macro_f1"):
-            r[k] = round(r[k], 4)
-        r["train_s"] = round(r["train_s"], 1)
+    round_rows(rows)
     ours = rows[1:]
     best = max(ours, key=lambda r: r["val_acc"]) if ours else None  # selected on validation, never on test
     print(f"names: grouped split, seed {args.seed}, {len(task.splits['train'])} train / {len(task.splits['val'])} val / "
           f"{len(task.splits['test'])} test{' (QUICK: not the targets)' if args.quick else ''}")
     print_table(rows, ["model", "val_acc", "test_acc", "test_macro_f1", "train_s", "params"])
     b = rows[0]
-    checks = []
-    if best:
-        beats = best["test_acc"] > b["test_acc"] and best["test_macro_f1"] > b["test_macro_f1"]
-        checks.append(("best recurrent (by val) beats baseline on test acc and macro-F1",
-                       f"{best['model']}: {best['test_acc']:.4f} / {best['test_macro_f1']:.4f} vs "
-                       f"{b['test_acc']:.4f} / {b['test_macro_f1']:.4f} (ratio {best['test_acc'] / b['test_acc']:.3f})",
-                       "met" if beats else "NOT met"))
+    checks = classifier_checks(best, b, (0.87, 0.60))
     lstm60 = next((r for r in ours if r["model"] == "lstm-60s"), None)
     if lstm60 and not args.quick:
         ok = lstm60["test_acc"] >= b["test_acc"] and lstm60["train_s"] <= 60.5
-        checks.append(("LSTM reaches baseline accuracy within 60 s",
-                       f"{lstm60['test_acc']:.4f} in {lstm60['train_s']} s vs {b['test_acc']:.4f}", "met" if ok else "NOT met"))
-    if best:
-        checks.append(("aim: >= 0.87 accuracy and >= 0.60 macro-F1", f"{best['test_acc']:.4f} / {best['test_macro_f1']:.4f}",
-                       "met" if best["test_acc"] >= 0.87 and best["test_macro_f1"] >= 0.60 else "not met"))
-    print_table([{"target": c[0], "measured": c[1], "result": c[2]} for c in checks], ["target", "measured", "result"])
-    print(f"machine: {machine_info()}; wall {time.perf_counter() - start:.0f} s; runs in {out_root}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "checks": checks}, indent=2), encoding="utf-8")
+        checks.insert(1, ("LSTM reaches baseline accuracy within 60 s",
+                          f"{lstm60['test_acc']:.4f} in {lstm60['train_s']} s vs {b['test_acc']:.4f}", "met" if ok else "NOT met"))
+    finish(checks, start, args.seed, f"runs in {out_root}", args.json, {"rows": rows})
     return 0
 
 

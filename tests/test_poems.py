@@ -100,6 +100,23 @@ def test_language_model_loss_ignores_padding_and_ties_weights():
     assert loss.item() == pytest.approx(total / 8, rel=1e-6)
 
 
+def test_adaptive_softmax_trains_on_the_targets_and_scores_like_a_softmax():
+    torch.manual_seed(0)
+    model = LanguageModel(LanguageModelConfig(vocab_size=40, cell="lstm", backend="torch", embed_dim=8, hidden=16,
+                                              tie_weights=False, softmax="adaptive", cutoffs=(10, 20)))
+    targets = torch.tensor([[5, 12, 30, EOS], [25, 7, EOS, 0]])
+    ids = torch.cat([torch.full((2, 1), BOS), targets[:, :-1]], dim=1)
+    logits, loss = model.train()(ids, None, targets)
+    assert logits is None and loss.requires_grad  # training never builds the full softmax
+    logits, eval_loss = model.eval()(ids, None, targets)
+    assert torch.allclose(logits.exp().sum(-1), torch.ones(2, 4), atol=1e-5)  # log-probabilities over the vocabulary
+    h, _ = model.hidden_states(ids)
+    real = targets > 0
+    assert eval_loss.item() == pytest.approx(model.adaptive(h[real], targets[real]).loss.item(), rel=1e-5)
+    with pytest.raises(UserError, match="no-tie-weights"):
+        LanguageModel(LanguageModelConfig(vocab_size=40, softmax="adaptive"))
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("poems")
@@ -188,3 +205,18 @@ def test_bad_corpora_get_one_line_errors(tmp_path, capsys):
     assert "--pool: not an option of the poems task" in capsys.readouterr().err
     with pytest.raises(UserError, match="--forms"):
         PoemsTask(PoemsConfig(data=str(tmp_path / "nothing"), forms="6x4"), seed=0)
+
+
+def test_poems_runs_resume_and_compare(tmp_path, capsys):
+    from rnnlab.experiment import resume_training
+    from rnnlab.runs import read_jsonl
+
+    data = str(poem_folder(tmp_path / "data", copies=4))
+    common = ["--data", data, "--hidden", "16", "--embed-dim", "8", "--batch-size", "8", "--samples", "4", "--no-progress"]
+    assert main(["train", "poems", *common, "--epochs", "1", "--softmax", "adaptive", "--no-tie-weights",
+                 "--out", str(tmp_path / "run")]) == 0
+    resume_training(tmp_path / "run", epochs=2, **QUIET)
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+    assert main(["compare", "poems", "--cells", "rnn,gru", *common, "--epochs", "1", "--out", str(tmp_path / "cmp")]) == 0
+    html = (tmp_path / "cmp" / "report.html").read_text(encoding="utf-8")
+    assert "test perplexity" in html and (tmp_path / "cmp" / "compare_perplexity.png").is_file()

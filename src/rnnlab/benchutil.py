@@ -33,3 +33,53 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
     print(format_table(rows, columns))
+
+
+def round_rows(rows: list[dict], keys: tuple[str, ...] = ("val_acc", "test_acc", "test_macro_f1", "roc_auc")) -> None:
+    """Four decimals for scores, one for seconds (in place)."""
+    for r in rows:
+        for k in keys:
+            if r.get(k) is not None:
+                r[k] = round(r[k], 4)
+        if "train_s" in r:
+            r["train_s"] = round(r["train_s"], 1)
+
+
+def classifier_checks(best: dict | None, base: dict, aim: tuple[float, float], extra_ok: bool = True,
+                      what: str = "best recurrent (by val) beats the baseline on test acc and macro-F1") -> list[tuple]:
+    """The targets every classification benchmark shares: beat the baseline on both test scores
+    (the model chosen on validation), and the issue's aim."""
+    if not best:
+        return []
+    beats = best["test_acc"] > base["test_acc"] and best["test_macro_f1"] > base["test_macro_f1"] and extra_ok
+    return [(what, f"{best['model']}: {best['test_acc']:.4f} / {best['test_macro_f1']:.4f} in {best['train_s']} s vs "
+                   f"{base['model']}: {base['test_acc']:.4f} / {base['test_macro_f1']:.4f} "
+                   f"(accuracy ratio {best['test_acc'] / base['test_acc']:.3f})", "met" if beats else "NOT met"),
+            (f"aim: >= {aim[0]} accuracy and >= {aim[1]} macro-F1", f"{best['test_acc']:.4f} / {best['test_macro_f1']:.4f}",
+             "met" if best["test_acc"] >= aim[0] and best["test_macro_f1"] >= aim[1] else "not met")]
+
+
+def finish(checks: list[tuple], started: float, seed: int, where: str, json_path: str | None, payload: dict) -> None:
+    """Print the targets table and the machine line; write the JSON results when asked."""
+    import json
+    import time
+    from pathlib import Path
+
+    print_table([{"target": c[0], "measured": c[1], "result": c[2]} for c in checks], ["target", "measured", "result"])
+    print(f"machine: {machine_info()}; seed {seed}; wall {time.perf_counter() - started:.0f} s; {where}")
+    if json_path:
+        Path(json_path).write_text(json.dumps({**payload, "checks": checks}, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def classifier_bench_parser(doc: str, configs: dict, quick_help: str):
+    """The options every classification benchmark takes."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--configs", default=",".join(configs), help="comma-separated subset of: " + ", ".join(configs))
+    p.add_argument("--out", help="folder for the runs (default: a temporary folder)")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    return p

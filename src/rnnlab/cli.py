@@ -310,6 +310,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     se.add_argument("--max-tokens", type=int, help="texts are cut to this many tokens (default 400)")
     m.add_argument("--freeze-vectors", dest="freeze_embedding", action="store_const", const=True,
                    help="keep the input vectors fixed")
+    m.add_argument("--softmax", choices=["full", "adaptive"], help="language model output layer")
     m.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, help="language model: output layer = embedding")
     # Every option above that sets a configuration field (checked against the task's configurations).
     skip = {"data", "out", "resume", "threads", "no_progress", "help"}
@@ -356,8 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=cmd_predict)
 
     grads = sub.add_parser("gradients", help="measure vanishing/exploding gradients for each cell")
-    grads.add_argument("--cells", help="comma-separated from rnn-tanh,rnn-sigmoid,rnn-relu,lstm,gru,lstm-f2,gru-z2 "
-                       "(-f2/-z2: forget/update gate bias +2; default: all)")
+    grads.add_argument("--cells", help="comma-separated from rnn-tanh,rnn-sigmoid,rnn-relu,lstm,gru,lstm-f2,gru-z2,"
+                       "lstm-chrono,gru-chrono (-f2/-z2: forget/update gate bias +2; -chrono: chrono init; default: all but -chrono)")
     grads.add_argument("--steps", type=int, help="sequence length T (default 100)")
     grads.add_argument("--scales", help="spectral radii of the recurrent weights (default 0.5,1.0,1.5)")
     grads.add_argument("--seeds", type=int, help="seeds averaged (default 3)")
@@ -369,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     grads.add_argument("--threads", type=int, default=0)
     grads.set_defaults(func=cmd_gradients)
 
-    lr = sub.add_parser("longrange", help="recall-the-first-symbol after T steps: where the vanilla RNN fails")
-    lr.add_argument("--cells", help="comma-separated from rnn-tanh,rnn-sigmoid,rnn-relu,lstm,gru (default rnn-tanh,lstm,gru,gru-z2)")
+    lr = sub.add_parser("longrange", help="recall the first symbol after T steps: where the vanilla RNN fails")
+    lr.add_argument("--cells", help="comma-separated from rnn-tanh,rnn-sigmoid,rnn-relu,lstm,gru,lstm-f2,gru-z2,"
+                    "lstm-chrono,gru-chrono (default rnn-tanh,lstm,lstm-chrono,gru-chrono)")
     lr.add_argument("--lengths", help="values of T (default 10,25,50,100,200)")
     lr.add_argument("--epochs", type=int, help="epochs of 100 steps per model (default 8)")
     lr.add_argument("--hidden", type=int, help="hidden size (default 64)")

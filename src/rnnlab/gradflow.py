@@ -40,7 +40,7 @@ CELL_SPECS = {"rnn-tanh": ("rnn", "tanh", 0.0), "rnn-sigmoid": ("rnn", "sigmoid"
 
 @dataclass(frozen=True)
 class GradFlowConfig:
-    cells: tuple[str, ...] = tuple(CELL_SPECS)
+    cells: tuple[str, ...] = ("rnn-tanh", "rnn-sigmoid", "rnn-relu", "lstm", "gru", "lstm-f2", "gru-z2")
     steps: int = 100
     hidden: int = 64
     symbols: int = 8  # input alphabet (one-hot) and classes of the recall task

@@ -182,6 +182,8 @@ class LanguageModelConfig:
     layers: int = 1
     dropout: float = 0.1
     tie_weights: bool = True  # the output layer reuses the input embedding (Press & Wolf, 2017)
+    softmax: str = "full"  # "adaptive": frequent tokens cost a small softmax, rare ones a cheaper extra step
+    cutoffs: tuple[int, ...] = (1000, 3000)  # adaptive: token ids (by falling frequency) where the clusters start
 
 
 class LanguageModel(nn.Module):
@@ -202,7 +204,18 @@ class LanguageModel(nn.Module):
         self.rnn = make_recurrent(cfg.cell, cfg.backend, cfg.embed_dim, cfg.hidden, cfg.layers, False, cfg.dropout,
                                   cfg.nonlinearity, batch_first=True)
         self.drop = nn.Dropout(cfg.dropout)
-        if cfg.tie_weights:
+        if cfg.softmax not in ("full", "adaptive"):
+            raise UserError(f"--softmax {cfg.softmax!r}: choose full or adaptive")
+        self.adaptive = None
+        if cfg.softmax == "adaptive":
+            # Grave et al. (2017): a softmax over the frequent tokens plus one entry per cluster of rarer
+            # ones, each cluster a smaller projection; ids must be sorted by falling frequency.
+            if cfg.tie_weights:
+                raise UserError("--softmax adaptive has its own output layers: add --no-tie-weights")
+            # A small vocabulary keeps the cutoffs below its size (one cluster at half of it at least).
+            cutoffs = [c for c in cfg.cutoffs if 0 < c < cfg.vocab_size - 1] or [max(1, cfg.vocab_size // 2)]
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(cfg.hidden, cfg.vocab_size, cutoffs=cutoffs, div_value=4.0)
+        elif cfg.tie_weights:
             self.proj = nn.Linear(cfg.hidden, cfg.embed_dim) if cfg.hidden != cfg.embed_dim else nn.Identity()
             self.out = nn.Linear(cfg.embed_dim, cfg.vocab_size)
             self.out.weight = self.embed.weight
@@ -210,15 +223,32 @@ class LanguageModel(nn.Module):
             self.proj = nn.Identity()
             self.out = nn.Linear(cfg.hidden, cfg.vocab_size)
 
-    def scores(self, ids: Tensor, state=None):
-        """(B, T) ids -> (B, T, V) logits and the recurrent state after the last step."""
+    def hidden_states(self, ids: Tensor, state=None):
+        """(B, T) ids -> (B, T, H) top-layer outputs (after dropout) and the recurrent state."""
         x = self.drop(self.embed(ids))  # (B, T, E)
         # No packing: padding only ever follows a sequence's end, so it cannot change earlier steps.
         out, state = self.rnn(x, state)  # (B, T, H)
-        return self.out(self.proj(self.drop(out))), state
+        return self.drop(out), state
+
+    def head(self, h: Tensor) -> Tensor:
+        """(..., H) -> (..., V) logits (log-probabilities with the adaptive softmax)."""
+        if self.adaptive is not None:
+            return self.adaptive.log_prob(h.reshape(-1, h.size(-1))).view(*h.shape[:-1], -1)
+        return self.out(self.proj(h))
+
+    def scores(self, ids: Tensor, state=None):
+        """(B, T) ids -> (B, T, V) logits and the recurrent state after the last step."""
+        h, state = self.hidden_states(ids, state)
+        return self.head(h), state
 
     def forward(self, ids: Tensor, lengths: Tensor | None = None, targets: Tensor | None = None):
-        logits, _ = self.scores(ids)
+        h, _ = self.hidden_states(ids)
+        if targets is not None and self.adaptive is not None and self.training:
+            # Training with the adaptive softmax scores only the targets' clusters and never builds the
+            # full (B, T, V) logits: that is where its speed comes from. logits are None here.
+            real = targets > 0
+            return None, self.adaptive(h[real], targets[real]).loss
+        logits = self.head(h)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=0)

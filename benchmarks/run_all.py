@@ -1,0 +1,96 @@
+"""Run every benchmark one after another (never in parallel: they time the same cores) and write
+``benchmarks/RESULTS.md`` with what each printed, the date, the machine and the commit.
+
+    python benchmarks/run_all.py [--quick] [--only cells,names,poems,sentiment] [--poems-budget SECONDS]
+
+Each benchmark's section is kept in ``benchmarks/results/<name>.md`` with its own date and commit,
+and RESULTS.md is rebuilt from all of them, so ``--only`` refreshes one section and keeps the others.
+
+``make bench`` runs it in full (about 45 minutes on 2 CPU cores); ``make bench-quick`` is the
+smoke check (a few minutes). Every script prints its baseline(s), rnnlab, the ratio, wall time,
+machine, seed, and each target of its issue as met or not met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ("cells", "names", "poems", "sentiment")
+
+
+def _commit() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                               cwd=HERE, check=True).stdout.strip()
+        return rev.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", default=",".join(SCRIPTS))
+    p.add_argument("--poems-budget", type=float, default=1200.0, help="poems training seconds (3600: the full target)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", help="results file (default: benchmarks/RESULTS.md; with --quick RESULTS-quick.md, not kept in git)")
+    args = p.parse_args(argv)
+    args.out = args.out or str(HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))
+    names = [s for s in args.only.split(",") if s]
+    bad = [s for s in names if s not in SCRIPTS]
+    if bad:
+        print(f"run_all: unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(SCRIPTS)}", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from rnnlab.benchutil import machine_info
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.strftime("%Y-%m-%d %H:%M")
+    sections, failed = [], []
+    for name in names:
+        cmd = [sys.executable, str(HERE / f"{name}.py"), "--threads", str(args.threads)]
+        cmd += ["--quick"] if args.quick else []
+        cmd += ["--budget", str(args.poems_budget)] if name == "poems" and not args.quick else []
+        print(f"== {name}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}", flush=True)
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        for line in proc.stdout:  # show it as it comes, keep it for the file
+            print(line, end="", flush=True)
+            lines.append(line)
+        code = proc.wait()
+        if code:
+            failed.append(name)
+        sections.append((name, " ".join(["python", f"benchmarks/{name}.py", *cmd[2:]]), "".join(lines).rstrip(),
+                         time.perf_counter() - t, code))
+    sections_dir = Path(args.out).parent / ("results-quick" if args.quick else "results")
+    sections_dir.mkdir(exist_ok=True)
+    for name, cmd, text, seconds, code in sections:
+        status = "" if code == 0 else f" -- FAILED with exit code {code}"
+        (sections_dir / f"{name}.md").write_text("\n".join([
+            f"## {name}{status}", "", f"`{cmd}` ({seconds / 60:.1f} min), run on {started}, commit {_commit()}, "
+            f"machine: {machine_info()}.", "", "```", text, "```", ""]), encoding="utf-8")
+    body = [f"# Benchmark results{' (QUICK smoke run: not the targets)' if args.quick else ''}", "",
+            "Written by `benchmarks/run_all.py` (`make bench`) from the sections in "
+            f"`benchmarks/{sections_dir.name}/`, each with the date, commit and machine it was measured on.", "",
+            "Each section is what the script printed: baselines and rnnlab measured in the same run, ratios, and "
+            "each issue target as met or not met.", ""]
+    for name in SCRIPTS:
+        part = sections_dir / f"{name}.md"
+        if part.is_file():
+            body.append(part.read_text(encoding="utf-8"))
+    Path(args.out).write_text("\n".join(body), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
