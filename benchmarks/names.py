@@ -32,6 +32,8 @@ from rnnlab.train import TrainConfig
 # name -> (model config, train config overrides). Chosen on the validation split.
 CONFIGS = {
     "lstm-60s": (replace(DEFAULT_MODEL, bidirectional=False, token_dropout=0.0), {"max_time": 60.0, "epochs": 40}),
+    # The default BiLSTM on torch's fused layers, its cosine schedule sized to end within 60 s.
+    "bilstm-torch-60s": (replace(DEFAULT_MODEL, backend="torch"), {"max_time": 60.0, "epochs": 15, "patience": 0}),
     "bilstm (default)": (DEFAULT_MODEL, {}),
     "bilstm x5 ensemble": (replace(DEFAULT_MODEL, members=5), {}),
 }
@@ -89,11 +91,13 @@ def main(argv=None) -> int:
     print_table(rows, ["model", "val_acc", "test_acc", "test_macro_f1", "train_s", "params"])
     b = rows[0]
     checks = classifier_checks(best, b, (0.87, 0.60))
-    lstm60 = next((r for r in ours if r["model"] == "lstm-60s"), None)
+    capped = [r for r in ours if r["model"].endswith("-60s")]
+    lstm60 = max(capped, key=lambda r: r["val_acc"]) if capped else None  # chosen on validation
     if lstm60 and not args.quick:
         ok = lstm60["test_acc"] >= b["test_acc"] and lstm60["train_s"] <= 60.5
         checks.insert(1, ("LSTM reaches baseline accuracy within 60 s",
-                          f"{lstm60['test_acc']:.4f} in {lstm60['train_s']} s vs {b['test_acc']:.4f}", "met" if ok else "NOT met"))
+                          f"{lstm60['model']} (best by val of the 60-s runs): {lstm60['test_acc']:.4f} in "
+                          f"{lstm60['train_s']} s vs {b['test_acc']:.4f}", "met" if ok else "NOT met"))
     finish(checks, start, args.seed, f"runs in {out_root}", args.json, {"rows": rows})
     return 0
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError
-from .options import BACKENDS, CELLS, DEVICES, NONLINEARITIES, OPTIMIZERS, POEM_FORMS, POOLS, SCHEDULES, TASKS
+from .options import (BACKENDS, CELLS, DEFAULT_TEMPERATURE, DEVICES, NONLINEARITIES, OPTIMIZERS, POEM_FORMS, POOLS,
+                      SCHEDULES, TASKS)
 
 TASK_NAMES = list(TASKS)
 
@@ -175,7 +176,8 @@ def cmd_evaluate(args) -> int:
         task_cfg = replace(task_cfg, samples=args.samples)
     seed = config["train_config"].get("seed", 0)
     task = TaskCls(task_cfg, seed=seed, state=ckpt["meta"]["task_state"])
-    report = task.final_report(predictor.model, resolve_device(args.device))
+    extra = {"temperature": args.temperature} if args.temperature is not None and config["task"] == "poems" else {}
+    report = task.final_report(predictor.model, resolve_device(args.device), **extra)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
@@ -388,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--begin", help="the poem's first character")
     gen.add_argument("--acrostic", help="each line's first character, e.g. 春夏秋冬")
     gen.add_argument("--form", default="free", choices=POEM_FORMS, help="characters x lines (default: %(default)s)")
-    gen.add_argument("--temperature", type=float, default=0.8, help="below 1: safer; above 1: wilder (default %(default)s)")
+    gen.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                     help="below 1: safer; above 1: wilder (default %(default)s)")
     gen.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0 = all)")
     gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this probability")
     gen.add_argument("--seed", type=int, default=0)
@@ -400,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="test-set figures of a trained run (poems: perplexity and sample quality)")
     ev.add_argument("--run", required=True, help="run folder")
     ev.add_argument("--samples", type=int, help="poems: unconstrained samples to score")
+    ev.add_argument("--temperature", type=float, help=f"poems: sampling temperature (default {DEFAULT_TEMPERATURE})")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--device", default="cpu", choices=DEVICES)
     ev.set_defaults(func=cmd_evaluate)

@@ -23,6 +23,7 @@ from .poetry import FORMS, PUNCTUATION, parse_form
 MAX_TOKENS = 120  # a free poem is cut here (the cleaned corpus holds at most 80 characters by default)
 
 
+
 class PoemSampler:
     def __init__(self, model, vocab, device) -> None:
         from .tasks.poems import BOS, EOS, SPECIALS

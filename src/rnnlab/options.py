@@ -15,3 +15,5 @@ TASKS = {"names": ("rnnlab.tasks.names", "NamesConfig", "NamesTask", "NamesPredi
          "poems": ("rnnlab.tasks.poems", "PoemsConfig", "PoemsTask", "PoemsPredictor"),
          "sentiment": ("rnnlab.tasks.sentiment", "SentimentConfig", "SentimentTask", "SentimentPredictor")}
 POEM_FORMS = ("5x4", "7x4", "5x8", "7x8", "free")
+# What `rnnlab generate` samples with when no option says otherwise -- and so what the poems quality figures score.
+DEFAULT_TEMPERATURE = 0.8

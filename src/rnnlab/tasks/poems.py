@@ -261,17 +261,20 @@ class PoemsTask:
         loss = nll / max(count, 1)
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
-    def final_report(self, model, device, samples: int | None = None, seed: int = 0) -> dict:
-        """Test perplexity, and the quality of unconstrained samples beside the corpus's own figures."""
+    def final_report(self, model, device, seed: int = 0, temperature: float | None = None) -> dict:
+        """Test perplexity, and the quality of unconstrained samples (free form, sampled as
+        ``rnnlab generate`` samples by default) beside the corpus's own figures."""
         from ..generate import PoemSampler
+        from ..options import DEFAULT_TEMPERATURE
 
         report = {f"test_{k}": v for k, v in self.evaluate(model, "test", device).items()}
         report.update({f"val_{k}": v for k, v in self.evaluate(model, "val", device).items()})
         sampler = PoemSampler(model, self.vocab, device)
-        n = self.cfg.samples if samples is None else samples
-        poems = sampler.sample(n, seed=seed) if n else []
+        settings = {"temperature": DEFAULT_TEMPERATURE if temperature is None else temperature, "top_k": 0, "top_p": 1.0,
+                    "seed": seed}
+        poems = sampler.sample(self.cfg.samples, **settings) if self.cfg.samples else []
         report["samples"] = quality(poems, self.training_lines())
-        report["samples"]["settings"] = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": seed}
+        report["samples"]["settings"] = settings
         report["corpus"] = corpus_reference([p["content"] for p in self.splits["train"]])
         report["examples"] = poems[:12]
         return report
