@@ -57,6 +57,23 @@ def baseline(task: NamesTask) -> dict:
     return out
 
 
+def inference_speed(run: Path, names: list[str], batch: int = 512) -> int:
+    """Names classified per second by the run's predictor (from its checkpoint), batches of 512, median of 3."""
+    from statistics import median
+
+    from rnnlab.runs import load_checkpoint
+    from rnnlab.tasks.names import NamesPredictor
+
+    predictor = NamesPredictor(load_checkpoint(run / "best.pt"), torch.device("cpu"))
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for i in range(0, len(names), batch):
+            predictor.predict(names[i : i + batch])
+        times.append(time.perf_counter() - t)
+    return round(len(names) / median(times))
+
+
 def main(argv=None) -> int:
     p = classifier_bench_parser(__doc__, CONFIGS, "a few epochs on a slice: a smoke check, not the targets")
     p.add_argument("--epochs", type=int, default=DEFAULT_TRAIN.epochs)
@@ -82,13 +99,13 @@ def main(argv=None) -> int:
         best_val = s["train"]["best_val_accuracy"]
         rows.append({"model": name, "val_acc": best_val, "test_acc": s["test"]["accuracy"],
                      "test_macro_f1": s["test"]["macro_f1"], "train_s": s["train"]["train_time"],
-                     "params": s["parameters"]})
+                     "params": s["parameters"], "names_per_s": inference_speed(run, [t for t, _ in task.splits["test"]])})
     round_rows(rows)
     ours = rows[1:]
     best = max(ours, key=lambda r: r["val_acc"]) if ours else None  # selected on validation, never on test
     print(f"names: grouped split, seed {args.seed}, {len(task.splits['train'])} train / {len(task.splits['val'])} val / "
           f"{len(task.splits['test'])} test{' (QUICK: not the targets)' if args.quick else ''}")
-    print_table(rows, ["model", "val_acc", "test_acc", "test_macro_f1", "train_s", "params"])
+    print_table(rows, ["model", "val_acc", "test_acc", "test_macro_f1", "train_s", "params", "names_per_s"])
     b = rows[0]
     checks = classifier_checks(best, b, (0.87, 0.60))
     capped = [r for r in ours if r["model"].endswith("-60s")]

@@ -41,9 +41,11 @@ KEEP_WORDS = frozenset("""不 没 没有 无 非 未 别 莫 勿 毋 否 不是 
 很 太 非常 极 极其 最 更 更加 挺 特别 十分 相当 比较 较 有点 有些 稍 稍微 过 过于 好 真 真是 实在 尤其 格外
 但 但是 却 可是 不过 虽然 然而 只是 还 还是 也 都 再 又 ！ ？""".split())
 
+# What `rnnlab train sentiment` uses when no option says otherwise (chosen on the validation split,
+# see benchmarks/sentiment.py): three BiGRUs with attention on word2vec vectors, at most 10 minutes.
 DEFAULT_MODEL = ClassifierConfig(cell="gru", embed_dim=128, hidden=128, bidirectional=True, dropout=0.3,
-                                 pool="attention")
-DEFAULT_TRAIN = TrainConfig(epochs=8, batch_size=32, lr=2e-3, patience=3)
+                                 pool="attention", members=3)
+DEFAULT_TRAIN = TrainConfig(epochs=8, batch_size=32, lr=2e-3, patience=3, max_time=600)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class SentimentConfig:
     tokenizer: str = "jieba"
     user_dict: str = ""  # jieba user dictionary file
     stopwords: str = "default"  # default | none | FILE (one word per line)
-    vectors: str = "random"  # random | word2vec | FILE (word2vec text or binary format)
+    vectors: str = "word2vec"  # random | word2vec | FILE (word2vec text or binary format)
     w2v_epochs: int = 10
     min_count: int = 2  # rarer tokens become <unk>
     max_tokens: int = 400  # longer texts are cut here
@@ -315,11 +317,12 @@ class Explainer:
                 "words": words, "truncated_from": len(every) if len(every) > len(tokens) else None}
 
     def _attention(self, ids, lengths):
-        model = self.model
-        if getattr(model, "cfg", None) is None or model.cfg.pool != "attention" or not hasattr(model, "features"):
+        """The attention weights over the tokens (the members' mean for an ensemble), or None."""
+        if getattr(self.model, "cfg", None) is None or self.model.cfg.pool != "attention":
             return None
-        _, alpha = model.features(ids.to(self.device), lengths.to(self.device), weights=True)
-        return alpha[0].cpu().tolist()
+        members = getattr(self.model, "members", [self.model])
+        alphas = [m.features(ids.to(self.device), lengths.to(self.device), weights=True)[1] for m in members]
+        return torch.stack(alphas).mean(0)[0].cpu().tolist()
 
 
 class SentimentPredictor:
