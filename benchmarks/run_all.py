@@ -53,14 +53,13 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    started = time.strftime("%Y-%m-%d %H:%M")
     sections, failed = [], []
     for name in names:
         cmd = [sys.executable, str(HERE / f"{name}.py"), "--threads", str(args.threads)]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--budget", str(args.poems_budget)] if name == "poems" and not args.quick else []
         print(f"== {name}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}", flush=True)
-        t = time.perf_counter()
+        t, when = time.perf_counter(), f"{time.strftime('%Y-%m-%d %H:%M')}, commit {_commit()}"
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = []
         for line in proc.stdout:  # show it as it comes, keep it for the file
@@ -70,13 +69,13 @@ def main(argv=None) -> int:
         if code:
             failed.append(name)
         sections.append((name, " ".join(["python", f"benchmarks/{name}.py", *cmd[2:]]), "".join(lines).rstrip(),
-                         time.perf_counter() - t, code))
+                         time.perf_counter() - t, code, when))
     sections_dir = Path(args.out).parent / ("results-quick" if args.quick else "results")
     sections_dir.mkdir(exist_ok=True)
-    for name, cmd, text, seconds, code in sections:
+    for name, cmd, text, seconds, code, when in sections:
         status = "" if code == 0 else f" -- FAILED with exit code {code}"
         (sections_dir / f"{name}.md").write_text("\n".join([
-            f"## {name}{status}", "", f"`{cmd}` ({seconds / 60:.1f} min), run on {started}, commit {_commit()}, "
+            f"## {name}{status}", "", f"`{cmd}` ({seconds / 60:.1f} min), run on {when}, "
             f"machine: {machine_info()}.", "", "```", text, "```", ""]), encoding="utf-8")
     body = [f"# Benchmark results{' (QUICK smoke run: not the targets)' if args.quick else ''}", "",
             "Written by `benchmarks/run_all.py` (`make bench`) from the sections in "
