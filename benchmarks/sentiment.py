@@ -40,6 +40,9 @@ CONFIGS = {
     "bigru-attention word2vec x3-ensemble (default)": ({"vectors": "word2vec"}, DEFAULT_MODEL, {}),
     "bigru-attention word2vec x5-ensemble": ({"vectors": "word2vec"}, replace(DEFAULT_MODEL, members=5), {}),
 }
+# The x5 ensemble is measured on request (--configs): it uses the full 10 minutes and, chosen on
+# validation, scored below the x3 on test in the run of 2026-11-23 (see README).
+DEFAULT_CONFIGS = [c for c in CONFIGS if "x5" not in c]
 BUDGET = 600.0  # seconds of training per configuration (the 10 minutes)
 
 
@@ -68,7 +71,8 @@ def baselines(task: SentimentTask) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    p = classifier_bench_parser(__doc__, CONFIGS, "one epoch on a slice: a smoke check, not the targets")
+    p = classifier_bench_parser(__doc__, CONFIGS, "one epoch on a slice: a smoke check, not the targets",
+                                DEFAULT_CONFIGS)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()

@@ -71,15 +71,15 @@ def finish(checks: list[tuple], started: float, seed: int, where: str, json_path
         Path(json_path).write_text(json.dumps({**payload, "checks": checks}, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def classifier_bench_parser(doc: str, configs: dict, quick_help: str):
-    """The options every classification benchmark takes."""
+def classifier_bench_parser(doc: str, configs: dict, quick_help: str, default: list[str] | None = None):
+    """The options every classification benchmark takes (``default``: the configurations run without --configs)."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help=quick_help)
-    p.add_argument("--configs", default=",".join(configs), help="comma-separated subset of: " + ", ".join(configs))
+    p.add_argument("--configs", default=",".join(default or configs), help="comma-separated subset of: " + ", ".join(configs))
     p.add_argument("--out", help="folder for the runs (default: a temporary folder)")
     p.add_argument("--json", help="also write the results to this JSON file")
     return p
