@@ -225,10 +225,9 @@ class PoemsTask:
     # --- the loop's interface ------------------------------------------------------------------
     def _buckets(self, split: str, batch_size: int, generator: torch.Generator | None) -> list[list[int]]:
         seqs = self.encoded[split]
-        lengths = torch.tensor([len(s) for s in seqs])
         # Sort by length, ties in random order; cut into batches; then shuffle the batches.
-        noise = torch.rand(len(seqs), generator=generator) if generator is not None else torch.zeros(len(seqs))
-        order = sorted(range(len(seqs)), key=lambda i: (int(lengths[i]), float(noise[i])))
+        noise = (torch.rand(len(seqs), generator=generator) if generator is not None else torch.zeros(len(seqs))).tolist()
+        order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i]), noise[i]))
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if generator is not None:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]

@@ -226,8 +226,9 @@ class SentimentTask(TextClassificationTask):
             step = len(self.splits["train"]) / cfg.limit  # an even sample keeps every label
             self.splits["train"] = [self.splits["train"][int(i * step)] for i in range(cfg.limit)]
             self.data_report["train_items_used"] = cfg.limit
+        one_label = len({lab for _, lab in self.splits["train"]}) < 2
         for split in ("train", "val", "test"):
-            if not self.splits[split] or len({lab for _, lab in self.splits[split]}) < 2 and split == "train":
+            if not self.splits[split] or (split == "train" and one_label):
                 raise UserError(f"{path}: too little data: the {split} split is empty or has one label")
         full = {split: [self.pipeline.all_tokens(t) for t, _ in rows] for split, rows in self.splits.items()}
         self.tokens = {split: [t[: cfg.max_tokens] for t in lists] for split, lists in full.items()}
@@ -240,7 +241,7 @@ class SentimentTask(TextClassificationTask):
 
     def state(self) -> dict:
         """Labels, vocabulary and the stop list: the checkpoint alone tokenizes new texts."""
-        return {"labels": self.labels, "chars": self.vocab.chars, "stopwords": sorted(self.pipeline.stopwords)}
+        return {**super().state(), "stopwords": sorted(self.pipeline.stopwords)}
 
     def build_model(self, model_cfg: ClassifierConfig):
         model = super().build_model(model_cfg)
