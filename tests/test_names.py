@@ -76,9 +76,9 @@ def test_checkpoint_alone_rebuilds_the_model(tmp_path):
     assert set(ckpt) >= {"model", "meta", "rng", "format"} and ckpt["meta"]["task_state"]["labels"] == ["Ovic", "Sonne"]
     predictor = NamesPredictor(ckpt, torch.device("cpu"))
     task = NamesTask(NamesConfig(data=str(data)), seed=0)
-    ids, lengths, _ = task.tensors["test"]
+    test = task.tensors["test"]
     with torch.no_grad():
-        direct, _ = predictor.model(ids, lengths)
+        direct, _ = predictor.model(test["ids"], test["lengths"])
     texts = [t for t, _ in task.splits["test"]]
     res = predictor.predict(texts, top=2)
     probs = direct.softmax(-1)

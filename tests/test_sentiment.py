@@ -13,6 +13,7 @@ from rnnlab.experiment import run_training
 from rnnlab.models import ClassifierConfig
 from rnnlab.tasks.sentiment import (KEEP_WORDS, SentimentConfig, SentimentTask, TextPipeline, load_stopwords,
                                     read_labeled_csv)
+from rnnlab.tasks.classify import UNK
 from rnnlab.train import TrainConfig
 
 QUIET = dict(log=lambda *a: None)
@@ -161,3 +162,25 @@ def test_empty_text_at_predict_time(tmp_path, capsys):
     assert "nothing left to classify" in capsys.readouterr().err
     with pytest.raises(UserError, match="--max-tokens"):
         SentimentTask(SentimentConfig(data=str(data), max_tokens=0), seed=0)
+
+
+def test_words_and_characters_ensemble(tmp_path, capsys):
+    """jieba+char: even members read the words, odd members the characters of those same words; one
+    vocabulary holds both; occluding a word removes its characters from the character view."""
+    data = review_csv(tmp_path / "r.csv")
+    cfg = SentimentConfig(data=str(data), tokenizer="jieba+char", vectors="random")
+    task = SentimentTask(cfg, seed=0)
+    words = task.tokens["train"][0]
+    inputs = task.encode([words])
+    assert inputs["lengths"].item() == len(words) and inputs["char_lengths"].item() == len("".join(words))
+    assert [task.vocab.chars[i - 2] for i in inputs["char_ids"][0].tolist()] == list("".join(words))
+    assert task.vocab.encode(["热情"]) != [UNK] and task.vocab.encode(["热"]) != [UNK]
+    with pytest.raises(UserError, match="--ensemble 2"):
+        run_training("sentiment", cfg, ClassifierConfig(embed_dim=8, hidden=8), TrainConfig(epochs=1, progress=False),
+                     out=tmp_path / "one", **QUIET)
+    run = run_training("sentiment", cfg, ClassifierConfig(embed_dim=8, hidden=16, members=2, pool="attention"),
+                       TrainConfig(epochs=10, batch_size=8, lr=0.02, progress=False), out=tmp_path / "run", **QUIET)
+    assert main(["predict", "--run", str(run), "--json", "房间很干净，服务也很热情"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["label"] == "1" and {"干净", "热情"} <= {w["word"] for w in result["words"]}
+    assert all("attention" in w for w in result["words"])  # from the members that read words

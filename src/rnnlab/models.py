@@ -63,6 +63,7 @@ class ClassifierConfig:
     members: int = 1  # > 1: a seed ensemble of that many classifiers (see EnsembleClassifier)
     token_dropout: float = 0.0  # training only: replace this share of input tokens by the unknown token
     freeze_embedding: bool = False  # keep (pretrained) input vectors fixed during training
+    views: int = 1  # 2: the members read two views of each text in turn (sentiment's jieba+char: words, characters)
 
 
 class SequenceClassifier(nn.Module):
@@ -147,16 +148,24 @@ class EnsembleClassifier(nn.Module):
     """``members`` classifiers that differ only in their random initial weights and dropout, trained
     together in one loop. The loss is the mean of the members' losses, so each member learns as if
     alone (their gradients do not mix); the prediction is the mean of their probabilities, returned
-    as its logarithm (a valid logit vector)."""
+    as its logarithm (a valid logit vector).
+
+    With ``views=2`` the members read two views of each text in turn: member i reads ``ids`` when i is
+    even, ``char_ids`` (the same text as characters) when odd. Members that see the text differently
+    make different mistakes, which is what averaging needs."""
 
     def __init__(self, cfg: ClassifierConfig, class_weights: Tensor | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        member = replace(cfg, members=1)
+        member = replace(cfg, members=1, views=1)
         self.members = nn.ModuleList(SequenceClassifier(member, class_weights) for _ in range(cfg.members))
 
-    def forward(self, ids: Tensor, lengths: Tensor, targets: Tensor | None = None):
-        outputs = [m(ids, lengths, targets) for m in self.members]
+    def forward(self, ids: Tensor, lengths: Tensor, targets: Tensor | None = None,
+                char_ids: Tensor | None = None, char_lengths: Tensor | None = None):
+        views = [(ids, lengths), (char_ids, char_lengths)][: self.cfg.views]
+        if views[-1][0] is None:
+            raise ValueError("a two-view ensemble needs char_ids and char_lengths")
+        outputs = [m(*views[i % len(views)], targets) for i, m in enumerate(self.members)]
         log_probs = torch.stack([F.log_softmax(logits, dim=-1) for logits, _ in outputs])  # (N, B, C)
         logits = log_probs.logsumexp(dim=0) - math.log(len(outputs))  # log of the mean probability
         loss = torch.stack([loss for _, loss in outputs]).mean() if targets is not None else None
@@ -166,6 +175,9 @@ class EnsembleClassifier(nn.Module):
 def build_classifier(cfg: ClassifierConfig, class_weights: Tensor | None = None) -> nn.Module:
     if cfg.members < 1:
         raise UserError(f"--ensemble must be at least 1, got {cfg.members}")
+    if cfg.views not in (1, 2) or cfg.members < cfg.views:
+        raise UserError(f"{cfg.views} input views need an ensemble of at least as many members (--ensemble), "
+                        f"got {cfg.members}")
     return EnsembleClassifier(cfg, class_weights) if cfg.members > 1 else SequenceClassifier(cfg, class_weights)
 
 
@@ -262,11 +274,11 @@ class LanguageModel(nn.Module):
 
 @torch.no_grad()
 def predict_batches(model: nn.Module, batches, device) -> tuple[Tensor, Tensor]:
-    """Eval-mode logits for every batch of ``{ids, lengths, targets}`` -> (logits (N, C), targets (N,))."""
+    """Eval-mode logits for every batch of ``{ids, lengths, ..., targets}`` -> (logits (N, C), targets (N,))."""
     model.eval()
     logits, targets = [], []
     for batch in batches:
-        out, _ = model(batch["ids"].to(device), batch["lengths"].to(device))
+        out, _ = model(**{k: v.to(device) for k, v in batch.items() if k != "targets"})
         logits.append(out.float().cpu())
         targets.append(batch["targets"])
     return torch.cat(logits), torch.cat(targets)

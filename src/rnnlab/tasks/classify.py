@@ -51,6 +51,19 @@ def encode_batch(vocab: CharVocab, texts) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, lengths
 
 
+def slice_inputs(tensors: dict[str, torch.Tensor], idx: torch.Tensor, trim: bool = True) -> dict[str, torch.Tensor]:
+    """Rows ``idx`` of every input; with ``trim`` each ``*ids`` tensor padded only to the longest of
+    its own ``*lengths`` in these rows."""
+    out = {}
+    for key, t in tensors.items():
+        if trim and key.endswith("ids"):
+            t = t[idx, : int(tensors[key[:-3] + "lengths"][idx].max())]
+        else:
+            t = t[idx]
+        out[key] = t
+    return out
+
+
 def class_weights(counts: list[int], kind: str) -> torch.Tensor | None:
     if kind == "none":
         return None
@@ -75,11 +88,25 @@ class TextClassificationTask:
         self.vocab = vocab
         self.tensors = {}
         for split, rows in self.splits.items():
-            ids, lengths = encode_batch(vocab, self.tokens[split])
-            self.tensors[split] = (ids, lengths, torch.tensor([lab for _, lab in rows], dtype=torch.long))
+            self.tensors[split] = {**self.encode(self.tokens[split]),
+                                   "targets": torch.tensor([lab for _, lab in rows], dtype=torch.long)}
+        # Training metrics each epoch are re-scored on a fixed sample of training items (at least as
+        # large as the validation split): the full split can cost as much as a training epoch.
+        n_train, n_sample = len(self.splits["train"]), max(len(self.splits["val"]), 1000)
+        if n_train > n_sample:
+            pick = torch.randperm(n_train, generator=torch.Generator().manual_seed(1))[:n_sample].sort().values
+            self.tensors["train_sample"] = slice_inputs(self.tensors["train"], pick, trim=False)
+        else:
+            self.tensors["train_sample"] = self.tensors["train"]
         counts = Counter(lab for _, lab in self.splits["train"])
         self.train_counts = [counts.get(i, 0) for i in range(len(self.labels))]
         self.data_report["train_counts"] = dict(zip(self.labels, self.train_counts))
+
+    def encode(self, token_lists) -> dict[str, torch.Tensor]:
+        """Token lists -> the model's inputs: ``ids`` (N, T) and ``lengths`` (N,). A task whose model
+        reads more than one view of a text adds them here (see the sentiment task's characters)."""
+        ids, lengths = encode_batch(self.vocab, token_lists)
+        return {"ids": ids, "lengths": lengths}
 
     # --- what the model needs ------------------------------------------------------------------
     def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
@@ -97,18 +124,25 @@ class TextClassificationTask:
         return math.ceil(len(self.splits[split]) / batch_size)
 
     def batches(self, split: str, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
-        ids, lengths, targets = self.tensors[split]
-        order = torch.randperm(len(ids), generator=generator) if shuffle else torch.arange(len(ids))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = int(lengths[idx].max())  # pad each batch only to its own longest text
-            yield {"ids": ids[idx, :width], "lengths": lengths[idx], "targets": targets[idx]}
+        tensors = self.tensors[split]
+        n = len(tensors["targets"])
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            yield slice_inputs(tensors, order[start : start + batch_size])
 
     def predict_split(self, model, split: str, device) -> tuple[torch.Tensor, torch.Tensor]:
-        return predict_batches(model, self.batches(split, 512, shuffle=False), device)
+        """Logits and targets of a split, in the split's order."""
+        tensors = self.tensors[split]
+        # Batches of similar lengths: little padding to run through (texts run 1 to 400 tokens).
+        order = tensors["lengths"].argsort(descending=True, stable=True)
+        batches = (slice_inputs(tensors, order[s : s + 512]) for s in range(0, len(order), 512))
+        logits, targets = predict_batches(model, batches, device)
+        back = torch.empty_like(order)
+        back[order] = torch.arange(len(order))
+        return logits[back], targets[back]
 
     def evaluate(self, model, split: str, device) -> dict:
-        logits, targets = self.predict_split(model, split, device)
+        logits, targets = self.predict_split(model, "train_sample" if split == "train" else split, device)
         loss = F.cross_entropy(logits, targets).item()  # unweighted, comparable across runs
         return {"loss": loss, **classification_metrics(targets.numpy(), logits.argmax(1).numpy())}
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,10 +30,10 @@ from ..bundle import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig, build_classifier
 from ..train import TrainConfig
-from .classify import UNK, CharVocab, TextClassificationTask, encode_batch
+from .classify import UNK, CharVocab, TextClassificationTask, encode_batch, slice_inputs
 from .names import split_items
 
-TOKENIZERS = ("jieba", "char")
+TOKENIZERS = ("jieba", "char", "jieba+char")
 MAX_PREDICT_CHARS = 20_000
 BUNDLED = "sentiment/ChnSentiCorp_htl_all.csv"
 # Words that stop-word lists hold but sentiment needs: negations, degree, contrast.
@@ -131,10 +131,11 @@ def read_labeled_csv(path: Path, label_col: str, text_col: str) -> tuple[list[st
 
 # --- tokens and stop words ----------------------------------------------------------------------
 def make_tokenizer(kind: str, user_dict: str = ""):
-    """A function text -> tokens (no whitespace tokens)."""
+    """A function text -> tokens (no whitespace tokens); ``jieba+char`` tokenizes as ``jieba`` (the
+    characters are a second view made from the words, see ``encode_views``)."""
     if kind == "char":
         return lambda text: [c for c in text if not c.isspace()]
-    if kind != "jieba":
+    if kind not in ("jieba", "jieba+char"):
         raise UserError(f"--tokenizer {kind!r}: choose one of {', '.join(TOKENIZERS)}")
     import logging
 
@@ -163,6 +164,20 @@ class TextPipeline:
 
     def __call__(self, text: str) -> list[str]:
         return self.all_tokens(text)[: self.max_tokens]
+
+
+def char_view(token_lists) -> list[list[str]]:
+    """Each text's words -> its characters (taking a word out of a text takes out its characters)."""
+    return [[c for w in toks for c in w] for toks in token_lists]
+
+
+def encode_views(vocab: CharVocab, token_lists, views: int) -> dict[str, torch.Tensor]:
+    """Token lists -> model inputs: ``ids``/``lengths``, and with two views ``char_ids``/``char_lengths``."""
+    ids, lengths = encode_batch(vocab, token_lists)
+    if views == 1:
+        return {"ids": ids, "lengths": lengths}
+    char_ids, char_lengths = encode_batch(vocab, char_view(token_lists))
+    return {"ids": ids, "lengths": lengths, "char_ids": char_ids, "char_lengths": char_lengths}
 
 
 def load_stopwords(spec: str) -> frozenset[str]:
@@ -236,8 +251,23 @@ class SentimentTask(TextClassificationTask):
                                 mean_train_tokens=round(sum(map(len, full["train"])) / len(full["train"]), 1))
         if not state and cfg.min_count < 1:
             raise UserError(f"--min-count must be at least 1, got {cfg.min_count}")
-        self._index(CharVocab(state["chars"]) if state else CharVocab.build(self.tokens["train"], cfg.min_count))
+        self.views = 2 if cfg.tokenizer == "jieba+char" else 1
+        self._index(CharVocab(state["chars"]) if state else CharVocab.build(self.view_tokens("train"), cfg.min_count))
         self.data_report["vocabulary"] = len(self.vocab)
+
+    def view_tokens(self, split: str) -> list[list[str]]:
+        """Every token sequence of a split that the model reads: the words, and with jieba+char also
+        the characters (one vocabulary holds both: a one-character word and that character share a vector)."""
+        return self.tokens[split] + (char_view(self.tokens[split]) if self.views == 2 else [])
+
+    def encode(self, token_lists) -> dict[str, torch.Tensor]:
+        return encode_views(self.vocab, token_lists, self.views)
+
+    def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
+        if self.views > model_cfg.members:
+            raise UserError(f"--tokenizer {self.cfg.tokenizer} needs --ensemble 2 or more (members read words "
+                            f"and characters in turn), got {model_cfg.members}")
+        return replace(super().model_config(model_cfg), views=self.views)
 
     def state(self) -> dict:
         """Labels, vocabulary and the stop list: the checkpoint alone tokenizes new texts."""
@@ -249,7 +279,7 @@ class SentimentTask(TextClassificationTask):
             return model
         if model_cfg.input != "embedding":
             raise UserError("--vectors needs --input embedding")
-        kv = (train_word2vec(self.tokens["train"], model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
+        kv = (train_word2vec(self.view_tokens("train"), model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
               if self.cfg.vectors == "word2vec" else load_vectors(self.cfg.vectors))
         if kv.vector_size != model_cfg.embed_dim:
             raise UserError(f"--vectors {self.cfg.vectors}: vectors have {kv.vector_size} dimensions; "
@@ -261,7 +291,7 @@ class SentimentTask(TextClassificationTask):
             for m in members:
                 scale = m.embed.weight.std() / vectors.std().clamp(min=1e-8)  # keep the init's scale
                 m.embed.weight[torch.tensor(found, dtype=torch.long) + 2] = vectors * scale
-        counts = [w for toks in self.tokens["train"] for w in toks]
+        counts = [w for toks in self.view_tokens("train") for w in toks]
         covered = sum(1 for w in counts if w in kv.key_to_index)
         self.data_report["vectors"] = {"source": self.cfg.vectors, "vocabulary_coverage": round(len(found) / len(self.vocab.chars), 4),
                                        "token_coverage": round(covered / max(len(counts), 1), 4)}
@@ -275,7 +305,7 @@ class SentimentTask(TextClassificationTask):
         probs = logits.softmax(-1)
         if len(self.labels) == 2:
             report["roc_auc"] = binary_auc(targets.numpy(), probs[:, 1].numpy())
-        explainer = Explainer(model, self.vocab, self.labels, self.pipeline, device)
+        explainer = Explainer(model, self.vocab, self.labels, self.pipeline, device, self.views)
         preds = probs.argmax(1)
         wrong = (preds != targets).nonzero().flatten()[:4].tolist()
         right = (preds == targets).nonzero().flatten()[:4].tolist()
@@ -293,8 +323,9 @@ class Explainer:
     """Which words drove a prediction: occlusion (the drop in the predicted label's probability when
     the word is taken out), and the attention weights when the model pools by attention."""
 
-    def __init__(self, model, vocab: CharVocab, labels: list[str], pipeline: TextPipeline, device) -> None:
+    def __init__(self, model, vocab: CharVocab, labels: list[str], pipeline: TextPipeline, device, views: int = 1) -> None:
         self.model, self.vocab, self.labels, self.pipeline, self.device = model, vocab, labels, pipeline, device
+        self.views = views
 
     @torch.no_grad()
     def explain(self, text: str, top: int = 3) -> dict:
@@ -302,12 +333,15 @@ class Explainer:
         every = self.pipeline.all_tokens(text)
         tokens = every[: self.pipeline.max_tokens]
         variants = [tokens] + [tokens[:i] + tokens[i + 1 :] for i in range(len(tokens))]
-        ids, lengths = encode_batch(self.vocab, variants)
-        probs = torch.cat([self.model(ids[s : s + 256].to(self.device), lengths[s : s + 256].to(self.device))[0].float().softmax(-1).cpu()
-                           for s in range(0, len(variants), 256)])
+        inputs = encode_views(self.vocab, variants, self.views)
+        probs = []
+        for s in range(0, len(variants), 256):  # the text and each of its one-word-less variants
+            part = slice_inputs(inputs, torch.arange(s, min(s + 256, len(variants))))
+            probs.append(self.model(**{k: v.to(self.device) for k, v in part.items()})[0].float().softmax(-1).cpu())
+        probs = torch.cat(probs)
         label = int(probs[0].argmax())
         effect = (probs[0, label] - probs[1:, label]).tolist()  # > 0: the word supported the label
-        attention = self._attention(ids[:1], lengths[:1])
+        attention = self._attention(inputs["ids"][:1], inputs["lengths"][:1])
         words = [{"word": w, "effect": round(e, 4), "unknown": self.vocab.encode([w])[0] == UNK,
                   **({"attention": round(a, 4)} if attention is not None else {})}
                  for w, e, a in zip(tokens, effect, attention if attention is not None else [None] * len(tokens))]
@@ -321,7 +355,7 @@ class Explainer:
         """The attention weights over the tokens (the members' mean for an ensemble), or None."""
         if getattr(self.model, "cfg", None) is None or self.model.cfg.pool != "attention":
             return None
-        members = getattr(self.model, "members", [self.model])
+        members = list(getattr(self.model, "members", [self.model]))[:: self.views]  # those that read the words
         alphas = [m.features(ids.to(self.device), lengths.to(self.device), weights=True)[1] for m in members]
         return torch.stack(alphas).mean(0)[0].cpu().tolist()
 
@@ -336,10 +370,11 @@ class SentimentPredictor:
         self.vocab = CharVocab(state["chars"])
         self.pipeline = TextPipeline(cfg["tokenizer"], cfg.get("user_dict", ""), frozenset(state["stopwords"]),
                                      cfg["max_tokens"])
-        self.model = build_classifier(ClassifierConfig(**meta["model_config"])).to(device)
+        model_cfg = ClassifierConfig(**meta["model_config"])
+        self.model = build_classifier(model_cfg).to(device)
         self.model.load_state_dict(checkpoint["model"])
         self.model.eval()
-        self.explainer = Explainer(self.model, self.vocab, self.labels, self.pipeline, device)
+        self.explainer = Explainer(self.model, self.vocab, self.labels, self.pipeline, device, model_cfg.views)
 
     def predict(self, texts: list[str], top: int = 3) -> list[dict]:
         out = []
