@@ -84,7 +84,7 @@ def test_three_vector_choices_train_and_report_coverage(tmp_path, vectors):
     if vectors.startswith("file"):
         binary = vectors.endswith("bin")
         vectors = str(small_word2vec_file(tmp_path / ("v.bin" if binary else "v.txt"), binary))
-    run = run_training("sentiment", SentimentConfig(data=str(data), vectors=vectors, w2v_epochs=2),
+    run = run_training("sentiment", SentimentConfig(data=str(data), tokenizer="jieba", vectors=vectors, w2v_epochs=2),
                        ClassifierConfig(cell="gru", embed_dim=8, hidden=16, bidirectional=True, pool="attention"),
                        TrainConfig(epochs=12, batch_size=8, lr=0.02, schedule="none", patience=0, progress=False),
                        out=tmp_path / "run", **QUIET)
@@ -102,7 +102,7 @@ def test_freeze_vectors_keeps_the_embedding(tmp_path):
     import torch
 
     data = review_csv(tmp_path / "r.csv", n=8)
-    task = SentimentTask(SentimentConfig(data=str(data), vectors="word2vec", w2v_epochs=1), seed=0)
+    task = SentimentTask(SentimentConfig(data=str(data), tokenizer="jieba", vectors="word2vec", w2v_epochs=1), seed=0)
     model = task.build_model(task.model_config(ClassifierConfig(embed_dim=8, hidden=8, freeze_embedding=True)))
     before = model.embed.weight.clone()
     assert not model.embed.weight.requires_grad
@@ -116,7 +116,7 @@ def test_predict_explains_and_the_cli_trains_another_csv(tmp_path, capsys):
     data = review_csv(tmp_path / "other.csv", header=("stars", "comment"))
     run = tmp_path / "run"
     assert main(["train", "sentiment", "--data", str(data), "--label-col", "stars", "--text-col", "comment",
-                 "--epochs", "10", "--batch-size", "8", "--lr", "0.02", "--hidden", "16", "--embed-dim", "8",
+                 "--tokenizer", "jieba", "--epochs", "10", "--batch-size", "8", "--lr", "0.02", "--hidden", "16", "--embed-dim", "8",
                  "--out", str(run), "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["predict", "--run", str(run), "--json", "房间很干净，服务也很热情"]) == 0
@@ -154,7 +154,7 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys, content, args, message
 
 def test_empty_text_at_predict_time(tmp_path, capsys):
     data = review_csv(tmp_path / "r.csv", n=6)
-    run_training("sentiment", SentimentConfig(data=str(data)), ClassifierConfig(embed_dim=8, hidden=8),
+    run_training("sentiment", SentimentConfig(data=str(data), tokenizer="jieba"), ClassifierConfig(embed_dim=8, hidden=8),
                  TrainConfig(epochs=1, batch_size=8, progress=False), out=tmp_path / "run", **QUIET)
     assert main(["predict", "--run", str(tmp_path / "run"), "  "]) == 2
     assert "empty text" in capsys.readouterr().err

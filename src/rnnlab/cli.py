@@ -305,8 +305,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     se.add_argument("--label-col", help="CSV label column (default label)")
     se.add_argument("--text-col", help="CSV text column (default review, else text)")
     se.add_argument("--tokenizer", choices=["jieba", "char", "jieba+char"],
-                    help="words (jieba), characters, or both: ensemble members read words and characters in turn "
-                         "(jieba+char; needs --ensemble 2 or more). Default jieba")
+                    help="words (jieba), characters, or both (the default jieba+char): ensemble members read words "
+                         "and characters in turn, so it needs --ensemble 2 or more")
     se.add_argument("--user-dict", help="jieba user dictionary file")
     se.add_argument("--stopwords", help="default (stopwords-iso, negations and degree words kept), none, or a file")
     se.add_argument("--vectors", help="random, word2vec (trained on the training texts) or a word2vec file")
