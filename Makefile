@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Every benchmark, one after another; writes benchmarks/RESULTS.md (about 45 min on 2 cores).
+# Every benchmark, one after another; writes benchmarks/RESULTS.md (40 min on 2 cores).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 

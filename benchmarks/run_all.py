@@ -6,7 +6,7 @@
 Each benchmark's section is kept in ``benchmarks/results/<name>.md`` with its own date and commit,
 and RESULTS.md is rebuilt from all of them, so ``--only`` refreshes one section and keeps the others.
 
-``make bench`` runs it in full (about 45 minutes on 2 CPU cores); ``make bench-quick`` is the
+``make bench`` runs it in full (40 minutes on 2 CPU cores); ``make bench-quick`` is the
 smoke check (a few minutes). Every script prints its baseline(s), rnnlab, the ratio, wall time,
 machine, seed, and each target of its issue as met or not met.
 """
