@@ -283,7 +283,8 @@ class SentimentTask(TextClassificationTask):
             return model
         if model_cfg.input != "embedding":
             raise UserError("--vectors needs --input embedding")
-        kv = (train_word2vec(self.view_tokens("train"), model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
+        train_tokens = self.view_tokens("train")
+        kv = (train_word2vec(train_tokens, model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
               if self.cfg.vectors == "word2vec" else load_vectors(self.cfg.vectors))
         if kv.vector_size != model_cfg.embed_dim:
             raise UserError(f"--vectors {self.cfg.vectors}: vectors have {kv.vector_size} dimensions; "
@@ -295,7 +296,7 @@ class SentimentTask(TextClassificationTask):
             for m in members:
                 scale = m.embed.weight.std() / vectors.std().clamp(min=1e-8)  # keep the init's scale
                 m.embed.weight[torch.tensor(found, dtype=torch.long) + 2] = vectors * scale
-        counts = [w for toks in self.view_tokens("train") for w in toks]
+        counts = [w for toks in train_tokens for w in toks]
         covered = sum(1 for w in counts if w in kv.key_to_index)
         self.data_report["vectors"] = {"source": self.cfg.vectors, "vocabulary_coverage": round(len(found) / len(self.vocab.chars), 4),
                                        "token_coverage": round(covered / max(len(counts), 1), 4)}
@@ -309,7 +310,7 @@ class SentimentTask(TextClassificationTask):
         probs = logits.softmax(-1)
         if len(self.labels) == 2:
             report["roc_auc"] = binary_auc(targets.numpy(), probs[:, 1].numpy())
-        explainer = Explainer(model, self.vocab, self.labels, self.pipeline, device, self.views)
+        explainer = Explainer(model, self.vocab, self.labels, self.pipeline, device)
         preds = probs.argmax(1)
         wrong = (preds != targets).nonzero().flatten()[:4].tolist()
         right = (preds == targets).nonzero().flatten()[:4].tolist()
@@ -327,9 +328,10 @@ class Explainer:
     """Which words drove a prediction: occlusion (the drop in the predicted label's probability when
     the word is taken out), and the attention weights when the model pools by attention."""
 
-    def __init__(self, model, vocab: CharVocab, labels: list[str], pipeline: TextPipeline, device, views: int = 1) -> None:
+    def __init__(self, model, vocab: CharVocab, labels: list[str], pipeline: TextPipeline, device) -> None:
         self.model, self.vocab, self.labels, self.pipeline, self.device = model, vocab, labels, pipeline, device
-        self.views = views
+        cfg = getattr(model, "cfg", None)
+        self.views = cfg.views if cfg is not None else 1  # the model's config says which inputs it reads
 
     @torch.no_grad()
     def explain(self, text: str, top: int = 3) -> dict:
@@ -374,11 +376,10 @@ class SentimentPredictor:
         self.vocab = CharVocab(state["chars"])
         self.pipeline = TextPipeline(cfg["tokenizer"], cfg.get("user_dict", ""), frozenset(state["stopwords"]),
                                      cfg["max_tokens"])
-        model_cfg = ClassifierConfig(**meta["model_config"])
-        self.model = build_classifier(model_cfg).to(device)
+        self.model = build_classifier(ClassifierConfig(**meta["model_config"])).to(device)
         self.model.load_state_dict(checkpoint["model"])
         self.model.eval()
-        self.explainer = Explainer(self.model, self.vocab, self.labels, self.pipeline, device, model_cfg.views)
+        self.explainer = Explainer(self.model, self.vocab, self.labels, self.pipeline, device)
 
     def predict(self, texts: list[str], top: int = 3) -> list[dict]:
         out = []
