@@ -41,7 +41,8 @@ from rnnlab.experiment import run_training
 from rnnlab.models import LanguageModel, LanguageModelConfig
 from rnnlab.ngram import KneserNey
 from rnnlab.runs import read_json
-from rnnlab.tasks.poems import BOS, DEFAULT_MODEL, DEFAULT_TRAIN, PoemsConfig, PoemsTask
+from rnnlab.tasks.poems import DEFAULT_MODEL, DEFAULT_TRAIN, PoemsConfig, PoemsTask
+from rnnlab.vocab import BOS
 
 CLASSIC = LanguageModelConfig(cell="lstm", backend="torch", embed_dim=128, hidden=256, layers=2, dropout=0.0,
                               tie_weights=False)

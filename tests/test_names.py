@@ -15,7 +15,8 @@ from rnnlab.errors import UserError
 from rnnlab.experiment import resume_training, run_training
 from rnnlab.models import ClassifierConfig
 from rnnlab.runs import load_checkpoint, read_jsonl
-from rnnlab.tasks.names import NamesConfig, NamesPredictor, NamesTask, read_label_folder, split_items
+from rnnlab.tasks.classify import split_items
+from rnnlab.tasks.names import NamesConfig, NamesPredictor, NamesTask, read_label_folder
 from rnnlab.train import TrainConfig
 
 QUIET = dict(log=lambda *a: None)

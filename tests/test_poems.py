@@ -15,7 +15,8 @@ from rnnlab.models import LanguageModel, LanguageModelConfig
 from rnnlab.ngram import KneserNey
 from rnnlab.poetry import form_of, format_poem, lines_of, quality, rhymes
 from rnnlab.runs import load_checkpoint
-from rnnlab.tasks.poems import BOS, EOS, PoemsConfig, PoemsPredictor, PoemsTask, clean
+from rnnlab.tasks.poems import PoemsConfig, PoemsPredictor, PoemsTask, clean
+from rnnlab.vocab import BOS, EOS, LM_SPECIALS
 from rnnlab.train import TrainConfig
 
 QUIET = dict(log=lambda *a: None)
@@ -136,7 +137,7 @@ def test_training_writes_a_run_with_perplexity_and_sample_quality(tiny_run):
     html = (tiny_run / "report.html").read_text(encoding="utf-8")
     assert "Unconstrained samples" in html and (tiny_run / "perplexity.png").is_file()
     ckpt = load_checkpoint(tiny_run / "best.pt")
-    assert ckpt["meta"]["model_config"]["vocab_size"] == len(ckpt["meta"]["task_state"]["chars"]) + 4
+    assert ckpt["meta"]["model_config"]["vocab_size"] == len(ckpt["meta"]["task_state"]["chars"]) + len(LM_SPECIALS)
 
 
 @pytest.mark.parametrize("form", ["5x4", "7x4", "5x8", "7x8"])

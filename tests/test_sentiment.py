@@ -13,7 +13,7 @@ from rnnlab.experiment import run_training
 from rnnlab.models import ClassifierConfig
 from rnnlab.tasks.sentiment import (KEEP_WORDS, SentimentConfig, SentimentTask, TextPipeline, load_stopwords,
                                     read_labeled_csv)
-from rnnlab.tasks.classify import UNK
+from rnnlab.vocab import UNK
 from rnnlab.train import TrainConfig
 
 QUIET = dict(log=lambda *a: None)
@@ -173,7 +173,7 @@ def test_words_and_characters_ensemble(tmp_path, capsys):
     words = task.tokens["train"][0]
     inputs = task.encode([words])
     assert inputs["lengths"].item() == len(words) and inputs["char_lengths"].item() == len("".join(words))
-    assert [task.vocab.chars[i - 2] for i in inputs["char_ids"][0].tolist()] == list("".join(words))
+    assert [task.vocab.chars[i - task.vocab.offset] for i in inputs["char_ids"][0].tolist()] == list("".join(words))
     assert task.vocab.encode(["热情"]) != [UNK] and task.vocab.encode(["热"]) != [UNK]
     with pytest.raises(UserError, match="--ensemble 2"):
         run_training("sentiment", cfg, ClassifierConfig(embed_dim=8, hidden=8), TrainConfig(epochs=1, progress=False),

@@ -19,6 +19,7 @@ import torch
 
 from .errors import UserError
 from .poetry import FORMS, PUNCTUATION, parse_form
+from .vocab import BOS, EOS
 
 MAX_TOKENS = 120  # a free poem is cut here (the cleaned corpus holds at most 80 characters by default)
 
@@ -26,17 +27,15 @@ MAX_TOKENS = 120  # a free poem is cut here (the cleaned corpus holds at most 80
 
 class PoemSampler:
     def __init__(self, model, vocab, device) -> None:
-        from .tasks.poems import BOS, EOS, SPECIALS
-
         self.model, self.vocab, self.device = model, vocab, device
         self.bos, self.eos = BOS, EOS
         v = len(vocab)
         self.punct_ids = torch.tensor([vocab.id(c) for c in PUNCTUATION if c in vocab], dtype=torch.long)
         self.char_mask = torch.ones(v, dtype=torch.bool)  # characters proper
-        self.char_mask[: len(SPECIALS)] = False
+        self.char_mask[: vocab.offset] = False
         self.char_mask[self.punct_ids] = False
         self.free_mask = torch.ones(v, dtype=torch.bool)  # free sampling: anything but pad/unk/start
-        self.free_mask[: len(SPECIALS)] = False
+        self.free_mask[: vocab.offset] = False
         self.free_mask[EOS] = True
 
     # --- checks with clear messages ------------------------------------------------------------

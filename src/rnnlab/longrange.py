@@ -24,6 +24,7 @@ from .errors import UserError
 from .gradflow import CELL_SPECS, add_keep_gate_bias
 from .models import ClassifierConfig, SequenceClassifier, predict_batches
 from .train import TrainConfig, fit
+from .vocab import CLASSIFIER_SPECIALS
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ class RecallTask:
     def _draw(self, n: int, gen: torch.Generator) -> dict:
         key = torch.randint(0, self.symbols, (n, 1), generator=gen)
         noise = torch.randint(0, self.distractors, (n, self.length - 1), generator=gen) + self.symbols
-        # ids 0 and 1 are padding and unknown in the shared classifier; symbols start at 2.
-        return {"ids": torch.cat([key, noise], dim=1) + 2, "lengths": torch.full((n,), self.length),
+        # The shared classifier reserves its first ids (padding, unknown); the symbols follow them.
+        return {"ids": torch.cat([key, noise], dim=1) + len(CLASSIFIER_SPECIALS), "lengths": torch.full((n,), self.length),
                 "targets": key[:, 0].clone()}
 
     def state(self) -> dict:
@@ -103,7 +104,7 @@ def run(cfg: LongRangeConfig, out: Path, device, log=print) -> dict:
         for length in cfg.lengths:
             task = RecallTask(length, cfg.symbols, cfg.distractors, cfg.steps_per_epoch, cfg.eval_size, cfg.seed)
             torch.manual_seed(cfg.seed)
-            model_cfg = ClassifierConfig(vocab_size=cfg.symbols + cfg.distractors + 2, num_classes=cfg.symbols, cell=kind, backend="scratch",
+            model_cfg = ClassifierConfig(vocab_size=len(CLASSIFIER_SPECIALS) + cfg.symbols + cfg.distractors, num_classes=cfg.symbols, cell=kind, backend="scratch",
                                          nonlinearity=phi or "tanh", input="onehot", hidden=cfg.hidden)
             model = SequenceClassifier(model_cfg)
             add_keep_gate_bias(model.rnn.bias_ih_l0, cfg.hidden, gate_bias, length, kind)

@@ -21,6 +21,7 @@ import rnnlab.nn as scratch
 
 from .errors import UserError
 from .options import BACKENDS, CELLS, POOLS, RECURRENT_CELLS
+from .vocab import PAD, UNK
 
 
 def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -82,7 +83,7 @@ class SequenceClassifier(nn.Module):
         if cfg.pool not in POOLS:
             raise UserError(f"--pool {cfg.pool!r}: choose one of {', '.join(POOLS)}")
         self.cfg = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0) if cfg.input == "embedding" else None
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=PAD) if cfg.input == "embedding" else None
         in_size = cfg.embed_dim if self.embed is not None else cfg.vocab_size
         if cfg.cell == "tutorial":
             self.rnn = scratch.TutorialRNN(in_size, cfg.hidden, cfg.num_classes)
@@ -103,10 +104,10 @@ class SequenceClassifier(nn.Module):
     def inputs(self, ids: Tensor) -> Tensor:
         """(B, T) token ids -> (B, T, I) input vectors."""
         if self.training and self.cfg.token_dropout > 0:
-            # Augmentation: hide random characters (id 1 = unknown; 0 = padding stays) so that the
-            # model cannot lean on any single one -- what it meets in unseen names.
-            hide = (torch.rand(ids.shape, device=ids.device) < self.cfg.token_dropout) & (ids > 1)
-            ids = ids.masked_fill(hide, 1)
+            # Augmentation: hide random characters (they become the unknown token; padding stays) so
+            # that the model cannot lean on any single one -- what it meets in unseen names.
+            hide = (torch.rand(ids.shape, device=ids.device) < self.cfg.token_dropout) & (ids > UNK)
+            ids = ids.masked_fill(hide, UNK)
         if self.embed is not None:
             return self.embed(ids)
         return F.one_hot(ids, self.cfg.vocab_size).float()
@@ -212,7 +213,7 @@ class LanguageModel(nn.Module):
         if cfg.vocab_size < 2:
             raise ValueError(f"need a vocabulary, got {cfg.vocab_size} tokens")
         self.cfg = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=PAD)
         self.rnn = make_recurrent(cfg.cell, cfg.backend, cfg.embed_dim, cfg.hidden, cfg.layers, False, cfg.dropout,
                                   cfg.nonlinearity, batch_first=True)
         self.drop = nn.Dropout(cfg.dropout)
@@ -263,7 +264,7 @@ class LanguageModel(nn.Module):
         logits = self.head(h)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=0)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
         return logits, loss
 
     def step(self, tokens: Tensor, state=None):

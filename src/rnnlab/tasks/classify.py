@@ -8,39 +8,16 @@ import math
 from collections import Counter
 from dataclasses import replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
 from ..metrics import classification_metrics, classification_report
 from ..models import ClassifierConfig, build_classifier, predict_batches
+from ..vocab import UNK, Vocab
 
-PAD, UNK = 0, 1
-
-
-class CharVocab:
-    """Tokens (characters, or words) seen in training -> ids; 0 is padding, 1 stands for any unseen token."""
-
-    def __init__(self, chars: list[str]) -> None:
-        self.chars = list(chars)
-        self.index = {c: i + 2 for i, c in enumerate(self.chars)}
-
-    @classmethod
-    def build(cls, texts, min_count: int = 1) -> "CharVocab":
-        counts = Counter(c for t in texts for c in t)
-        return cls(sorted(c for c, n in counts.items() if n >= min_count))
-
-    def __len__(self) -> int:
-        return len(self.chars) + 2
-
-    def encode(self, text) -> list[int]:
-        return [self.index.get(c, UNK) for c in text]
-
-    def unknown(self, text) -> list[str]:
-        return sorted({c for c in text if c not in self.index})
-
-
-def encode_batch(vocab: CharVocab, texts) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_batch(vocab: Vocab, texts) -> tuple[torch.Tensor, torch.Tensor]:
     """Texts (strings or token lists) -> (N, T) padded ids and (N,) lengths (at least 1: an empty
     text reads as one unknown token)."""
     encoded = [vocab.encode(t) or [UNK] for t in texts]
@@ -76,6 +53,49 @@ def class_weights(counts: list[int], kind: str) -> torch.Tensor | None:
     return w / w.mean()
 
 
+SPLITS = ("grouped", "random")
+
+
+def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float, test_fraction: float,
+                seed: int) -> tuple[dict[str, list[tuple[str, int]]], dict]:
+    """Stratified, seeded train/val/test split under the ``grouped`` or ``random`` protocol."""
+    if protocol not in SPLITS:
+        raise UserError(f"--split {protocol!r}: choose one of {', '.join(SPLITS)}")
+    if not (0 < test_fraction < 1 and 0 < val_fraction < 1 and val_fraction + test_fraction < 1):
+        raise UserError(f"split fractions must be in (0, 1) and sum below 1, got val {val_fraction}, test {test_fraction}")
+    rng = np.random.default_rng(seed)
+    report: dict = {"protocol": protocol}
+    if protocol == "grouped":
+        unique = sorted(set(items))
+        report["duplicates_dropped"] = len(items) - len(unique)
+        by_text: dict[str, list[int]] = {}
+        for text, label in unique:
+            by_text.setdefault(text, []).append(label)
+        report["names_with_several_labels"] = sum(1 for v in by_text.values() if len(v) > 1)
+        # Units of the split are names; each is stratified under its first label.
+        strata: dict[int, list[list[tuple[str, int]]]] = {}
+        for text, group_labels in sorted(by_text.items()):
+            strata.setdefault(min(group_labels), []).append([(text, lab) for lab in group_labels])
+    else:
+        report["duplicates_dropped"] = 0
+        strata = {}
+        for item in items:
+            strata.setdefault(item[1], []).append([item])
+    out: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
+    for label in sorted(strata):
+        units = strata[label]
+        order = rng.permutation(len(units))
+        n_test = int(round(test_fraction * len(units)))
+        n_val = int(round(val_fraction * len(units)))
+        for rank, i in enumerate(order):
+            split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+            out[split].extend(units[i])
+    for split in out:
+        out[split].sort(key=lambda item: (item[1], item[0]))
+    report.update({f"{k}_items": len(v) for k, v in out.items()})
+    return out, report
+
+
 class TextClassificationTask:
     """The shared training loop's interface (see rnnlab.train.Task) for labelled texts."""
 
@@ -83,7 +103,7 @@ class TextClassificationTask:
     monitor_mode = "max"
     model_config_cls = ClassifierConfig
 
-    def _index(self, vocab: CharVocab) -> None:
+    def _index(self, vocab: Vocab) -> None:
         """Tensors of every split, and the training label counts."""
         self.vocab = vocab
         self.tensors = {}

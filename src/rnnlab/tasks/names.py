@@ -26,9 +26,9 @@ from ..bundle import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig, build_classifier
 from ..train import TrainConfig
-from .classify import CharVocab, TextClassificationTask, encode_batch
+from ..vocab import Vocab
+from .classify import TextClassificationTask, encode_batch, split_items
 
-SPLITS = ("grouped", "random")
 MAX_NAME_CHARS = 100  # longest name accepted at predict time
 _NAME_RE = re.compile(r"[^\W\d_]+(?:[ '\-.\u2019]+[^\W\d_]+)*\.?")
 
@@ -90,46 +90,6 @@ def read_label_folder(path: Path, max_words: int = 3) -> tuple[list[str], list[t
     return labels, items, report
 
 
-def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float, test_fraction: float,
-                seed: int) -> tuple[dict[str, list[tuple[str, int]]], dict]:
-    """Stratified, seeded train/val/test split under the ``grouped`` or ``random`` protocol."""
-    if protocol not in SPLITS:
-        raise UserError(f"--split {protocol!r}: choose one of {', '.join(SPLITS)}")
-    if not (0 < test_fraction < 1 and 0 < val_fraction < 1 and val_fraction + test_fraction < 1):
-        raise UserError(f"split fractions must be in (0, 1) and sum below 1, got val {val_fraction}, test {test_fraction}")
-    rng = np.random.default_rng(seed)
-    report: dict = {"protocol": protocol}
-    if protocol == "grouped":
-        unique = sorted(set(items))
-        report["duplicates_dropped"] = len(items) - len(unique)
-        by_text: dict[str, list[int]] = {}
-        for text, label in unique:
-            by_text.setdefault(text, []).append(label)
-        report["names_with_several_labels"] = sum(1 for v in by_text.values() if len(v) > 1)
-        # Units of the split are names; each is stratified under its first label.
-        strata: dict[int, list[list[tuple[str, int]]]] = {}
-        for text, group_labels in sorted(by_text.items()):
-            strata.setdefault(min(group_labels), []).append([(text, lab) for lab in group_labels])
-    else:
-        report["duplicates_dropped"] = 0
-        strata = {}
-        for item in items:
-            strata.setdefault(item[1], []).append([item])
-    out: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
-    for label in sorted(strata):
-        units = strata[label]
-        order = rng.permutation(len(units))
-        n_test = int(round(test_fraction * len(units)))
-        n_val = int(round(val_fraction * len(units)))
-        for rank, i in enumerate(order):
-            split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-            out[split].extend(units[i])
-    for split in out:
-        out[split].sort(key=lambda item: (item[1], item[0]))
-    report.update({f"{k}_items": len(v) for k, v in out.items()})
-    return out, report
-
-
 class NamesTask(TextClassificationTask):
     """The names task for the shared training loop (see rnnlab.train.Task)."""
 
@@ -155,7 +115,7 @@ class NamesTask(TextClassificationTask):
             if not self.splits[split]:
                 raise UserError(f"{data_dir}: too little data: the {split} split is empty")
         self.tokens = {split: [t for t, _ in rows] for split, rows in self.splits.items()}  # a name's tokens: its letters
-        self._index(CharVocab(state["chars"]) if state else CharVocab.build(self.tokens["train"]))
+        self._index(Vocab(state["chars"]) if state else Vocab.build(self.tokens["train"]))
 
 
 class NamesPredictor:
@@ -164,7 +124,7 @@ class NamesPredictor:
     def __init__(self, checkpoint: dict, device) -> None:
         meta = checkpoint["meta"]
         self.labels = meta["task_state"]["labels"]
-        self.vocab = CharVocab(meta["task_state"]["chars"])
+        self.vocab = Vocab(meta["task_state"]["chars"])
         self.model = build_classifier(ClassifierConfig(**meta["model_config"])).to(device)
         self.model.load_state_dict(checkpoint["model"])
         self.model.eval()

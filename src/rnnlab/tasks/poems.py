@@ -32,9 +32,8 @@ from ..errors import UserError
 from ..models import LanguageModel, LanguageModelConfig
 from ..poetry import FORMS, corpus_reference, form_of, lines_of, odd_characters, quality
 from ..train import TrainConfig
+from ..vocab import BOS, EOS, LM_SPECIALS, PAD, UNK, Vocab
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
 CONVERSIONS = ("auto", "t2s", "none")
 
 # What `rnnlab train poems` uses when no option says otherwise.
@@ -124,33 +123,9 @@ def clean(poems: list[dict], min_chars: int, max_chars: int, forms: tuple[str, .
                   "odd_characters_seen": "".join(c for c, _ in examples.most_common(30))}
 
 
-class PoemVocab:
-    """Characters -> ids: 0 padding, 1 unknown, 2 start, 3 end, then characters, most frequent first."""
-
-    def __init__(self, chars: list[str]) -> None:
-        self.chars = list(chars)
-        self.index = {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
-
-    @classmethod
-    def build(cls, contents, min_count: int) -> "PoemVocab":
-        counts = Counter(ch for c in contents for ch in c)
-        return cls([ch for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count])
-
-    def __len__(self) -> int:
-        return len(self.chars) + len(SPECIALS)
-
-    def __contains__(self, ch: str) -> bool:
-        return ch in self.index
-
-    def id(self, ch: str) -> int:
-        return self.index.get(ch, UNK)
-
-    def encode(self, content: str) -> list[int]:
-        """Content -> ids of the characters and the end token (the start token is the model's first input)."""
-        return [self.index.get(ch, UNK) for ch in content] + [EOS]
-
-    def decode(self, ids) -> str:
-        return "".join(self.chars[i - len(SPECIALS)] if i >= len(SPECIALS) else "" for i in ids)
+def encode_poem(vocab: Vocab, content: str) -> list[int]:
+    """Content -> ids of its characters and the end token (the start token is the model's first input)."""
+    return vocab.encode(content) + [EOS]
 
 
 def _parse_forms(text: str) -> tuple[str, ...]:
@@ -195,8 +170,10 @@ class PoemsTask:
         if cfg.limit and cfg.limit < len(self.splits["train"]):
             self.splits["train"] = self.splits["train"][: cfg.limit]
         contents = {k: [p["content"] for p in v] for k, v in self.splits.items()}
-        self.vocab = PoemVocab(state["chars"]) if state else PoemVocab.build(contents["train"], cfg.min_count)
-        self.encoded = {k: [self.vocab.encode(c) for c in v] for k, v in contents.items()}
+        # Most frequent first: the adaptive softmax's clusters are ranges of ids.
+        self.vocab = (Vocab(state["chars"], LM_SPECIALS) if state
+                      else Vocab.build(contents["train"], cfg.min_count, LM_SPECIALS, by_frequency=True))
+        self.encoded = {k: [encode_poem(self.vocab, c) for c in v] for k, v in contents.items()}
         # Training loss is re-scored on a fixed sample of training poems as large as the validation split.
         pick = np.random.default_rng(seed + 1).permutation(len(self.encoded["train"]))[: len(self.encoded["val"])]
         self.encoded["train_sample"] = [self.encoded["train"][i] for i in sorted(pick)]
@@ -292,7 +269,7 @@ class PoemsPredictor:
         from ..generate import PoemSampler
 
         meta = checkpoint["meta"]
-        self.vocab = PoemVocab(meta["task_state"]["chars"])
+        self.vocab = Vocab(meta["task_state"]["chars"], LM_SPECIALS)
         self.model = LanguageModel(LanguageModelConfig(**meta["model_config"])).to(device)
         self.model.load_state_dict(checkpoint["model"])
         self.model.eval()
@@ -312,12 +289,12 @@ class PoemsPredictor:
                 raise UserError("empty text: give at least one character")
             if len(text) > 2000:
                 raise UserError(f"text of {len(text):,} characters is longer than the limit of 2000")
-            targets = torch.tensor([self.vocab.encode(text)])  # (1, T) characters + </s>
+            targets = torch.tensor([encode_poem(self.vocab, text)])  # (1, T) characters + </s>
             ids = torch.cat([torch.tensor([[BOS]]), targets[:, :-1]], dim=1)
             logits, _ = self.model(ids.to(self.device))
             nll = F.cross_entropy(logits[0].float().cpu(), targets[0]).item()
             probs = logits[0, -1].float().cpu().softmax(-1)
-            probs[: len(SPECIALS)] = 0
+            probs[: self.vocab.offset] = 0
             values, indices = probs.topk(min(top, len(self.vocab.chars)))
             out.append({"text": text, "perplexity": round(math.exp(nll), 2), "form": form_of(text),
                         "unknown_characters": sorted({c for c in text if c not in self.vocab}),

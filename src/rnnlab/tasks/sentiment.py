@@ -32,8 +32,8 @@ from ..bundle import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig, build_classifier
 from ..train import TrainConfig
-from .classify import UNK, CharVocab, TextClassificationTask, encode_batch, slice_inputs
-from .names import split_items
+from ..vocab import UNK, Vocab
+from .classify import TextClassificationTask, encode_batch, slice_inputs, split_items
 
 TOKENIZERS = ("jieba", "char", "jieba+char")
 MAX_PREDICT_CHARS = 20_000
@@ -174,7 +174,7 @@ def char_view(token_lists) -> list[list[str]]:
     return [[c for w in toks for c in w] for toks in token_lists]
 
 
-def encode_views(vocab: CharVocab, token_lists, views: int) -> dict[str, torch.Tensor]:
+def encode_views(vocab: Vocab, token_lists, views: int) -> dict[str, torch.Tensor]:
     """Token lists -> model inputs: ``ids``/``lengths``, and with two views ``char_ids``/``char_lengths``."""
     ids, lengths = encode_batch(vocab, token_lists)
     if views == 1:
@@ -255,7 +255,7 @@ class SentimentTask(TextClassificationTask):
         if not state and cfg.min_count < 1:
             raise UserError(f"--min-count must be at least 1, got {cfg.min_count}")
         self.views = 2 if cfg.tokenizer == "jieba+char" else 1
-        self._index(CharVocab(state["chars"]) if state else CharVocab.build(self.view_tokens("train"), cfg.min_count))
+        self._index(Vocab(state["chars"]) if state else Vocab.build(self.view_tokens("train"), cfg.min_count))
         self.data_report["vocabulary"] = len(self.vocab)
 
     def view_tokens(self, split: str) -> list[list[str]]:
@@ -295,7 +295,7 @@ class SentimentTask(TextClassificationTask):
         with torch.no_grad():
             for m in members:
                 scale = m.embed.weight.std() / vectors.std().clamp(min=1e-8)  # keep the init's scale
-                m.embed.weight[torch.tensor(found, dtype=torch.long) + 2] = vectors * scale
+                m.embed.weight[torch.tensor(found, dtype=torch.long) + self.vocab.offset] = vectors * scale
         counts = [w for toks in train_tokens for w in toks]
         covered = sum(1 for w in counts if w in kv.key_to_index)
         self.data_report["vectors"] = {"source": self.cfg.vectors, "vocabulary_coverage": round(len(found) / len(self.vocab.chars), 4),
@@ -328,7 +328,7 @@ class Explainer:
     """Which words drove a prediction: occlusion (the drop in the predicted label's probability when
     the word is taken out), and the attention weights when the model pools by attention."""
 
-    def __init__(self, model, vocab: CharVocab, labels: list[str], pipeline: TextPipeline, device) -> None:
+    def __init__(self, model, vocab: Vocab, labels: list[str], pipeline: TextPipeline, device) -> None:
         self.model, self.vocab, self.labels, self.pipeline, self.device = model, vocab, labels, pipeline, device
         cfg = getattr(model, "cfg", None)
         self.views = cfg.views if cfg is not None else 1  # the model's config says which inputs it reads
@@ -373,7 +373,7 @@ class SentimentPredictor:
         meta = checkpoint["meta"]
         state, cfg = meta["task_state"], meta["task_config"]
         self.labels = state["labels"]
-        self.vocab = CharVocab(state["chars"])
+        self.vocab = Vocab(state["chars"])
         self.pipeline = TextPipeline(cfg["tokenizer"], cfg.get("user_dict", ""), frozenset(state["stopwords"]),
                                      cfg["max_tokens"])
         self.model = build_classifier(ClassifierConfig(**meta["model_config"])).to(device)
