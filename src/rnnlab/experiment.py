@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .errors import UserError
 from .models import count_parameters, describe
 from .options import declared
@@ -113,7 +113,7 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
 
 def _train_and_report(task, model, model_cfg, train_cfg, run_dir: Path, resume: bool, log) -> Path:
     from .device import resolve_device
-    from .report import render_run_report
+    from .runreport import render_run_report
 
     device = resolve_device(train_cfg.device)
     meta: dict[str, Any] = {"task": task.name, "task_config": asdict(task.cfg), "model_config": asdict(model_cfg),

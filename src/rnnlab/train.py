@@ -17,7 +17,6 @@ a resume rewrites ``metrics.jsonl`` from the checkpoint. Training stops for one 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from enum import Enum

@@ -138,11 +138,3 @@ class Task:
     @classmethod
     def compare_columns(cls, test: dict) -> dict[str, Any]:
         return {k: v for k, v in test.items() if isinstance(v, float)}
-
-
-def get_task(name: str) -> type[Task]:
-    from . import TASKS as known  # importing the package registers the bundled tasks
-
-    if name not in known:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(known)}")
-    return known[name]

@@ -24,7 +24,7 @@ import torch
 
 from ..bundle import default_data_dir
 from ..errors import UserError
-from ..models import ClassifierConfig, build_classifier
+from ..models import ClassifierConfig
 from ..options import Options, option
 from ..train import TrainConfig
 from ..vocab import Vocab

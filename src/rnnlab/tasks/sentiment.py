@@ -21,6 +21,7 @@ them fixed.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import sys
 from dataclasses import dataclass, replace
@@ -457,7 +458,31 @@ class SentimentTask(TextClassificationTask):
                                for i in right + wrong]
         return report
 
+    @classmethod
+    def report_section(cls, test: dict) -> str:
+        return super().report_section(test) + (explained_section(test["explained"]) if test.get("explained") else "")
+
     @staticmethod
     def headline(test: dict) -> str:
         auc = f"  ROC-AUC {test['roc_auc']:.4f}" if "roc_auc" in test else ""
         return f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}{auc}"
+
+
+def explained_section(items: list[dict]) -> str:
+    """Test texts with each word shaded by how much it moved the predicted label's probability
+    (green: towards it, red: away from it), misclassified ones included."""
+    rows = []
+    for item in items:
+        scale = max([abs(w["effect"]) for w in item["words"]] + [1e-6])
+        spans = []
+        for w in item["words"]:
+            a = min(abs(w["effect"]) / scale, 1.0) * 0.6
+            rgb = "40,160,60" if w["effect"] > 0 else "210,50,50"
+            spans.append(f"<span title='{w['effect']:+.3f}' style='background:rgba({rgb},{a:.2f})'>{html.escape(w['word'])}</span>")
+        verdict = "right" if item["label"] == item.get("true") else "<b>wrong</b>"
+        rows.append(f"<tr><td class='l'>{' '.join(spans)}</td><td>{html.escape(item['label'])} "
+                    f"{item['probability']:.2f}</td><td>{html.escape(str(item.get('true', '')))}</td><td>{verdict}</td></tr>")
+    return ("<h2>Which words drove the predictions</h2><p>Occlusion: each word's shade is the drop in the predicted "
+            "label's probability when it is removed (green: it supported the label; red: it argued against).</p>"
+            "<table><tr><th class='l'>test text (tokens)</th><th>predicted</th><th>true</th><th></th></tr>"
+            + "".join(rows) + "</table>")
