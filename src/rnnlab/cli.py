@@ -76,7 +76,10 @@ def task_parser(command: str, task_cls) -> Parser:
     run = p.add_argument_group("run")
     run.add_argument("--out", help="run folder (default: runs/<task>-<cell>-<time>)")
     if command == "train":
-        run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+        changeable = ", ".join(flag_of(f.name, opt) for f, opt in declared(TrainConfig) if opt.resume and opt.cli)
+        run.add_argument("--resume", metavar="RUN_DIR",
+                         help=f"continue an interrupted run from its last checkpoint; only {changeable} may change (the "
+                              "task, model and data options and the data files are the run's own)")
     else:
         run.add_argument("--cells", default="rnn,lstm,gru", help="cells to compare, comma-separated (default %(default)s)")
     run.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
@@ -92,9 +95,10 @@ def configs_from_args(task_cls, args):
     task_given = given_values(args, args.task_names)
     model_given = given_values(args, args.model_names)
     train_given = given_values(args, args.train_names)
-    task_cfg = replace(task_cls.config_cls(), **task_given)
+    task_cfg = replace(task_cls.config_cls(), **task_given).implied(set(task_given))
     model_cfg = replace(task_cls.default_model, **model_given).implied(set(model_given))
-    train_cfg = replace(task_cls.default_train, **train_given)
+    train_cfg = replace(task_cls.default_train, **train_given).implied(set(train_given))
+    task_cls.check_options(task_cfg, model_cfg, set(task_given) | set(model_given))
     return task_cfg, model_cfg, train_cfg
 
 
@@ -139,7 +143,7 @@ def cmd_train(argv: list[str]) -> int:
         if other:
             raise UserError(f"{', '.join(flag_of(k) for k in other)}: the run's own data and model options are kept "
                             "on --resume; train a new run to change them")
-        resume_training(targs.resume, **given_values(targs, targs.train_names))
+        resume_training(targs.resume, task=task_cls.name, **given_values(targs, targs.train_names))
         return 0
     task_cfg, model_cfg, train_cfg = configs_from_args(task_cls, targs)
     run_training(task_cls.name, task_cfg, model_cfg, train_cfg, out=targs.out)
@@ -204,6 +208,8 @@ def cmd_predict(args) -> int:
 def cmd_generate(args) -> int:
     from .poetry import format_poem
 
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed {args.seed}: give a number from 0 to {2**32 - 1}")
     run = _load(args)
     if run.task != "poems":
         raise UserError(f"{args.run}: a {run.task} model; generate needs a poems run")
@@ -244,7 +250,7 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from .api import load_run
 
-    out = _load(args).export(args.to, half=not args.float32)
+    out = _load(args).export(check_export_folder(args.to), half=not args.float32)
     if args.evaluate:  # the figures of the weights as shipped (float16), not of the run's float32 ones
         exported = load_run(out)
         exported.record_test(exported.evaluate())
@@ -254,13 +260,33 @@ def cmd_export(args) -> int:
     return 0
 
 
+def check_export_folder(to: str) -> Path:
+    """``export --to``: a new or empty folder, or an earlier export (which is replaced); never a run
+    folder or any other folder with files of its own."""
+    from .api import META_FILE, WEIGHTS_FILE
+
+    if not to or not to.strip():
+        raise UserError("--to: give the folder to write the model into")
+    out = Path(to)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--to {out}: a file is in the way (give a folder)")
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if p.name not in (META_FILE, WEIGHTS_FILE))
+        if other:
+            raise UserError(f"--to {out}: the folder holds other files ({', '.join(other[:3])}"
+                            f"{', ...' if len(other) > 3 else ''}); give a new or empty folder, or an earlier export")
+    return out
+
+
 def cmd_report(args) -> int:
     from .runreport import render_compare_report, render_run_report
     from .runs import read_json
 
     run = Path(args.run)
     if (run / "compare.json").is_file():
-        names = read_json(run / "compare.json")["runs"]
+        names = read_json(run / "compare.json", dict).get("runs")
+        if not isinstance(names, dict) or not names or not all(isinstance(v, str) for v in names.values()):
+            raise UserError(f"{run / 'compare.json'}: damaged ('runs' is not a map of names to run folders)")
         print(render_compare_report(run, {k: run / v for k, v in names.items()}))
     elif (run / "config.json").is_file():
         print(render_run_report(run))
@@ -458,11 +484,22 @@ def main(argv=None) -> int:
         if os.environ.get("RNNLAB_DEBUG"):
             raise
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"rnnlab: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"rnnlab: error: {where}{' '.join(str(e.strerror or e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one line, with a different exit code, and the way to see more
+        if os.environ.get("RNNLAB_DEBUG"):
+            raise
+        message = " ".join(str(e).split())[:300] or "no message"
+        print(f"rnnlab: internal error ({type(e).__name__}: {message}); please report it "
+              "(RNNLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+# Exit codes: 0 done, 2 bad input (one line on stderr), 3 a bug in rnnlab (one line), 130 interrupted.
+INTERNAL_ERROR = 3
 
 
 if __name__ == "__main__":

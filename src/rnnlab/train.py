@@ -52,6 +52,11 @@ class TrainConfig(Options):
     device: str = option("auto", "auto picks CUDA when present", choices=DEVICES, resume=True)
     progress: bool = option(True, "a progress bar on a terminal", resume=True)
 
+    def implied(self, given: set[str]) -> "TrainConfig":
+        if "momentum" in given and self.optimizer not in ("sgd", "rmsprop"):
+            raise ValueError(f"--momentum: --optimizer {self.optimizer} has none (only sgd and rmsprop use it)")
+        return self
+
 
 class LoopTask(Protocol):
     """What the loop needs of a task (the full contract is rnnlab.tasks.base.Task; the long-range
