@@ -173,8 +173,7 @@ def cmd_compare(argv: list[str]) -> int:
     for cell in cells:
         targs.cell = cell
         plans[cell] = configs_from_args(task_cls, targs)
-    out = Path(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare")
     runs = {}
     # One after another, never in parallel: two processes' threads fight on a small CPU.
     for cell, (task_cfg, model_cfg, train_cfg) in plans.items():
@@ -321,6 +320,18 @@ def cmd_data_summary(args) -> int:
     return 0
 
 
+def output_folder(out: str) -> Path:
+    """``--out`` of compare, gradients and longrange, created; a file in the way is a one-line error."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path}: a file is in the way (give a folder)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {path}: cannot create the folder ({e.strerror})") from None
+    return path
+
+
 def _experiment_config(args, cfg_cls, quick: dict):
     """A gradients/longrange config: the defaults, the --quick preset beside the config, then the flags."""
     cfg = cfg_cls(**quick) if args.quick else cfg_cls()
@@ -333,8 +344,7 @@ def cmd_gradients(args) -> int:
 
     cfg = _experiment_config(args, GradFlowConfig, QUICK)
     _threads(args.threads)
-    out = Path(args.out) if args.out else new_run_dir("runs", "gradients")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out) if args.out else new_run_dir("runs", "gradients")
     print(f"report: {gradients_main(cfg, out)}")
     return 0
 
@@ -346,8 +356,7 @@ def cmd_longrange(args) -> int:
 
     cfg = _experiment_config(args, LongRangeConfig, QUICK)
     _threads(args.threads)
-    out = Path(args.out) if args.out else new_run_dir("runs", "longrange")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out) if args.out else new_run_dir("runs", "longrange")
     results = run(cfg, out, resolve_device(args.device))
     for line in results["findings"]:
         print(line)

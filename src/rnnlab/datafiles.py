@@ -24,7 +24,9 @@ MAX_FILE_BYTES = 2 * 1024**3
 
 
 def _size(n: int) -> str:
-    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB"
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GiB"
+    return f"{n / 1024**2:.1f} MiB" if n >= 1024**2 else f"{n:,} bytes"
 
 
 def check_file(path: Path, what: str = "data file") -> Path:
@@ -41,9 +43,10 @@ def check_file(path: Path, what: str = "data file") -> Path:
     return path
 
 
-def read_bytes(path: Path, what: str = "data file", limit: int = MAX_FILE_BYTES) -> bytes:
+def read_bytes(path: Path, what: str = "data file", limit: int | None = None) -> bytes:
     """The bytes of a data file; missing, unreadable and oversized files are one-line errors."""
     path = check_file(path, what)
+    limit = MAX_FILE_BYTES if limit is None else limit
     try:
         size = path.stat().st_size
         if size > limit:
@@ -71,8 +74,9 @@ def decode_utf8(raw: bytes, path: Path) -> str:
         raise decode_error(raw, e, path) from None
 
 
-def gunzip(raw: bytes, path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+def gunzip(raw: bytes, path: Path, limit: int | None = None) -> bytes:
     """The decompressed bytes of a .gz file, with errors that say what is wrong with it."""
+    limit = MAX_FILE_BYTES if limit is None else limit
     out = io.BytesIO()
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb") as gz:

@@ -68,6 +68,8 @@ def _ready_out_dir(out: Path) -> tuple[Path, bool]:
     except OSError as e:
         raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
+        if created:
+            _remove_if_empty(out)
         raise UserError(f"--out {out}: the folder is not writable")
     return out, created
 

@@ -230,6 +230,7 @@ def save_checkpoint(path: Path, **payload: Any) -> None:
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     """Load a checkpoint written by save_checkpoint; a clear error for anything else."""
     import pickle
+    import warnings
     import zipfile
 
     import torch
@@ -238,7 +239,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickles on stderr: the error below says it in one line
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: corrupted or not an rnnlab checkpoint ({first[:120]})") from None
@@ -276,4 +279,10 @@ def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
     for name in ((f"{which}.pt", "last.pt") if which == "best" else (f"{which}.pt",)):
         if (run_dir / name).is_file():
             return run_dir / name
+    if which == "last" and (run_dir / "best.pt").is_file():
+        raise UserError(f"{run_dir}: no last.pt, the checkpoint a run resumes from (best.pt alone has no optimizer "
+                        "state); train a new run")
+    if which == "last" and (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir}: no last.pt: the run stopped before its first epoch ended; train it again "
+                        f"(--out {run_dir}) instead of resuming")
     raise UserError(f"{run_dir}: no checkpoint in this run folder (expected best.pt or last.pt)")

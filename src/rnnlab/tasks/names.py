@@ -255,7 +255,8 @@ class NamesTask(TextClassificationTask):
         data_dir = Path(cfg.data) if cfg.data else default_data_dir() / "names"
         found_labels, items, self.data_report = read_label_folder(data_dir, cfg.max_words)
         if labels is not None and labels != found_labels:
-            raise UserError(f"{data_dir}: labels differ from the run's ({', '.join(labels)})")
+            raise UserError(f"{data_dir}: the labels differ from the run's ({', '.join(labels)}): now "
+                            f"{', '.join(found_labels)}; the data changed since the run began")
         self.labels = found_labels
         self.data_report["data"] = str(data_dir)
         self.data_files = sorted(data_dir.glob("*.txt"))  # what data_fingerprint() hashes

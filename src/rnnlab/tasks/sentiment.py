@@ -418,7 +418,8 @@ class SentimentTask(TextClassificationTask):
         labels, items, self.data_report = read_labeled_csv(path, cfg.label_col, cfg.text_col)
         self.data_files = [path]  # what data_fingerprint() hashes
         if state is not None and state["labels"] != labels:
-            raise UserError(f"{path}: labels differ from the run's ({', '.join(state['labels'])})")
+            raise UserError(f"{path}: the labels differ from the run's ({', '.join(state['labels'])}): now "
+                            f"{', '.join(labels)}; the data changed since the run began")
         self.labels = labels
         self.splits, split_report = split_items(items, "grouped", cfg.val_fraction, cfg.test_fraction, seed)
         self.data_report.update(split_report)
