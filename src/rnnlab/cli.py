@@ -413,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="redraw the plots and report.html of a run or comparison folder")
     report.add_argument("run")
     report.set_defaults(func=cmd_report)
+
+    from .serve.cli import add_serve_parser
+
+    add_serve_parser(sub)
     return p
 
 
