@@ -35,16 +35,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..options import DEFAULT_TEMPERATURE, POEM_FORMS, TASKS
+from ..options import DEFAULT_TEMPERATURE, POEM_FORMS
 
 log = logging.getLogger("rnnlab.serve")
 
 STATIC = Path(__file__).parent / "static"
+TASK_NAMES = ("names", "poems", "sentiment")  # the tasks the page and the API answer
 BUNDLED_NAMES = ("names", "names-rnn", "names-gru", "poems", "sentiment")  # the default of each task comes first
+MODEL_FILES = ("run.json", "config.json")  # a bundled model folder's description (or a run's config)
 MAX_BODY = 2 * 1024 * 1024  # bytes of one request body
 MAX_NAME_CHARS = 100  # as rnnlab.tasks.names.MAX_NAME_CHARS (kept torch-free here)
 MAX_REVIEW_CHARS = 20_000  # as rnnlab.tasks.sentiment.MAX_PREDICT_CHARS
@@ -93,11 +95,15 @@ def _validation_message(errors: list[dict]) -> tuple[int, str]:
         return 400, "body: expected a JSON object"
     if kind == "string_too_long":
         got = f" (got {len(value):,})" if isinstance(value, str) else ""
-        msg = f"{where}: at most {ctx.get('max_length', 0):,} characters{got}"
+        n = ctx.get("max_length", 0)
+        msg = f"{where}: at most {n:,} character{'s' if n != 1 else ''}{got}"
     elif kind == "string_too_short":
         msg = f"{where}: must not be empty"
     elif kind == "too_short":
         msg = f"{where}: give at least {ctx.get('min_length', 1)} item(s)"
+    elif kind == "too_long" and isinstance(value, str):
+        n = ctx.get("max_length", 0)
+        msg = f"{where}: at most {n:,} character{'s' if n != 1 else ''} (got {len(value):,})"
     elif kind == "too_long":
         msg = f"{where}: at most {ctx.get('max_length', 0)} items (got {ctx.get('actual_length', '?')})"
     elif kind == "missing":
@@ -125,8 +131,21 @@ def _no_surrogates(s: str) -> str:
     return s
 
 
-Text = Annotated[str, AfterValidator(_no_surrogates)]
-RunId = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_no_surrogates)]
+def text(max_length: int, min_length: int = 0):
+    """A string field of at most ``max_length`` characters (no lone surrogates: they cannot be answered)."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_no_surrogates)]
+
+
+RunId = text(300, 1)
+
+
+def _has_letter(name: str) -> str:
+    if not any(c.isalpha() for c in name):
+        raise ValueError(f"{name[:20]!r} has no letter: a name is written in letters")
+    return name
+
+
+NameText = Annotated[text(MAX_NAME_CHARS, 1), AfterValidator(_has_letter)]
 
 
 class Body(BaseModel):
@@ -135,13 +154,13 @@ class Body(BaseModel):
 
 
 class NamesPredictBody(Body):
-    names: list[Annotated[Text, Field(min_length=1, max_length=MAX_NAME_CHARS)]] = Field(min_length=1, max_length=MAX_ITEMS)
+    names: list[NameText] = Field(min_length=1, max_length=MAX_ITEMS)
     top: int = Field(3, ge=1, le=100)
     run: RunId | None = None
 
 
 class NamesTraceBody(Body):
-    name: Annotated[Text, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+    name: NameText
     top: int = Field(5, ge=1, le=100)
     run: RunId | None = None
 
@@ -149,8 +168,8 @@ class NamesTraceBody(Body):
 class PoemOptions(Body):
     """The options of ``rnnlab generate``, with its ranges."""
 
-    begin: Annotated[Text, Field(max_length=1)] = ""
-    acrostic: Annotated[Text, Field(max_length=8)] = ""
+    begin: text(1) = ""
+    acrostic: text(8) = ""
     form: Literal[POEM_FORMS] = "free"  # type: ignore[valid-type]
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.05, le=10)
     top_k: int = Field(0, ge=0, le=100_000)
@@ -165,18 +184,18 @@ class PoemsGenerateBody(PoemOptions):
 
 
 class PoemsRegenerateBody(PoemOptions):
-    lines: list[Annotated[Text, Field(min_length=1, max_length=40)]] = Field(min_length=1, max_length=16)
+    lines: list[text(40, 1)] = Field(min_length=1, max_length=16)
     line: int = Field(ge=0, le=15)
 
 
 class PoemsScoreBody(Body):
-    poem: Annotated[Text, Field(min_length=1, max_length=MAX_POEM_CHARS)]
+    poem: text(MAX_POEM_CHARS, 1)
     top: int = Field(5, ge=1, le=20)
     run: RunId | None = None
 
 
 class SentimentPredictBody(Body):
-    texts: list[Annotated[Text, Field(min_length=1, max_length=MAX_REVIEW_CHARS)]] = Field(min_length=1, max_length=MAX_ITEMS)
+    texts: list[text(MAX_REVIEW_CHARS, 1)] = Field(min_length=1, max_length=MAX_ITEMS)
     top: int = Field(3, ge=1, le=100)
     run: RunId | None = None
 
@@ -192,22 +211,20 @@ class Entry:
 
 
 def bundled_models() -> list[tuple[str, Path]]:
-    """(name, folder) of each bundled model present."""
+    """(name, folder) of each bundled model present, the default of each task first."""
     import rnnlab
 
-    finder = getattr(rnnlab, "bundled_models", None)
-    if callable(finder):  # the package's own list, when it has one
-        found = finder()
-        items = found.items() if isinstance(found, dict) else found
-        return [(str(name), Path(path)) for name, path in items]
-    roots = [Path(rnnlab.__file__).resolve().parent / "models", Path(rnnlab.__file__).resolve().parents[2] / "models"]
-    for root in roots:
-        if root.is_dir():
-            named = [(n, root / n) for n in BUNDLED_NAMES if (root / n).is_dir()]
-            others = sorted((p.name, p) for p in root.iterdir() if p.is_dir() and p.name not in BUNDLED_NAMES
-                            and (p / "config.json").is_file())
-            return named + others
-    return []
+    try:
+        from ..api import models_dir
+    except ImportError:  # an rnnlab without the Python API: the checkout's models/ folder
+        def models_dir() -> Path:
+            return Path(rnnlab.__file__).resolve().parents[2] / "models"
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and any((p / f).is_file() for f in MODEL_FILES)]
+    order = {name: i for i, name in enumerate(BUNDLED_NAMES)}
+    return [(p.name, p) for p in sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))]
 
 
 def _read_json(path: Path) -> dict:
@@ -260,7 +277,7 @@ def _run_folders(root: Path) -> list[tuple[str, Path]]:
 def _stamp(path: Path) -> float:
     """When the folder's checkpoints last changed (a run still training rewrites best.pt)."""
     try:
-        return max((p.stat().st_mtime for p in path.glob("*.pt")), default=0.0)
+        return max((p.stat().st_mtime for p in path.iterdir() if p.suffix in (".pt", ".safetensors")), default=0.0)
     except OSError:
         return 0.0
 
@@ -280,7 +297,8 @@ class Registry:
         self.scan()
 
     def _config(self, path: Path) -> dict:
-        f = path / "config.json"
+        """config.json of a run, or run.json of a bundled model folder (cached while unchanged)."""
+        f = next((path / n for n in ("config.json", "run.json") if (path / n).is_file()), path / "config.json")
         try:
             mtime = f.stat().st_mtime
         except OSError:
@@ -302,7 +320,7 @@ class Registry:
         for root in self.runs_dirs:
             for rid, path in _run_folders(root):
                 config = self._config(path)
-                if config.get("task") not in TASKS:
+                if not isinstance(config.get("task"), str):
                     continue
                 base, n = rid, 1
                 while rid in entries:
@@ -332,7 +350,7 @@ class Registry:
         bundled = [e for e in entries.values() if e.kind == "bundled" and e.task == task]
         if bundled:
             return bundled[0].id
-        runs = [e for e in entries.values() if e.task == task and any(e.path.glob("*.pt"))]
+        runs = [e for e in entries.values() if e.task == task and _stamp(e.path)]
         if runs:  # the newest run of the task
             return max(runs, key=lambda e: (e.config.get("created", ""), e.id)).id
         raise ApiError(404, f"run: no {task} model here; start rnnlab serve with --runs DIR holding a {task} run")
@@ -376,7 +394,7 @@ class Registry:
 
 def _task_of_name(name: str) -> str | None:
     head = name.split("-")[0]
-    return head if head in TASKS else None
+    return head if head in TASK_NAMES else None
 
 
 # --- run listings -------------------------------------------------------------------------------
@@ -394,6 +412,8 @@ def _describe(e: Entry) -> dict:
     metrics = e.path / "metrics.jsonl"
     rows = read_metrics(metrics) if metrics.is_file() else []
     summary = _read_json(e.path / "summary.json") if (e.path / "summary.json").is_file() else {}
+    if not summary and isinstance(e.config.get("test"), dict):  # a bundled model records its test figures
+        summary = {"test": e.config["test"]}
     try:
         updated = max(p.stat().st_mtime for p in e.path.iterdir())
     except (OSError, ValueError):
@@ -542,6 +562,9 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
+        kind = request.headers.get("content-type", "")
+        if kind and "json" not in kind.lower():
+            return _error(415, f"body: send a JSON object with Content-Type: application/json, not {kind[:60]}")
         status, message = _validation_message(list(exc.errors()))
         return _error(status, message)
 
@@ -573,7 +596,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         entries = await anyio.to_thread.run_sync(registry.scan)
         listed = await anyio.to_thread.run_sync(lambda: [_describe(e) for e in entries.values()])
         defaults = {}
-        for task in TASKS:
+        for task in TASK_NAMES:
             try:
                 defaults[task] = registry.default(task)
             except ApiError:
@@ -609,7 +632,8 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
     async def run_info(run_id: str):
         e = registry.entry(run_id)
         info = await anyio.to_thread.run_sync(_describe, e)
-        return {**info, "config": e.config}
+        config = {k: v for k, v in e.config.items() if k != "task_state"}  # not the whole vocabulary
+        return {**info, "config": config}
 
     @app.post("/api/names/predict")
     async def names_predict(body: NamesPredictBody):
@@ -682,10 +706,6 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         rid, run = await infer(registry.get, body.run, "sentiment")
         results = await infer(run.predict, list(body.texts), top=body.top)
         return {"run": rid, "labels": list(run.labels or []), "results": results}
-
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
-    async def api_unknown(rest: str, request: Request):
-        raise ApiError(404, f"not found: {request.url.path}")
 
     # --- the page -------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
