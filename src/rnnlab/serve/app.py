@@ -19,7 +19,6 @@ request's path onto a folder.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -458,12 +457,28 @@ def _poem_chars(content: str, alternatives: list[dict] | None) -> list[list[dict
     return out
 
 
-def _takes(fn, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+def _unsupported(err: TypeError, name: str) -> bool:
+    return f"unexpected keyword argument '{name}'" in str(err)
+
+
+def generate_one(run, options: dict, prefix: str | None = None) -> tuple[str, dict]:
+    """One poem's content and what ``details=True`` adds (rhyme group, pattern, log-probability).
+    An rnnlab whose generate() lacks ``details`` still writes poems; one that lacks ``prefix``
+    cannot rewrite a line (501)."""
+    args = {"n": 1, "details": True, **({"prefix": prefix} if prefix is not None else {}), **options}
+    while True:
+        try:
+            d = run.generate(**args)[0]
+            break
+        except TypeError as err:
+            if "prefix" in args and _unsupported(err, "prefix"):
+                raise ApiError(501, "line: rewriting one line needs generate(prefix=...), which this rnnlab lacks") from None
+            if "details" not in args or not _unsupported(err, "details"):
+                raise
+            del args["details"]
+    if isinstance(d, str):
+        return d, {}
+    return d["poem"], {k: d.get(k) for k in ("rhyme_group", "pattern", "logprob")}
 
 
 def _generate_options(body: PoemOptions) -> dict:
@@ -652,12 +667,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         rid, run = await infer(registry.get, body.run, "poems")
 
         def write():
-            options = _generate_options(body)
-            if _takes(run.generate, "details"):
-                d = run.generate(n=1, details=True, **options)[0]
-                content, extra = d["poem"], {k: d.get(k) for k in ("rhyme_group", "pattern", "logprob")}
-            else:
-                content, extra = run.generate(n=1, **options)[0], {}
+            content, extra = generate_one(run, _generate_options(body))
             return _poem_answer(rid, run, content, body.top, {**extra, "form": body.form, "seed": body.seed})
 
         return await infer(write)
@@ -669,8 +679,6 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         if body.line >= len(body.lines):
             raise ApiError(422, f"line: {body.line} is past the poem's last line ({len(body.lines) - 1})")
         rid, run = await infer(registry.get, body.run, "poems")
-        if not _takes(run.generate, "prefix"):
-            raise ApiError(501, "line: regenerating one line needs generate(prefix=...), which this rnnlab lacks")
         lines = list(body.lines)
         for i, line in enumerate(lines):
             if _poem_lines(line) != [line]:
@@ -678,7 +686,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
 
         def rewrite():
             prefix = "".join(lines[: body.line])
-            content = run.generate(n=1, prefix=prefix, **_generate_options(body))[0]
+            content, _ = generate_one(run, _generate_options(body), prefix=prefix)
             written = _poem_lines(content)
             if len(written) <= body.line:
                 raise ApiError(409, f"line: the model ended the poem before line {body.line}; try another seed")
@@ -695,9 +703,9 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
 
         def score():
             scored = run.predict([body.poem], top=body.top)[0]
-            return _poem_answer(rid, run, scored["text"], body.top,
-                                {"perplexity": scored.get("perplexity"), "form": scored.get("form"),
-                                 "unknown_characters": scored.get("unknown_characters")})
+            answer = _poem_answer(rid, run, scored["text"], body.top, {"perplexity": scored.get("perplexity")})
+            answer.update(form=scored.get("form"), unknown_characters=scored.get("unknown_characters", []))
+            return answer
 
         return await infer(score)
 
