@@ -20,7 +20,6 @@ with warnings.catch_warnings():  # starlette's note that it prefers httpx2 to ht
 
 from rnnlab.serve.app import STATIC, create_app  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 prefix_pending = pytest.mark.xfail(strict=False, reason="generate(prefix=...) is being added to rnnlab in parallel; "
                                    "until it lands the server answers 501")
 
@@ -397,8 +396,7 @@ def test_bundled_models_answer_every_task():
 
 # --- the command ---------------------------------------------------------------------------------
 def run_cli(*args):
-    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_serve_command_checks_its_options(tmp_path):

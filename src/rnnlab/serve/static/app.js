@@ -15,7 +15,7 @@ const I18N = {
     gate_update: "update gate z", hidden: "hidden state h", units: "units", no_gates: "A vanilla RNN has no gates: only its hidden state.",
     poems_intro: "A character-level LSTM language model trained on the Tang poems writes a poem under the form's constraints. Click a character to see what else the model considered there; rewrite one line and keep the rest.",
     begin: "first character", acrostic: "acrostic", form: "form", free: "free", temperature: "temperature", seed: "seed",
-    write: "Write", alternatives_title: "The model's choices here", alternatives_note: "Click a choice to put it in the poem.",
+    write: "Write", random: "random", in_poem: "the character in the poem", alternatives_title: "The model's choices here", alternatives_note: "Click a choice to put it in the poem.",
     regen: "↻ rewrite", regen_title: "write this line again, keeping the others", here: "here",
     sentiment_intro: "Two BiGRUs with attention, one reading jieba words and one their characters, classify a hotel review; each word is shaded by how much it moved the answer (taking it out changes the probability by that much).",
     example_good: "example: good", example_bad: "example: bad", analyse: "Analyse", legend_pos: "supports the answer",
@@ -41,6 +41,7 @@ const I18N = {
     hidden: "隐藏状态 h", units: "单元", no_gates: "普通 RNN 没有门，只有隐藏状态。",
     poems_intro: "在全唐诗上训练的字符级 LSTM 语言模型，按格律约束写诗。点一个字，看模型在这里还考虑过哪些字；重写一句，保留其余各句。",
     begin: "首字", acrostic: "藏头", form: "体裁", free: "自由", temperature: "温度", seed: "随机种子", write: "写诗",
+    random: "随机", in_poem: "诗中现在的字",
     alternatives_title: "模型在这里的候选字", alternatives_note: "点击候选字，把它放进诗里。",
     regen: "↻ 重写", regen_title: "重写这一句，保留其余各句", here: "此处",
     sentiment_intro: "两个带注意力的双向 GRU（一个读结巴分词的词，一个读字）判断酒店评论的情感；每个词的底色表示它对结果的影响（去掉它，概率改变多少）。",
@@ -355,7 +356,8 @@ function showAlternatives(li, pos) {
   const rows = [probBar(`${c.char}`, c.probability, "current")];
   rows[0].title = t("here");
   for (const a of c.alternatives || []) {
-    if (a.char === c.char) continue;
+    // Only characters can replace a character (not a mark, not the end token): the lines keep their form.
+    if (a.char === c.char || [...a.char].length !== 1 || "，。？！；：、".includes(a.char)) continue;
     const row = probBar(a.char, a.probability);
     row.addEventListener("click", () => replaceChar(li, pos, a.char));
     rows.push(row);
@@ -474,6 +476,7 @@ function drawCurves(canvas, rows, trainKey, valKey) {
   const pts = (key) => rows.map((r, i) => [r.epoch !== undefined ? r.epoch : i + 1, r[key]]).filter((p) => typeof p[1] === "number" && isFinite(p[1]));
   const series = [[pts(trainKey), "#2b6cb0"], [pts(valKey), "#dd6b20"]];
   const all = series.flatMap((s) => s[0]);
+  canvas.dataset.points = String(series[0][0].length);
   if (!all.length) { g.fillText(t("no_rows"), L, H / 2); return; }
   let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
   let y0 = Math.min(...all.map((p) => p[1])), y1 = Math.max(...all.map((p) => p[1]));
