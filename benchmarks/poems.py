@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.benchutil import finish, print_table
+from benchutil import finish, print_table
 from rnnlab.experiment import run_training
 from rnnlab.models import LanguageModel, LanguageModelConfig
 from rnnlab.ngram import KneserNey
@@ -167,15 +167,11 @@ def main(argv=None) -> int:
                                  capture_output=True, text=True, check=True)
             scaling.append(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    from rnnlab.generate import PoemSampler
-    from rnnlab.models import LanguageModelConfig as _Cfg
-    from rnnlab.runs import load_checkpoint
+    from rnnlab import load_run
 
-    ckpt = load_checkpoint(run / "best.pt")
-    model = LanguageModel(_Cfg(**ckpt["meta"]["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    trained = load_run(run)
     t = time.perf_counter()
-    sampled = PoemSampler(model, task.vocab, torch.device("cpu")).sample(64, seed=args.seed)
+    sampled = trained.generate(n=64, seed=args.seed)
     sample_speed = sum(len(x) + 1 for x in sampled) / (time.perf_counter() - t)
 
     print(f"poems: {len(task.encoded['train']):,} train / {len(task.encoded['val']):,} val / {len(task.encoded['test']):,} "
