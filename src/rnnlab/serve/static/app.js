@@ -451,9 +451,10 @@ async function showRun(id) {
   try {
     data = await api(`/api/runs/${id}/metrics`);
   } catch (e) {
-    $("runs-error").textContent = e.message;
+    if (selectedRun === id) $("runs-error").textContent = e.message;
     return;
   }
+  if (selectedRun !== id) return; // another run was picked while this one loaded
   $("runs-error").textContent = "";
   $("run-detail").hidden = false;
   $("run-title").textContent = `${data.run} · ${data.task}`;
