@@ -216,7 +216,8 @@ function heatmap(canvas, matrix, rowLabels, colLabels, opts) {
 function transpose(m) { return m.length ? m[0].map((_, j) => m.map((row) => row[j])) : []; }
 
 // --- Names ----------------------------------------------------------------------------------
-let namesState = null; // {name, results: {id: result}, trace}
+let namesState = null; // {name, answers, trace, selected}
+let namesTicket = 0; // only the latest question's answer is shown
 async function predictNames(ev) {
   if (ev) ev.preventDefault();
   const name = $("names-input").value.trim();
@@ -227,10 +228,12 @@ async function predictNames(ev) {
   const ids = [selected, ...modelsOf("names").filter((r) => r.kind === "bundled").map((r) => r.id)];
   const more = modelsOf("names").map((r) => r.id);
   const compare = [...new Set(ids.length > 1 ? ids : ids.concat(more))].filter(Boolean).slice(0, 4);
+  const ticket = ++namesTicket;
   await busy(document.querySelector("#names-form button[type=submit]"), async () => {
     try {
       const answers = await Promise.all(compare.map((id) => api("/api/names/predict", { names: [name], top: 3, run: id })));
       const trace = await api("/api/names/trace", { name, top: 5, run: selected || undefined });
+      if (ticket !== namesTicket) return;
       namesState = { name, answers, trace, selected: trace.run };
       renderNames();
     } catch (e) {
