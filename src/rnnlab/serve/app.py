@@ -39,6 +39,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..options import DEFAULT_TEMPERATURE, POEM_FORMS
+from ..tasks.names import MAX_NAME_CHARS
+from ..tasks.sentiment import MAX_PREDICT_CHARS as MAX_REVIEW_CHARS
 
 log = logging.getLogger("rnnlab.serve")
 
@@ -47,9 +49,7 @@ TASK_NAMES = ("names", "poems", "sentiment")  # the tasks the page and the API a
 BUNDLED_NAMES = ("names", "names-rnn", "names-gru", "poems", "sentiment")  # the default of each task comes first
 MODEL_FILES = ("run.json", "config.json")  # a bundled model folder's description (or a run's config)
 MAX_BODY = 2 * 1024 * 1024  # bytes of one request body
-MAX_NAME_CHARS = 100  # as rnnlab.tasks.names.MAX_NAME_CHARS (kept torch-free here)
-MAX_REVIEW_CHARS = 20_000  # as rnnlab.tasks.sentiment.MAX_PREDICT_CHARS
-MAX_POEM_CHARS = 200
+MAX_POEM_CHARS = 200  # a poem to score (the longest regular form, 7x8, has 64)
 MAX_ITEMS = 64  # names or reviews in one request
 # Files of a run folder the page may read: plots, reports and the text records, never checkpoints.
 RUN_FILE = re.compile(r"[A-Za-z0-9_.-]+\.(?:html|png|svg|json|jsonl|txt|md)")
@@ -154,7 +154,7 @@ class Body(BaseModel):
 
 class NamesPredictBody(Body):
     names: list[NameText] = Field(min_length=1, max_length=MAX_ITEMS)
-    top: int = Field(3, ge=1, le=100)
+    top: int = Field(3, ge=1, le=1000)
     run: RunId | None = None
 
 
@@ -195,7 +195,7 @@ class PoemsScoreBody(Body):
 
 class SentimentPredictBody(Body):
     texts: list[text(MAX_REVIEW_CHARS, 1)] = Field(min_length=1, max_length=MAX_ITEMS)
-    top: int = Field(3, ge=1, le=100)
+    top: int = Field(3, ge=1, le=1000)
     run: RunId | None = None
 
 
