@@ -535,15 +535,21 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
     if threads:
         torch.set_num_threads(max(1, int(threads)))
     registry = Registry(runs_dirs, bundled=bundled, device=device)
-    limiter = anyio.CapacityLimiter(max(1, workers or os.cpu_count() or 1))
+    workers = max(1, workers or os.cpu_count() or 1)
+    # One lane per task, each ``workers`` wide: a name typed on the page never waits behind a queue
+    # of poems or long reviews (the cores are shared; the lanes only keep one task from starving another).
+    lanes = {task: anyio.CapacityLimiter(workers) for task in TASK_NAMES}
     started = time.time()
 
-    async def infer(fn, *args, **kwargs):
+    async def answer(task: str, run_id: str | None, fn):
+        """``fn(run_id, run)`` in a worker thread of the task's lane, the model looked up (and loaded
+        on first use) there too, under ``torch.inference_mode()``."""
         def call():
+            rid, run = registry.get(run_id, task)
             with torch.inference_mode():
-                return fn(*args, **kwargs)
+                return fn(rid, run)
 
-        return await anyio.to_thread.run_sync(call, limiter=limiter)
+        return await anyio.to_thread.run_sync(call, limiter=lanes[task])
 
     def warm_up() -> None:
         samples = {"names": lambda r: r.predict(["Nguyen"]), "sentiment": lambda r: r.predict(["房间很干净"]),
@@ -604,7 +610,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         return {"status": "ok", "version": __version__, "uptime_s": round(time.time() - started, 1),
                 "models": [e.id for e in entries if e.kind == "bundled"],
                 "runs": sum(1 for e in entries if e.kind == "run"), "loaded": registry.loaded(),
-                "threads": torch.get_num_threads(), "workers": int(limiter.total_tokens)}
+                "threads": torch.get_num_threads(), "workers": workers}
 
     @app.get("/api/runs")
     async def runs():
@@ -652,25 +658,21 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
 
     @app.post("/api/names/predict")
     async def names_predict(body: NamesPredictBody):
-        rid, run = await infer(registry.get, body.run, "names")
-        results = await infer(run.predict, list(body.names), top=body.top)
-        return {"run": rid, "cell": getattr(run.model_config, "cell", None), "results": results}
+        return await answer("names", body.run, lambda rid, run: {
+            "run": rid, "cell": run.model_config.cell, "results": run.predict(list(body.names), top=body.top)})
 
     @app.post("/api/names/trace")
     async def names_trace(body: NamesTraceBody):
-        rid, run = await infer(registry.get, body.run, "names")
-        trace = await infer(run.trace, body.name)
-        return {"run": rid, "cell": getattr(run.model_config, "cell", None), **trace}
+        return await answer("names", body.run, lambda rid, run: {
+            "run": rid, "cell": run.model_config.cell, **run.trace(body.name, top=body.top)})
 
     @app.post("/api/poems/generate")
     async def poems_generate(body: PoemsGenerateBody):
-        rid, run = await infer(registry.get, body.run, "poems")
-
-        def write():
+        def write(rid, run):
             content, extra = generate_one(run, _generate_options(body))
             return _poem_answer(rid, run, content, body.top, {**extra, "form": body.form, "seed": body.seed})
 
-        return await infer(write)
+        return await answer("poems", body.run, write)
 
     @app.post("/api/poems/regenerate")
     async def poems_regenerate(body: PoemsRegenerateBody):
@@ -678,13 +680,12 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         prefix the model continues; the lines after it are put back unchanged."""
         if body.line >= len(body.lines):
             raise ApiError(422, f"line: {body.line} is past the poem's last line ({len(body.lines) - 1})")
-        rid, run = await infer(registry.get, body.run, "poems")
         lines = list(body.lines)
         for i, line in enumerate(lines):
             if _poem_lines(line) != [line]:
                 raise ApiError(422, f"lines[{i}]: {line!r} is not one line ending in one of ，。？！；")
 
-        def rewrite():
+        def rewrite(rid, run):
             prefix = "".join(lines[: body.line])
             content, _ = generate_one(run, _generate_options(body), prefix=prefix)
             written = _poem_lines(content)
@@ -694,26 +695,23 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
             return _poem_answer(rid, run, "".join(new), body.top, {"line": body.line, "form": body.form,
                                                                    "seed": body.seed})
 
-        return await infer(rewrite)
+        return await answer("poems", body.run, rewrite)
 
     @app.post("/api/poems/score")
     async def poems_score(body: PoemsScoreBody):
         """A poem as given (e.g. edited by hand): each character's probability and alternatives."""
-        rid, run = await infer(registry.get, body.run, "poems")
-
-        def score():
+        def score(rid, run):
             scored = run.predict([body.poem], top=body.top)[0]
-            answer = _poem_answer(rid, run, scored["text"], body.top, {"perplexity": scored.get("perplexity")})
-            answer.update(form=scored.get("form"), unknown_characters=scored.get("unknown_characters", []))
-            return answer
+            out = _poem_answer(rid, run, scored["text"], body.top, {"perplexity": scored.get("perplexity")})
+            out.update(form=scored.get("form"), unknown_characters=scored.get("unknown_characters", []))
+            return out
 
-        return await infer(score)
+        return await answer("poems", body.run, score)
 
     @app.post("/api/sentiment/predict")
     async def sentiment_predict(body: SentimentPredictBody):
-        rid, run = await infer(registry.get, body.run, "sentiment")
-        results = await infer(run.predict, list(body.texts), top=body.top)
-        return {"run": rid, "labels": list(run.labels or []), "results": results}
+        return await answer("sentiment", body.run, lambda rid, run: {
+            "run": rid, "labels": list(run.labels or []), "results": run.predict(list(body.texts), top=body.top)})
 
     # --- the page -------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
