@@ -123,10 +123,12 @@ async function api(path, body) {
   return data;
 }
 function fmt(p, digits = 3) { return p === null || p === undefined ? "" : Number(p).toFixed(digits); }
-function probBar(label, p, extraClass) {
+// A labelled bar; ``scale`` is the probability drawn full width (the largest of a list, so small ones stay visible).
+function probBar(label, p, extraClass, scale) {
+  const width = Math.max(0, Math.min(1, (p || 0) / (scale || 1))) * 100;
   return el("div", { class: "pbar " + (extraClass || "") },
     el("span", { class: "label" }, label),
-    el("div", { class: "track" }, el("div", { class: "fill", style: `width:${Math.max(0, Math.min(1, p || 0)) * 100}%` })),
+    el("div", { class: "track" }, el("div", { class: "fill", style: `width:${width}%` })),
     el("span", { class: "num" }, fmt(p)));
 }
 async function busy(button, fn) {
@@ -356,12 +358,13 @@ function showAlternatives(li, pos) {
   const c = poemState.chars[li][pos];
   const side = $("poem-side");
   side.hidden = false;
-  const rows = [probBar(`${c.char}`, c.probability, "current")];
+  const scale = Math.max(c.probability || 0, ...(c.alternatives || []).map((a) => a.probability || 0)) || 1;
+  const rows = [probBar(`${c.char}`, c.probability, "current", scale)];
   rows[0].title = t("here");
   for (const a of c.alternatives || []) {
     // Only characters can replace a character (not a mark, not the end token): the lines keep their form.
     if (a.char === c.char || [...a.char].length !== 1 || "，。？！；：、".includes(a.char)) continue;
-    const row = probBar(a.char, a.probability);
+    const row = probBar(a.char, a.probability, "", scale);
     row.addEventListener("click", () => replaceChar(li, pos, a.char));
     rows.push(row);
   }
@@ -418,7 +421,8 @@ async function loadRuns() {
     return;
   }
   renderRuns();
-  const pick = selectedRun || (RUNS.runs.find((r) => r.training) || RUNS.runs.find((r) => r.kind === "run") || {}).id;
+  const pick = selectedRun || (RUNS.runs.find((r) => r.training) || RUNS.runs.find((r) => r.kind === "run") ||
+    RUNS.runs[0] || {}).id;
   if (pick) showRun(pick);
 }
 function statusBadge(r) {
