@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test browser serve bench bench-quick data clean
+.PHONY: install demo test browser serve bench bench-quick data models clean
 
 install: $(STAMP)
 
@@ -53,3 +53,7 @@ data: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Retrain the bundled models (models/) with their recorded commands and write models/MODELS.md (about 30 min).
+models: $(STAMP)
+	$(BIN)/python tools/make_models.py
