@@ -35,7 +35,7 @@ def serve_runs(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("serve")
     runs = root / "runs"
-    quiet = dict(log=lambda *a: None, progress=False)
+    quiet = dict(log=lambda *a: None, progress=False, baseline=False)
     names = tiny_folder(root / "names")
     for cell, extra in (("lstm", dict(hidden=16, bidirectional=True)), ("gru", dict(hidden=12)), ("rnn", dict(hidden=12))):
         train("names", out=runs / f"names-{cell}", data=str(names), cell=cell, embed_dim=8, epochs=3, **extra, **quiet)
