@@ -407,3 +407,27 @@ def test_serve_command_checks_its_options(tmp_path):
     assert "Traceback" not in bad.stderr
     port = run_cli("serve", "--port", "70000")
     assert port.returncode == 2 and "--port 70000" in port.stderr
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = run_cli("serve", "--port", str(taken.getsockname()[1]), "--no-bundled")
+    assert busy.returncode == 2 and "cannot listen there" in busy.stderr and "Traceback" not in busy.stderr
+
+
+def test_chunked_bodies_over_the_limit_and_foreign_host_names(serve_runs):
+    with TestClient(create_app([serve_runs], bundled=False, hosts=("127.0.0.1", "localhost", "::1")),
+                    base_url="http://127.0.0.1:8000") as c:
+        def chunks():  # no Content-Length: the guard counts the bytes as they come
+            yield b'{"names": ["'
+            for _ in range(40):
+                yield b"x" * 100_000
+            yield b'"]}'
+
+        r = c.post("/api/names/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        assert c.get("/api/health").status_code == 200
+        assert c.get("/api/health", headers={"host": "localhost:8000"}).status_code == 200
+        assert c.get("/api/health", headers={"host": "[::1]:8000"}).status_code == 200
+        assert "Host header" in error_of(c.get("/api/health", headers={"host": "evil.example:8000"}), 400)

@@ -497,39 +497,61 @@ def _poem_answer(rid: str, run, content: str, top: int, extra: dict | None = Non
 
 
 # --- the app ------------------------------------------------------------------------------------
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (413) before they are read into memory."""
+class Guard:
+    """Before the app: refuse request bodies over ``limit`` bytes (413) before they are read into
+    memory, and, with ``hosts``, requests whose Host header names another machine (400): a page on
+    the internet that rebinds its own name to 127.0.0.1 cannot read this server."""
 
-    def __init__(self, app, limit: int = MAX_BODY) -> None:
+    def __init__(self, app, limit: int = MAX_BODY, hosts: tuple[str, ...] | None = None) -> None:
         self.app, self.limit = app, limit
+        self.hosts = {h.lower() for h in hosts} if hosts else None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if self.hosts is not None:
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name.strip("[]") not in self.hosts:
+                return await _error(400, f"Host header {host[:80]!r}: this server answers only "
+                                         f"{', '.join(sorted(self.hosts))}")(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             message = (f"body: {int(length):,} bytes, over the limit of {self.limit:,}" if length.isdigit()
                        else "body: bad Content-Length header")
             return await _error(413 if length.isdigit() else 400, message)(scope, receive, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
+        if length is not None:  # the server reads no more than the declared length
+            return await self.app(scope, receive, send)
+        # No Content-Length (a chunked body): read it here, up to the limit, then hand it on.
+        chunks, size, more = [], 0, True
+        while more:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise ApiError(413, f"body: over the limit of {self.limit:,} bytes")
-            return msg
+            if msg["type"] != "http.request":
+                return None  # the client went away
+            chunks.append(msg.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await _error(413, f"body: over the limit of {self.limit:,} bytes")(scope, receive, send)
+            more = msg.get("more_body", False)
+        body, handed = b"".join(chunks), False
 
-        return await self.app(scope, counted, send)
+        async def replay():
+            nonlocal handed
+            if not handed:
+                handed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
 
 
 def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: int | None = None,
-               device: str = "cpu", preload: bool = False) -> FastAPI:
+               device: str = "cpu", preload: bool = False, hosts: tuple[str, ...] | None = None) -> FastAPI:
     """The app. ``runs_dirs``: folders of run folders (or run folders) served beside the bundled
-    models; ``threads``: torch threads per inference; ``workers``: inferences at once (default: the
-    CPU count); ``preload``: load and warm up the bundled models in the background at start."""
+    models; ``threads``: torch threads per inference; ``workers``: inferences of a task at once
+    (default: the CPU count); ``preload``: load and warm up the bundled models in the background at
+    start; ``hosts``: the only Host names answered (``rnnlab serve`` on loopback: 127.0.0.1,
+    localhost, ::1), None for any."""
     import torch
 
     if threads:
@@ -724,6 +746,6 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         return Response(status_code=204)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(Guard, limit=MAX_BODY, hosts=hosts)
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 import sys
 from pathlib import Path
 
@@ -45,6 +46,9 @@ def check_args(args) -> list[Path]:
     return dirs
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -54,14 +58,28 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _check_port(host: str, port: int) -> None:
+    """A clear one-line error now, rather than uvicorn's after the models are set up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); "
+                        "choose another port (--port 0 picks a free one)") from None
+
+
 def cmd_serve(args) -> int:
     dirs = check_args(args)
+    _check_port(args.host, args.port)
     import uvicorn
 
     from .app import create_app
 
+    hosts = LOOPBACK_NAMES if _loopback(args.host) else None  # on loopback: no other Host name (DNS rebinding)
     app = create_app(dirs, bundled=not args.no_bundled, threads=args.threads, workers=args.workers or None,
-                     preload=not args.no_preload)
+                     preload=not args.no_preload, hosts=hosts)
     entries = app.state.registry.scan()
     bundled = [e.id for e in entries.values() if e.kind == "bundled"]
     runs = [e.id for e in entries.values() if e.kind == "run"]
@@ -72,6 +90,7 @@ def cmd_serve(args) -> int:
         print(f"rnnlab serve: listening on {args.host}: anyone who can reach this machine can use the page",
               file=sys.stderr)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"rnnlab serve: open http://{shown}:{args.port}/  (Ctrl+C stops)", file=sys.stderr)
+    if args.port:
+        print(f"rnnlab serve: open http://{shown}:{args.port}/  (Ctrl+C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
     return 0
