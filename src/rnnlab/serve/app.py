@@ -6,11 +6,14 @@ loaded once, on first use (through :func:`rnnlab.load_run`), and again only when
 changes (a run that is still training). Requests name a model with ``"run"``: a bundled name or a
 run folder's id as ``GET /api/runs`` lists it; without it a task's default model answers.
 
-Inference runs in worker threads (at most ``workers`` at once), under ``torch.inference_mode()``,
-with ``threads`` torch threads each. Every bad input is a 4xx answer ``{"error": "one line"}``
-naming the field: 400 for values the model refuses and for bodies that are not JSON, 404 for an
-unknown run or route, 413 for a body over the size limit, 422 for a field outside its declared
-range or of the wrong type. A 500 is a bug: it is logged with its traceback and answered without it.
+Inference runs in worker threads, one lane per task (at most ``workers`` requests of a task at
+once, so that a name never waits behind a queue of poems), under ``torch.inference_mode()``, with
+``threads`` torch threads each. Every bad input is a 4xx answer ``{"error": "one line"}`` naming
+the field: 400 for values the model refuses and for bodies that are not JSON objects, 404 for an
+unknown run or route, 405 for a wrong method, 409 for a run that cannot be loaded yet (no
+checkpoint), 413 for a body over the size limit, 415 for a body sent as something other than JSON,
+422 for a field outside its declared range or of the wrong type, 501 for a feature this rnnlab
+lacks. A 500 is a bug: it is logged with its traceback and answered without it.
 
 Files: the page's own files (``static/``) and, for each listed run, only its plain report files
 (report.html, the plots, metrics, summary) -- looked up by name in the listing, never by joining a
