@@ -241,6 +241,8 @@ class NamesTask(TextClassificationTask):
     default_model = DEFAULT_MODEL
     default_train = DEFAULT_TRAIN
     predictor_cls = NamesPredictor
+    baseline_candidates = [("raw: character 1-4-gram TF-IDF + logistic regression",
+                            dict(analyzer="char_wb", ngram_range=(1, 4)), "logreg")]
 
     @classmethod
     def check_options(cls, task_cfg: NamesConfig, model_cfg: ClassifierConfig, given=frozenset()) -> None:
