@@ -44,6 +44,8 @@ def bundled_models() -> list[str]:
 
 def resolve(spec: str | Path) -> Path:
     """A run folder, a model folder, or the name of a bundled model -> its folder."""
+    if isinstance(spec, str) and not spec.strip():
+        raise UserError("--run: empty; give a run folder, a model folder or a bundled model's name")
     path = Path(spec)
     if path.is_dir():
         return path

@@ -102,6 +102,14 @@ def configs_from_args(task_cls, args):
     return task_cfg, model_cfg, train_cfg
 
 
+def _not_empty(args, *names: str) -> None:
+    """A folder option given as an empty string is a mistake (a variable that was not set), not "the default"."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and not value.strip():
+            raise UserError(f"--{name}: empty; give a folder")
+
+
 def _threads(n: int) -> None:
     if n < 0 or n > 1024:
         raise UserError(f"--threads {n}: give 0 (torch's choice) or a number of threads from 1 to 1024")
@@ -138,7 +146,10 @@ def cmd_train(argv: list[str]) -> int:
     if task_cls is None:
         return 0
     _threads(targs.threads)
-    if targs.resume:
+    _not_empty(targs, "out", "resume")
+    if targs.resume is not None:
+        if targs.out is not None:
+            raise UserError("--out: a resumed run stays in its own folder (--resume)")
         other = given_values(targs, targs.task_names + targs.model_names)
         if other:
             raise UserError(f"{', '.join(flag_of(k) for k in other)}: the run's own data and model options are kept "
@@ -160,6 +171,7 @@ def cmd_compare(argv: list[str]) -> int:
     if task_cls is None:
         return 0
     _threads(targs.threads)
+    _not_empty(targs, "out")
     try:
         cells = parse_names(CELLS)(targs.cells)
     except ValueError as e:
@@ -281,6 +293,8 @@ def cmd_report(args) -> int:
     from .runreport import render_compare_report, render_run_report
     from .runs import read_json
 
+    if not args.run.strip():
+        raise UserError("report: empty folder name; give a run or comparison folder")
     run = Path(args.run)
     if (run / "compare.json").is_file():
         names = read_json(run / "compare.json", dict).get("runs")
@@ -344,6 +358,7 @@ def cmd_gradients(args) -> int:
 
     cfg = _experiment_config(args, GradFlowConfig, QUICK)
     _threads(args.threads)
+    _not_empty(args, "out")
     out = output_folder(args.out) if args.out else new_run_dir("runs", "gradients")
     print(f"report: {gradients_main(cfg, out)}")
     return 0
@@ -356,6 +371,7 @@ def cmd_longrange(args) -> int:
 
     cfg = _experiment_config(args, LongRangeConfig, QUICK)
     _threads(args.threads)
+    _not_empty(args, "out")
     out = output_folder(args.out) if args.out else new_run_dir("runs", "longrange")
     results = run(cfg, out, resolve_device(args.device))
     for line in results["findings"]:

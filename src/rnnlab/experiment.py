@@ -105,8 +105,11 @@ def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
     """Train a fresh run; returns its folder. The folder is locked (``RunLock``) for the whole run."""
     from .tasks import get_task
 
+    from .device import resolve_device
+
     task_cls = get_task(task_name)
     task_cls.check_options(task_cfg, model_cfg, frozenset())  # before any data is read
+    resolve_device(train_cfg.device)  # --device cuda without CUDA: said before anything is made
     if out:
         run_dir, created = _ready_out_dir(Path(out))
     else:
@@ -158,6 +161,9 @@ def _read_run(run_dir: Path, task_name: str | None) -> tuple[dict, dict, dict]:
             raise UserError(f"{last}: not a checkpoint to resume from (it has no {key} state)")
     if not isinstance(meta.get("train_state"), dict):
         raise UserError(f"{last}: not a checkpoint to resume from (it has no training state)")
+    if not (run_dir / "best.pt").is_file():
+        raise UserError(f"{run_dir}: best.pt is missing (the best weights so far, which the run ends with); the run "
+                        "cannot be finished without it")
     if config.get("task") != meta["task"]:
         raise UserError(f"{run_dir}: config.json and last.pt disagree on the task ({config.get('task')!r} vs "
                         f"{meta['task']!r}); the folder mixes two runs")
@@ -193,6 +199,10 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
     if fixed:
         raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in fixed)}: cannot change when resuming "
                         f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(allowed))} can)")
+    if "device" in changes:
+        from .device import resolve_device
+
+        resolve_device(changes["device"])
     with RunLock(run_dir, log=log, hint="wait for it to finish"):
         config, ckpt, meta = _read_run(run_dir, task)
         task_cls = get_task(config["task"])

@@ -272,5 +272,8 @@ class NamesTask(TextClassificationTask):
         for split in ("train", "val", "test"):
             if not self.splits[split]:
                 raise UserError(f"{data_dir}: too little data: the {split} split is empty")
+        if len({label for _, label in self.splits["train"]}) < 2:
+            raise UserError(f"--limit {cfg.limit}: the training items left hold one label only; give a larger --limit"
+                            if cfg.limit else f"{data_dir}: too little data: the training split holds one label only")
         self.tokens = {split: [t for t, _ in rows] for split, rows in self.splits.items()}  # a name's tokens: its letters
         self._index(Vocab(state["chars"]) if state else Vocab.build(self.tokens["train"]))

@@ -84,6 +84,8 @@ class SentimentConfig(Options):
 
     def check(self) -> None:
         check_fractions(self.val_fraction, self.test_fraction)
+        if self.label_col == self.text_col:
+            raise ValueError(f"--label-col and --text-col are both {self.label_col!r}: give two columns")
 
 
 # --- reading ----------------------------------------------------------------------------------
