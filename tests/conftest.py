@@ -27,7 +27,7 @@ def serve_runs(tmp_path_factory):
     import shutil
 
     import torch
-    from rnnlab.api import train
+    from rnnlab.api import train_task as train
     from test_names import tiny_folder
     from test_poems import poem_folder
     from test_sentiment import review_csv
