@@ -236,6 +236,25 @@ def test_unused_options_are_errors(args, expect, tmp_path, capsys):
     assert not (tmp_path / "never").exists()
 
 
+def test_empty_folder_options_and_run_options_that_conflict(world, tmp_path, capsys):
+    run = world["runs"]["names"]
+    for argv, expect in [
+        (["train", "names", "--resume", ""], "--resume: empty"),  # not "start a fresh run"
+        (["train", "names", "--out", "", *TINY], "--out: empty"),
+        (["train", "names", "--resume", run, "--out", tmp_path / "x"], "a resumed run stays in its own folder"),
+        (["compare", "names", "--out", ""], "--out: empty"),
+        (["gradients", "--quick", "--out", ""], "--out: empty"),
+        (["predict", "--run", "", "Abe"], "--run: empty"),
+        (["report", ""], "empty folder name"),
+        (["train", "names", "--data", world["names"], *TINY, "--limit", "1", "--out", tmp_path / "l"], "--limit 1"),
+        (["train", "sentiment", "--label-col", "review", "--text-col", "review"], "give two columns"),
+        (["train", "names", "--resume", run, "--device", "cuda"] if not __import__("torch").cuda.is_available()
+         else ["train", "names", "--resume", run, "--lr", "1"], "--"),
+    ]:
+        refused(argv, capsys, expect)
+    assert not (tmp_path / "l").exists()
+
+
 # --- run folders for a new run ----------------------------------------------------------------------
 def test_out_folder_problems_before_training(world, tmp_path, capsys, monkeypatch):
     a_file = wb(tmp_path / "a-file", b"x")
