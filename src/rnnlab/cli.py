@@ -4,7 +4,8 @@ Flags are not written here: each task's parser is derived from the option() decl
 three configurations (training, model, data; see rnnlab.options), so ``rnnlab train names --help``
 lists the names task's options and the shared ones, and every value is range-checked by the
 configuration it builds. Heavy imports (torch) happen inside the commands, so that ``rnnlab
---help`` answers at once. Bad input of any kind ends in one line on stderr and exit code 2.
+--help`` answers at once. Bad input of any kind ends in one line on stderr and exit code 2 (a bug
+in rnnlab: one line and exit code 3).
 """
 
 from __future__ import annotations
