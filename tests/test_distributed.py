@@ -34,7 +34,8 @@ QUIET = dict(log=lambda *a: None)
 TIMING = {"epoch_time", "elapsed"}
 # Dropout 0: each rank draws its own masks, so only a run without dropout can equal one process exactly.
 NAMES = ["--cell", "gru", "--bidirectional", "--hidden", "16", "--embed-dim", "8", "--dropout", "0",
-         "--token-dropout", "0", "--batch-size", "11", "--schedule", "plateau", "--patience", "0", "--no-progress"]
+         "--token-dropout", "0", "--batch-size", "11", "--schedule", "plateau", "--patience", "0", "--no-progress",
+         "--no-baseline"]
 
 
 def env(**extra) -> dict:
@@ -125,7 +126,7 @@ def test_poems_token_weighted_loss_on_two_processes_equals_one_process(tmp_path,
     data = poem_folder(tmp_path / "poems")
     args = ["--data", str(data), "--backend", "torch", "--softmax", "adaptive", "--hidden", "16",
             "--embed-dim", "8", "--dropout", "0", "--batch-size", "9", "--epochs", "2", "--samples", "0",
-            "--schedule", "cosine", "--patience", "0", "--no-progress"]
+            "--schedule", "cosine", "--patience", "0", "--no-progress", "--no-baseline"]
     r = torchrun("poems", *args, "--out", tmp_path / "two", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert main(["train", "poems", *args, "--out", str(tmp_path / "one")]) == 0
@@ -139,7 +140,8 @@ def test_sentiment_two_view_ensemble_with_word2vec_on_two_processes_equals_one_p
     data = review_csv(tmp_path / "r.csv")
     args = ["--data", str(data), "--tokenizer", "jieba+char", "--ensemble", "2", "--vectors", "word2vec",
             "--w2v-epochs", "2", "--embed-dim", "8", "--hidden", "8", "--pool", "attention", "--dropout", "0",
-            "--token-dropout", "0", "--batch-size", "7", "--epochs", "2", "--patience", "0", "--no-progress"]
+            "--token-dropout", "0", "--batch-size", "7", "--epochs", "2", "--patience", "0", "--no-progress",
+            "--no-baseline"]
     r = torchrun("sentiment", *args, "--out", tmp_path / "two", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert main(["train", "sentiment", *args, "--out", str(tmp_path / "one")]) == 0

@@ -215,6 +215,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def cmd_compare(argv: list[str]) -> int:
+    from .distributed import setup
     from .experiment import run_training
     from .options import CELLS, parse_names
     from .runreport import render_compare_report
@@ -237,15 +238,23 @@ def cmd_compare(argv: list[str]) -> int:
     for cell in cells:
         targs.cell = cell
         plans[cell] = configs_from_args(task_cls, targs)
-    out = Path(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare")
-    out.mkdir(parents=True, exist_ok=True)
+    dist = setup()  # under torchrun: rank 0 alone makes the folder, writes and prints
+
+    def make_out() -> Path:
+        out = Path(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare")
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    out = dist.on_main(make_out)
     runs = {}
     # One after another, never in parallel: two processes' threads fight on a small CPU.
     for cell, (task_cfg, model_cfg, train_cfg) in plans.items():
-        print(f"== {cell} ==")
+        if dist.is_main:
+            print(f"== {cell} ==")
         runs[cell] = run_training(task_cls.name, task_cfg, model_cfg, train_cfg, out=out / cell)
-    write_json(out / "compare.json", {"task": task_cls.name, "runs": {k: v.name for k, v in runs.items()}})
-    print(f"comparison report: {render_compare_report(out, runs)}")
+    if dist.is_main:
+        write_json(out / "compare.json", {"task": task_cls.name, "runs": {k: v.name for k, v in runs.items()}})
+        print(f"comparison report: {render_compare_report(out, runs)}")
     return 0
 
 

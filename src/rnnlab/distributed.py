@@ -256,7 +256,8 @@ def lost_message(d: Dist, exc: BaseException, doing: str, run_dir=None) -> str:
     else:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         why = first[:160]
-    return f"{d.who}: lost the other processes {doing}: {why}" + (checkpoint_note(run_dir) if run_dir is not None else "")
+    note = checkpoint_note(run_dir) if run_dir is not None else ""
+    return f"{d.who}: lost the other processes {doing}: {why}{note}"
 
 
 def checkpoint_note(run_dir) -> str:

@@ -267,8 +267,9 @@ class Trainer:
             # One small reduction per step: the global loss (for the log and the divergence check, the
             # same on every rank) and rank 0's clock, so that every rank stops after the same step.
             late = d.is_main and bool(cfg.max_time) and state["elapsed"] + time.perf_counter() - t0 >= cfg.max_time
-            part = loss.detach().double() * share if share else torch.zeros((), dtype=torch.float64, device=loss.device)
-            both = torch.stack([part.to(self.device), torch.tensor(float(late), dtype=torch.float64, device=self.device)])
+            both = torch.tensor([0.0, float(late)], dtype=torch.float64, device=self.device)
+            if share:
+                both[0] = loss.detach().double() * share
             d.all_reduce_sum(both, self.group)
             global_loss, out_of_time = both.tolist()
             if not math.isfinite(global_loss):
