@@ -189,16 +189,18 @@ def launch(targs, argv: list[str], task_cls) -> int:
     from torch.distributed.run import main as torchrun
 
     # The launcher's own log lines (worker starts, closing signals) are noise beside the workers' messages.
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
         torchrun(["--standalone", f"--nproc_per_node={n}", "--monitor_interval=0.5", "-m", "rnnlab", "train", *rest])
     except ChildFailedError as e:
         codes = {rank: f.exitcode for rank, f in e.failures.items()}
         if 2 in codes.values():  # a worker already said what was wrong, in one line
             return 2
-        rank, code = min(codes.items())
-        how = f"signal {-code}" if code < 0 else f"exit code {code}"
-        raise UserError(f"training on {n} processes failed: rank {rank} ended with {how}") from None
+        rank, first = e.get_first_failure()  # the root cause; the launcher then stopped the others
+        code = first.exitcode
+        how = f"signal {first.signal_name()}" if code < 0 else f"exit code {code}"
+        raise UserError(f"training on {n} processes failed: rank {rank} ended with {how} (the launcher stopped the "
+                        "others; the last checkpoint is intact: continue with --resume RUN_DIR)") from None
     return 0
 
 
