@@ -75,12 +75,12 @@ class Dist:
     def from_env(cls, env=None) -> "Dist":
         """The process's place from torchrun's variables; a plain process (no WORLD_SIZE, or 1) is rank 0 of 1."""
         env = os.environ if env is None else env
+        world = _number(env, "WORLD_SIZE", 1, int)
+        if world <= 1:
+            return cls()
         timeout = _number(env, TIMEOUT_ENV, DEFAULT_TIMEOUT, float)
         if timeout <= 0:
             raise UserError(f"{TIMEOUT_ENV}={env[TIMEOUT_ENV]}: give a number of seconds above 0")
-        world = _number(env, "WORLD_SIZE", 1, int)
-        if world <= 1:
-            return cls(timeout=timeout)
         missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not env.get(k)]
         if missing:
             raise UserError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: launch with torchrun "
