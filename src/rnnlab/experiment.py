@@ -2,6 +2,10 @@
 report and the HTML report. Nothing here depends on which task it runs: tasks are found in the
 registry (rnnlab.tasks) and used only through their contract (rnnlab.tasks.base.Task).
 
+On several processes (torchrun, ``--nproc``; see rnnlab.distributed) every rank reads the data and
+builds the model alike; rank 0 alone makes the run folder, writes and prints, and what it reads or
+decides reaches the others through ``Dist.on_main``.
+
 Checkpoints carry ``meta``::
 
     {"task", "task_config", "model_config", "task_state",     # what rebuilds and uses the model
@@ -15,6 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from ._version import __version__
 from .errors import UserError
 from .models import count_parameters, describe
@@ -62,20 +67,30 @@ def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
     from .tasks import get_task
 
     task_cls = get_task(task_name)
+    dist = distributed.setup()
+    log = log if dist.is_main else _quiet
     seed_everything(train_cfg.seed)
     task = task_cls(task_cfg, seed=train_cfg.seed)
     model_cfg = task.model_config(model_cfg)
     seed_everything(train_cfg.seed)  # the model's initial weights depend on the seed alone
     model = task.build_model(model_cfg)
-    run_dir = _ready_out_dir(Path(out)) if out else new_run_dir(runs_root, task_name, model_cfg.cell)
-    write_json(run_dir / "config.json", {
-        "task": task_name, "task_config": asdict(task_cfg), "model_config": asdict(model_cfg),
-        "train_config": asdict(train_cfg), "rnnlab_version": __version__, "torch_version": _torch_version(),
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-    })
-    (run_dir / "model.txt").write_text(describe(model), encoding="utf-8")
+
+    def make_run_dir() -> Path:  # rank 0 alone: one run folder, whatever the number of processes
+        run_dir = _ready_out_dir(Path(out)) if out else new_run_dir(runs_root, task_name, model_cfg.cell)
+        write_json(run_dir / "config.json", {
+            "task": task_name, "task_config": asdict(task_cfg), "model_config": asdict(model_cfg),
+            "train_config": asdict(train_cfg), "rnnlab_version": __version__, "torch_version": _torch_version(),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        })
+        (run_dir / "model.txt").write_text(describe(model), encoding="utf-8")
+        return run_dir
+
+    run_dir = dist.on_main(make_run_dir)
     log(f"run folder: {run_dir}")
     log(task.data_line())
+    if dist.enabled:
+        log(f"training on {dist.world_size} processes: {train_cfg.batch_size} items per step in all, "
+            f"about {train_cfg.batch_size // dist.world_size} per process")
     return _train_and_report(task, model, model_cfg, train_cfg, run_dir, resume=False, log=log)
 
 
@@ -87,11 +102,18 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
     from .tasks import get_task
 
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
-    ckpt = load_checkpoint(find_checkpoint(run_dir, "last"))
-    if not isinstance(config, dict) or config.get("task") != ckpt["meta"].get("task"):
-        raise UserError(f"{run_dir}: config.json and last.pt disagree on the task "
-                        f"({config.get('task') if isinstance(config, dict) else config!r} vs {ckpt['meta'].get('task')!r})")
+    dist = distributed.setup()
+    log = log if dist.is_main else _quiet
+
+    def read_run() -> tuple[dict, dict]:  # rank 0 reads; every rank gets the config and the checkpoint's meta
+        config = read_json(run_dir / "config.json")
+        ckpt = load_checkpoint(find_checkpoint(run_dir, "last"))
+        if not isinstance(config, dict) or config.get("task") != ckpt["meta"].get("task"):
+            raise UserError(f"{run_dir}: config.json and last.pt disagree on the task "
+                            f"({config.get('task') if isinstance(config, dict) else config!r} vs {ckpt['meta'].get('task')!r})")
+        return config, {"meta": ckpt["meta"]}
+
+    config, ckpt = dist.on_main(read_run)
     task_cls = get_task(config["task"])
     where = str(run_dir / "config.json")
     task_cfg = task_cls.config_cls.from_dict(config["task_config"], where)
@@ -105,25 +127,28 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
     train_cfg = replace(TrainConfig.from_dict(config["train_config"], where), **changes)
     task = task_cls(task_cfg, seed=train_cfg.seed, state=ckpt["meta"]["task_state"])
     model = task.rebuild_model(model_cfg)
-    if changes:
+    if changes and dist.is_main:
         config["train_config"] = asdict(train_cfg)
         write_json(run_dir / "config.json", config)
     return _train_and_report(task, model, model_cfg, train_cfg, run_dir, resume=True, log=log)
 
 
 def _train_and_report(task, model, model_cfg, train_cfg, run_dir: Path, resume: bool, log) -> Path:
-    from .device import resolve_device
     from .runreport import render_run_report
 
-    device = resolve_device(train_cfg.device)
+    dist = distributed.current()
+    device = dist.device(train_cfg.device)  # on CUDA with several processes: this rank's own GPU
     meta: dict[str, Any] = {"task": task.name, "task_config": asdict(task.cfg), "model_config": asdict(model_cfg),
                             "task_state": task.state()}
     try:
-        train_summary = fit(task, model, train_cfg, run_dir, device, meta, resume=resume, log=log)
+        with dist.guard("while training", run_dir):
+            train_summary = fit(task, model, train_cfg, run_dir, device, meta, resume=resume, log=log)
     except KeyboardInterrupt:
         if (run_dir / "last.pt").is_file():
             log(f"interrupted: continue with  rnnlab train {task.name} --resume {run_dir}")
         raise
+    if not dist.is_main:  # rank 0 alone tests and reports
+        return run_dir
     test = task.final_report(model, device)
     log(f"{task.headline(test)}  ({train_summary['train_time']:.1f} s training, best epoch {train_summary['best_epoch']})")
     summary = {"data": task.data_report, "train": train_summary, "parameters": count_parameters(model), "test": test}
@@ -137,6 +162,10 @@ def _train_and_report(task, model, model_cfg, train_cfg, run_dir: Path, resume: 
     report = render_run_report(run_dir)
     log(f"report: {report}")
     return run_dir
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of every rank but 0: rank 0 alone prints."""
 
 
 def _torch_version() -> str:

@@ -37,6 +37,10 @@ rebuild_model(cfg)     the same architecture from its config alone, to load a ch
 state()                what a checkpoint needs besides weights (vocabulary, labels, ...): JSON-able
 num_batches, batches,  the loop (see rnnlab.train.LoopTask): batches are dicts of tensors passed as
   evaluate               ``logits, loss = model(**batch)``; ``evaluate`` returns metrics with "loss"
+loss_weight(batch)     the loop on several processes (rnnlab.distributed): what the model's loss
+                       averages over in ``batch`` -- items (default), the class weights' sum with class
+                       weights, real target tokens for a language model. Each rank's loss is scaled by
+                       its share, so that the averaged gradient equals the single-process one.
 final_report(model,    the test-set figures after training (summary.json "test"), and ``evaluate``
   device)
 headline(test)         one line of those figures for the terminal
@@ -109,6 +113,14 @@ class Task:
 
     def evaluate(self, model, split: str, device) -> dict:
         raise NotImplementedError
+
+    def loss_weight(self, batch: dict) -> float:
+        """What the model's loss is a mean over in ``batch``: by default its items (rows). A task whose
+        loss averages over something else (tokens, weighted items) says so here; only the loop on
+        several processes asks."""
+        from ..train import batch_rows
+
+        return float(batch_rows(batch))
 
     # --- after training ------------------------------------------------------------------------
     def final_report(self, model, device) -> dict:

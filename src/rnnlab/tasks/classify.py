@@ -160,6 +160,15 @@ class TextClassificationTask(Task):
         for start in range(0, n, batch_size):
             yield slice_inputs(tensors, order[start : start + batch_size])
 
+    def loss_weight(self, batch: dict) -> float:
+        """Items; with class weights the sum of the targets' weights (cross-entropy's weighted mean)."""
+        if not hasattr(self, "_loss_weights"):
+            self._loss_weights = class_weights(self.train_counts, getattr(self.cfg, "class_weights", "none"))
+        targets = batch["targets"]
+        if self._loss_weights is None:
+            return float(len(targets))
+        return float(self._loss_weights[targets.cpu()].sum())
+
     def predict_split(self, model, split: str, device) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and targets of a split, in the split's order."""
         tensors = self.tensors[split]
