@@ -126,7 +126,7 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
                         f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(allowed))} can)")
     train_cfg = replace(TrainConfig.from_dict(config["train_config"], where), **changes)
     task = task_cls(task_cfg, seed=train_cfg.seed, state=ckpt["meta"]["task_state"])
-    model = task.rebuild_model(model_cfg)
+    model = task.build_model(model_cfg, fresh=False)  # the weights come from last.pt
     if changes and dist.is_main:
         config["train_config"] = asdict(train_cfg)
         write_json(run_dir / "config.json", config)

@@ -32,7 +32,8 @@ __init__(cfg, seed,    the experiment runner (fresh runs: ``state`` None) and re
   state)               (``state`` from the checkpoint fixes the vocabulary and labels)
 data_report            a dict written to summary.json; ``data_line()`` says it in one line
 model_config(cfg)      fills in what the data decides (vocabulary size, classes)
-build_model(cfg)       a fresh model to train (may use the data, e.g. word vectors)
+build_model(cfg,       the model to train, with what training needs besides weights (e.g. loss weights);
+  fresh)                 ``fresh``: also initialise from the data (word vectors), not when resuming
 rebuild_model(cfg)     the same architecture from its config alone, to load a checkpoint into
 state()                what a checkpoint needs besides weights (vocabulary, labels, ...): JSON-able
 num_batches, batches,  the loop (see rnnlab.train.LoopTask): batches are dicts of tensors passed as
@@ -94,7 +95,7 @@ class Task:
     def model_config(self, model_cfg):
         return model_cfg
 
-    def build_model(self, model_cfg):
+    def build_model(self, model_cfg, fresh: bool = True):
         return self.rebuild_model(model_cfg)
 
     @classmethod

@@ -138,7 +138,8 @@ class TextClassificationTask(Task):
     def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
         return replace(model_cfg, vocab_size=len(self.vocab), num_classes=len(self.labels))
 
-    def build_model(self, model_cfg: ClassifierConfig):
+    def build_model(self, model_cfg: ClassifierConfig, fresh: bool = True):
+        # The loss weights are a training choice, not part of the weights: a resumed run needs them too.
         return self.rebuild_model(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
 
     @classmethod

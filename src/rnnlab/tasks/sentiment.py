@@ -437,11 +437,11 @@ class SentimentTask(TextClassificationTask):
     def rebuild_model(cls, model_cfg: ClassifierConfig, class_weights=None):
         return build_sentiment_model(model_cfg, class_weights)
 
-    def build_model(self, model_cfg: ClassifierConfig):
+    def build_model(self, model_cfg: ClassifierConfig, fresh: bool = True):
         from ..distributed import current
 
-        model = super().build_model(model_cfg)
-        if self.cfg.vectors == "random":
+        model = super().build_model(model_cfg, fresh)
+        if self.cfg.vectors == "random" or not fresh:  # resuming: the checkpoint's weights replace the vectors
             return model
         if model_cfg.input != "embedding":
             raise UserError("--vectors needs --input embedding")
