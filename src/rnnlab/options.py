@@ -1,11 +1,11 @@
 """Choices shared by the command line and the code, kept free of heavy imports (no torch here),
 so that ``rnnlab --help`` stays instant."""
 
-RECURRENT_CELLS = ("rnn", "lstm", "gru")
+from .nn.spec import NONLINEARITIES, RECURRENT_CELLS  # the cell facts live with the cells (torch-free)
+
 CELLS = ("tutorial",) + RECURRENT_CELLS
 BACKENDS = ("scratch", "torch")
 POOLS = ("last", "max", "mean", "attention")
-NONLINEARITIES = ("tanh", "relu", "sigmoid")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda")

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import CellBase, RecurrentStack, recurrent_weight_grads
+from .spec import NONLINEARITIES
 
-from ..options import NONLINEARITIES
 _PHI = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
 
 
