@@ -17,6 +17,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnlab.nn as rn
 
+# torch.nn.LSTM(proj_size=...) tells it falls back from oneDNN; not our concern here.
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+
 FAMILIES = [("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity": "relu"}), ("LSTM", {}), ("GRU", {})]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 
@@ -138,11 +141,30 @@ def test_cells_match_torch_both_ways(cell, kwargs):
         assert torch.allclose(a, b, atol=1e-12)
 
 
-def test_torch_loads_our_layer_weights():
-    ours = rn.LSTM(3, 4, num_layers=2, bidirectional=True)
-    ref = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+@pytest.mark.parametrize("kwargs", [{}, {"proj_size": 2}])
+def test_torch_loads_our_layer_weights(kwargs):
+    ours = rn.LSTM(3, 4, num_layers=2, bidirectional=True, **kwargs)
+    ref = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, **kwargs)
     ref.load_state_dict(ours.state_dict())
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    assert [[n for n in names] for names in ours._all_weights] == ref._all_weights
+    assert ours._flat_weights_names == ref._flat_weights_names
+    x = torch.randn(5, 2, 3)
+    for a, b in zip(torch.utils._pytree.tree_leaves(ours(x)), torch.utils._pytree.tree_leaves(ref(x))):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("lib", [torch.nn, rn])
+def test_functional_call_swaps_the_weights(lib):
+    """torch.func.functional_call runs the module with other weights (torch's RNNBase tracks
+    _flat_weights for it); the module's own weights stay."""
+    torch.manual_seed(9)
+    model = lib.LSTM(3, 4, num_layers=2, proj_size=2)
+    x = torch.randn(5, 2, 3)
+    zeros = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    out, (h, c) = torch.func.functional_call(model, zeros, (x,))
+    assert out.abs().max() == 0 and h.abs().max() == 0 and c.abs().max() == 0
+    assert model(x)[0].abs().max() > 0
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "sigmoid"])

@@ -371,9 +371,7 @@ class RecurrentStack(nn.Module):
         if packed:
             if lengths is not None:
                 raise ValueError("lengths= cannot be combined with a PackedSequence, which carries its own")
-            self.check_input(input.data, input.batch_sizes)
-            expected = self.get_expected_hidden_size(input.data, input.batch_sizes)
-            x, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in the caller's order (that of hx)
+            checked, batch_sizes = input.data, input.batch_sizes  # what torch's checks read
         else:
             if input.dim() not in (2, 3):
                 what = " tensor" if self.mode.startswith("RNN") else ""  # torch's RNN and LSTM/GRU word it so
@@ -385,11 +383,16 @@ class RecurrentStack(nn.Module):
             if unbatched:  # as torch: one sequence is a batch of one
                 input = input.unsqueeze(0 if self.batch_first else 1)
                 states = None if states is None else tuple(s.unsqueeze(1) for s in states)
-            self.check_input(input, None)
-            expected = self.get_expected_hidden_size(input, None)
+            checked, batch_sizes = input, None
+        if states is None:
+            self.check_input(checked, batch_sizes)
+            states = self._zero_states(checked, batch_sizes)
+        else:
+            self.check_forward_args(checked, states[0] if self.state_size == 1 else states, batch_sizes)
+        if packed:
+            x, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in the caller's order (that of hx)
+        else:
             x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
-        if states is not None:
-            self._check_states(states, expected)
         steps, batch, _ = x.shape
         if steps == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
@@ -400,10 +403,7 @@ class RecurrentStack(nn.Module):
                 raise ValueError(f"lengths must be {batch} values in [1, {steps}], got {lengths.tolist()}")
             mask = length_mask(lengths, steps, x.dtype) if batch else None  # None: every sequence is full
             ragged = lengths if mask is not None else None
-        if states is None:
-            state0 = self._zero_states(expected, x)
-        else:
-            state0 = states
+        state0 = states
 
         finals: list[list[Tensor]] = [[] for _ in range(self.state_size)]
         layer_input = x
@@ -445,18 +445,12 @@ class RecurrentStack(nn.Module):
             output = output.transpose(0, 1)
         return output, (h_n[0] if self.state_size == 1 else h_n)
 
-    def _check_states(self, states: State, expected: tuple[int, int, int]) -> None:
-        if self.state_size == 1:
-            self.check_hidden_size(states[0], expected)
-            return
-        self.check_hidden_size(states[0], expected, "Expected hidden[0] size {}, got {}")
-        self.check_hidden_size(states[1], expected[:2] + (self.hidden_size,), "Expected hidden[1] size {}, got {}")
-
-    def _zero_states(self, expected: tuple[int, int, int], x: Tensor) -> State:
-        h0 = x.new_zeros(expected)
+    def _zero_states(self, input: Tensor, batch_sizes: Tensor | None) -> State:
+        """torch's default initial state: zeros, h of the hidden (or projection) size, c of hidden_size."""
+        h0 = input.new_zeros(self.get_expected_hidden_size(input, batch_sizes))
         if self.state_size == 1:
             return (h0,)
-        return (h0, h0 if expected[2] == self.hidden_size else x.new_zeros(expected[:2] + (self.hidden_size,)))
+        return (h0, input.new_zeros(self.get_expected_cell_size(input, batch_sizes)))
 
 
 class CellBase(nn.Module):

@@ -260,6 +260,23 @@ class LSTM(RecurrentStack):
     gates = 4
     state_size = 2
 
+    # torch.nn.LSTM's overrides of RNNBase's checks: (h_0, c_0), c always of hidden_size.
+    def get_expected_cell_size(self, input: Tensor, batch_sizes: Tensor | None) -> tuple[int, int, int]:
+        rows, batch, _ = self.get_expected_hidden_size(input, batch_sizes)
+        return (rows, batch, self.hidden_size)
+
+    def check_forward_args(self, input: Tensor, hidden: tuple[Tensor, Tensor], batch_sizes: Tensor | None) -> None:
+        self.check_input(input, batch_sizes)
+        self.check_hidden_size(hidden[0], self.get_expected_hidden_size(input, batch_sizes),
+                               "Expected hidden[0] size {}, got {}")
+        self.check_hidden_size(hidden[1], self.get_expected_cell_size(input, batch_sizes),
+                               "Expected hidden[1] size {}, got {}")
+
+    def permute_hidden(self, hx: tuple[Tensor, Tensor], permutation: Tensor | None) -> tuple[Tensor, Tensor]:
+        if permutation is None:
+            return hx
+        return hx[0].index_select(1, permutation), hx[1].index_select(1, permutation)
+
     def recurrence(self, xg, state, w_hh, b_hh, mask, w_hr=None):
         if w_hr is None:
             out, h, c = LSTMRecurrence.apply(xg, state[0], state[1], w_hh, b_hh, mask)
