@@ -92,9 +92,11 @@ def differentiable_backward(ctx, replay_fn: Callable[..., tuple[Tensor, ...]], i
 
     ``inputs`` are the Function's inputs as saved (the same tensors, so the graph built here hangs
     off their history), ``replay_fn(*inputs)`` recomputes the Function's outputs through the
-    step equations. The gradients of that replay are returned with ``create_graph=True``: they
-    are differentiable functions of the inputs and of ``grad_outputs``.
+    step equations. The gradients of that replay are returned with ``create_graph=True`` when a
+    graph was requested: they are differentiable functions of the inputs and of ``grad_outputs``.
+    (Under vmap without create_graph, the same replay just serves batched gradients.)
     """
+    create_graph = torch.is_grad_enabled()  # inside backward: True exactly when create_graph=True
     wanted = [k for k, (x, need) in enumerate(zip(inputs, ctx.needs_input_grad))
               if need and isinstance(x, Tensor)]
     result: list[Tensor | None] = [None] * len(ctx.needs_input_grad)
@@ -103,8 +105,10 @@ def differentiable_backward(ctx, replay_fn: Callable[..., tuple[Tensor, ...]], i
     with torch.enable_grad():
         outputs = replay_fn(*inputs)
     pairs = [(o, g) for o, g in zip(outputs, grad_outputs) if o.requires_grad]
+    if not pairs:
+        return tuple(result)
     grads = torch.autograd.grad([o for o, _ in pairs], [inputs[k] for k in wanted], [g for _, g in pairs],
-                                create_graph=True, allow_unused=True)
+                                create_graph=create_graph, allow_unused=True)
     for k, g in zip(wanted, grads):
         result[k] = g
     return tuple(result)
