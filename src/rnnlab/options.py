@@ -1,7 +1,7 @@
 """Choices shared by the command line and the code, kept free of heavy imports (no torch here),
 so that ``rnnlab --help`` stays instant."""
 
-from .nn.spec import NONLINEARITIES, RECURRENT_CELLS  # the cell facts live with the cells (torch-free)
+from .nn.spec import NONLINEARITIES, RECURRENT_CELLS  # noqa: F401 (re-exported; the cell facts live with the cells)
 
 CELLS = ("tutorial",) + RECURRENT_CELLS
 BACKENDS = ("scratch", "torch")
