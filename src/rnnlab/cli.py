@@ -84,6 +84,11 @@ def task_parser(command: str, task_cls) -> Parser:
     else:
         run.add_argument("--cells", default="rnn,lstm,gru", help="cells to compare, comma-separated (default %(default)s)")
     run.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    if command == "train":
+        run.add_argument("--nproc", type=int, default=0, metavar="N",
+                         help="train data-parallel on N processes of this machine (one per CPU core or GPU), "
+                              "launched with torch's elastic launcher (torchrun); with torchrun itself for "
+                              "several machines (see docs/distributed.md)")
     p.set_defaults(
         train_names=add_declared(p.add_argument_group("training"), TrainConfig, task_cls.default_train, resume_note=True),
         model_names=add_declared(p.add_argument_group("model"), task_cls.model_config_cls, task_cls.default_model),
@@ -146,6 +151,8 @@ def cmd_train(argv: list[str]) -> int:
     task_cls, targs = _task_args("train", argv)
     if task_cls is None:
         return 0
+    if targs.nproc:
+        return launch(targs, argv, task_cls)
     _threads(targs.threads)
     _not_empty(targs, "out", "resume")
     if targs.resume is not None:
@@ -162,7 +169,71 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
+def launch(targs, argv: list[str], task_cls) -> int:
+    """``rnnlab train ... --nproc N``: the same command on N processes of this machine, started by torch's
+    elastic launcher (what ``torchrun --standalone --nproc_per_node=N -m rnnlab train ...`` does)."""
+    from .distributed import Dist, cpu_count
+
+    n = targs.nproc
+    if n < 0:
+        raise UserError(f"--nproc {n}: give a number of processes from 1 up")
+    if Dist.from_env().enabled:
+        raise UserError(f"--nproc {n}: already one of {os.environ['WORLD_SIZE']} processes (torchrun); drop --nproc")
+    rest = _without_nproc(argv)
+    if n == 1:
+        return cmd_train(rest)
+    if not targs.resume:  # check the options here before starting anything
+        configs_from_args(task_cls, targs)
+    import torch
+
+    device = targs.device or "auto"
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        have = torch.cuda.device_count()
+        if n > have:
+            raise UserError(f"--nproc {n}: this machine has {have} GPU{'s' if have != 1 else ''} (one process per GPU)")
+    else:
+        have = cpu_count()
+        threads = targs.threads or 1
+        if n * threads > have:
+            raise UserError(f"--nproc {n}: this machine has {have} CPU core{'s' if have != 1 else ''} for this "
+                            f"process ({n} processes x {threads} thread{'s' if threads != 1 else ''} would not fit)")
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # one thread per process unless --threads says otherwise
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    # The launcher's own log lines (worker starts, closing signals) are noise beside the workers' messages.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        torchrun(["--standalone", f"--nproc_per_node={n}", "--monitor_interval=0.5", "-m", "rnnlab", "train", *rest])
+    except ChildFailedError as e:
+        codes = {rank: f.exitcode for rank, f in e.failures.items()}
+        if 2 in codes.values():  # a worker already said what was wrong, in one line
+            return 2
+        rank, first = e.get_first_failure()  # the root cause; the launcher then stopped the others
+        code = first.exitcode
+        how = f"signal {first.signal_name()}" if code < 0 else f"exit code {code}"
+        raise UserError(f"training on {n} processes failed: rank {rank} ended with {how} (the launcher stopped the "
+                        "others; the last checkpoint is intact: continue with --resume RUN_DIR)") from None
+    return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def cmd_compare(argv: list[str]) -> int:
+    from .distributed import setup
     from .experiment import run_training
     from .options import CELLS, parse_names
     from .runreport import render_compare_report
@@ -186,14 +257,17 @@ def cmd_compare(argv: list[str]) -> int:
     for cell in cells:
         targs.cell = cell
         plans[cell] = configs_from_args(task_cls, targs)
-    out = output_folder(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare")
+    dist = setup()  # under torchrun: rank 0 alone makes the folder, writes and prints
+    out = dist.on_main(lambda: output_folder(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare"))
     runs = {}
     # One after another, never in parallel: two processes' threads fight on a small CPU.
     for cell, (task_cfg, model_cfg, train_cfg) in plans.items():
-        print(f"== {cell} ==")
+        if dist.is_main:
+            print(f"== {cell} ==")
         runs[cell] = run_training(task_cls.name, task_cfg, model_cfg, train_cfg, out=out / cell)
-    write_json(out / "compare.json", {"task": task_cls.name, "runs": {k: v.name for k, v in runs.items()}})
-    print(f"comparison report: {render_compare_report(out, runs)}")
+    if dist.is_main:
+        write_json(out / "compare.json", {"task": task_cls.name, "runs": {k: v.name for k, v in runs.items()}})
+        print(f"comparison report: {render_compare_report(out, runs)}")
     return 0
 
 
@@ -506,12 +580,16 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as e:  # UserError is a ValueError: bad input, said in one line
         if os.environ.get("RNNLAB_DEBUG"):
             raise
+        if _said_by_rank_0(e):
+            return 2
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"rnnlab: error: {message}", file=sys.stderr)
         return 2
     except OSError as e:  # a file the user named: unreadable, a folder, no space left ...
         if os.environ.get("RNNLAB_DEBUG"):
             raise
+        if _said_by_rank_0(e):
+            return 2
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"rnnlab: error: {where}{' '.join(str(e.strerror or e).split())}", file=sys.stderr)
         return 2
@@ -529,6 +607,22 @@ def main(argv=None) -> int:
 
 # Exit codes: 0 done, 2 bad input (one line on stderr), 3 a bug in rnnlab (one line), 130 interrupted.
 INTERNAL_ERROR = 3
+
+
+def _said_by_rank_0(e: BaseException) -> bool:
+    """On several processes every rank meets the same bad input (or gets rank 0's error): rank 0 says it.
+    A rank that lost the others (DistributedError) speaks for itself."""
+    from .distributed import Dist, DistributedError, current
+
+    if isinstance(e, DistributedError):
+        return False
+    d = current()
+    if not d.enabled:  # before joining the others (bad options): the environment says which rank this is
+        try:
+            d = Dist.from_env()
+        except ValueError:
+            return False
+    return not d.is_main
 
 
 if __name__ == "__main__":

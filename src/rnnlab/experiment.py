@@ -2,6 +2,10 @@
 report and the HTML report. Nothing here depends on which task it runs: tasks are found in the
 registry (rnnlab.tasks) and used only through their contract (rnnlab.tasks.base.Task).
 
+On several processes (torchrun, ``--nproc``; see rnnlab.distributed) every rank reads the data and
+builds the model alike; rank 0 alone makes the run folder, writes and prints, and what it reads or
+decides reaches the others through ``Dist.on_main``.
+
 Checkpoints carry ``meta``::
 
     {"task", "task_config", "model_config", "task_state",     # what rebuilds and uses the model
@@ -9,8 +13,8 @@ Checkpoints carry ``meta``::
      "train_config", "train_state", "history"}                # what the loop needs to resume
 
 A run folder is written by one process at a time: ``run_training`` and ``resume_training`` hold its
-``RunLock`` from before config.json is written until after the report (in distributed training
-only the process that writes -- rank 0 -- would hold it). A resume refuses what does not belong:
+``RunLock`` from before any data is read until after the report (with several processes, rank 0 --
+the one that writes -- holds it). A resume refuses what does not belong:
 another task's run, a config.json that disagrees with last.pt, other model or data options, and
 data files that changed since the run began.
 """
@@ -24,6 +28,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from . import distributed
 from ._version import __version__
 from .errors import UserError
 from .models import count_parameters, describe
@@ -102,42 +107,66 @@ def _remove_if_empty(folder: Path) -> None:
 
 def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
                  out: str | Path | None = None, runs_root: str | Path = "runs", log=print) -> Path:
-    """Train a fresh run; returns its folder. The folder is locked (``RunLock``) for the whole run."""
-    from .tasks import get_task
-
+    """Train a fresh run; returns its folder. The folder is locked (``RunLock``, held by rank 0) from
+    before any data is read until after the report."""
     from .device import resolve_device
+    from .tasks import get_task
 
     task_cls = get_task(task_name)
     task_cls.check_options(task_cfg, model_cfg, frozenset())  # before any data is read
     resolve_device(train_cfg.device)  # --device cuda without CUDA: said before anything is made
-    if out:
-        run_dir, created = _ready_out_dir(Path(out))
-    else:
-        run_dir, created = new_run_dir(runs_root, task_name, model_cfg.cell), True
-    try:
-        with RunLock(run_dir, log=log):
+    dist = distributed.setup()
+    log = log if dist.is_main else _quiet
+    held: dict[str, Any] = {}
+
+    def claim() -> Path:  # rank 0 alone: one run folder, whatever the number of processes, locked
+        run_dir, created = _ready_out_dir(Path(out)) if out else (new_run_dir(runs_root, task_name, model_cfg.cell), True)
+        lock = RunLock(run_dir, log=log)
+        try:
+            lock.acquire()
             if out:
                 _check_holds_no_run(run_dir)
-            seed_everything(train_cfg.seed)
-            task = task_cls(task_cfg, seed=train_cfg.seed)
-            model_cfg = task.model_config(model_cfg)
-            seed_everything(train_cfg.seed)  # the model's initial weights depend on the seed alone
-            model = task.build_model(model_cfg)
+        except BaseException:
+            lock.release()
+            if created:
+                _remove_if_empty(run_dir)
+            raise
+        held.update(lock=lock, created=created)
+        return run_dir
+
+    run_dir = dist.on_main(claim)
+    failed = True
+    try:
+        seed_everything(train_cfg.seed)
+        task = task_cls(task_cfg, seed=train_cfg.seed)
+        model_cfg = task.model_config(model_cfg)
+        seed_everything(train_cfg.seed)  # the model's initial weights depend on the seed alone
+        model = task.build_model(model_cfg)
+        fingerprint = task.data_fingerprint()
+
+        def write_config() -> None:  # rank 0 alone
             _check_space(run_dir, model)
-            fingerprint = task.data_fingerprint()
             write_json(run_dir / "config.json", {
                 "task": task_name, "task_config": asdict(task_cfg), "model_config": asdict(model_cfg),
                 "train_config": asdict(train_cfg), "data_fingerprint": fingerprint, "rnnlab_version": __version__,
                 "torch_version": _torch_version(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             })
             (run_dir / "model.txt").write_text(describe(model), encoding="utf-8")
-            log(f"run folder: {run_dir}")
-            log(task.data_line())
-            return _train_and_report(task, model, model_cfg, train_cfg, run_dir, fingerprint, resume=False, log=log)
-    except BaseException:
-        if created:
-            _remove_if_empty(run_dir)  # nothing was written: leave no empty folder behind
-        raise
+
+        dist.on_main(write_config)
+        log(f"run folder: {run_dir}")
+        log(task.data_line())
+        if dist.enabled:
+            log(f"training on {dist.world_size} processes: {train_cfg.batch_size} items per step in all, "
+                f"about {train_cfg.batch_size // dist.world_size} per process")
+        result = _train_and_report(task, model, model_cfg, train_cfg, run_dir, fingerprint, resume=False, log=log)
+        failed = False
+        return result
+    finally:
+        if held:
+            held["lock"].release()
+            if failed and held["created"]:
+                _remove_if_empty(run_dir)  # nothing was written: leave no empty folder behind
 
 
 def _differences(recorded: dict, now: dict, prefix: str = "--", skip=()) -> list[str]:
@@ -149,8 +178,6 @@ def _differences(recorded: dict, now: dict, prefix: str = "--", skip=()) -> list
 def _read_run(run_dir: Path, task_name: str | None) -> tuple[dict, dict, dict]:
     """config.json and last.pt of a run to resume -> (config, checkpoint, its meta), refusing what does
     not belong: another task's run, a config.json that disagrees with the checkpoint."""
-    if not run_dir.is_dir():
-        raise UserError(f"--resume {run_dir}: " + ("a file, not a run folder" if run_dir.exists() else "no such run folder"))
     config_path = run_dir / "config.json"
     config = read_json(config_path, dict)
     last = find_checkpoint(run_dir, "last")
@@ -182,17 +209,25 @@ def _read_run(run_dir: Path, task_name: str | None) -> tuple[dict, dict, dict]:
     return config, ckpt, meta
 
 
+def _check_weights(model, checkpoint: Path) -> None:
+    """last.pt's weights fit the model config.json describes (else one line, not a traceback later)."""
+    try:
+        model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"{checkpoint}: the weights do not fit the model config.json describes ({first[:150]})") from None
+
+
 def resume_training(run_dir: str | Path, epochs: int | None = None, device: str | None = None, log=print,
                     task: str | None = None, **train_changes) -> Path:
     """Continue an interrupted run from its last checkpoint. Only the training options declared as
-    changeable on resume (``resume=True``: --epochs, --max-time, --patience, --device, --progress) may
-    change; the task, model and data options are the run's own, and so are the data files (their
-    fingerprint is checked). With ``task``, a run of another task is refused."""
+    changeable on resume (``resume=True``: --epochs, --max-time, --patience, --device, --progress, ...)
+    may change; the task, model and data options are the run's own, and so are the data files (their
+    fingerprint is checked). With ``task``, a run of another task is refused. Rank 0 holds the
+    folder's ``RunLock`` until the report is written."""
     from .tasks import get_task
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"--resume {run_dir}: " + ("a file, not a run folder" if run_dir.exists() else "no such run folder"))
     changes = {**train_changes, **{k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}}
     allowed = {f.name for f, opt in declared(TrainConfig) if opt.resume}
     fixed = sorted(set(changes) - allowed)
@@ -203,8 +238,26 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
         from .device import resolve_device
 
         resolve_device(changes["device"])
-    with RunLock(run_dir, log=log, hint="wait for it to finish"):
-        config, ckpt, meta = _read_run(run_dir, task)
+    dist = distributed.setup()
+    log = log if dist.is_main else _quiet
+    held: dict[str, Any] = {}
+
+    def read_run() -> tuple[dict, dict]:  # rank 0 locks and reads; every rank gets the config and the meta
+        if not run_dir.is_dir():
+            raise UserError(f"--resume {run_dir}: " + ("a file, not a run folder" if run_dir.exists()
+                                                       else "no such run folder"))
+        lock = RunLock(run_dir, log=log, hint="wait for it to finish")
+        lock.acquire()
+        try:
+            config, _, meta = _read_run(run_dir, task)
+        except BaseException:
+            lock.release()
+            raise
+        held["lock"] = lock
+        return config, meta
+
+    config, meta = dist.on_main(read_run)
+    try:
         task_cls = get_task(config["task"])
         where = str(run_dir / "config.json")
         try:
@@ -214,18 +267,16 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
         except (TypeError, ValueError) as e:
             raise UserError(f"{where}: {e}" if where not in str(e) else str(e)) from None
         loaded = task_cls(task_cfg, seed=train_cfg.seed, state=meta["task_state"])
-        fingerprint = check_data(loaded, meta, run_dir, log)
-        model = loaded.rebuild_model(model_cfg)
-        try:
-            model.load_state_dict(ckpt["model"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise UserError(f"{run_dir / 'last.pt'}: the weights do not fit the model config.json describes "
-                            f"({first[:150]})") from None
-        if changes:
+        fingerprint = dist.on_main(check_data, loaded, meta, run_dir, log)
+        model = loaded.build_model(model_cfg, fresh=False)  # the weights come from last.pt
+        dist.on_main(_check_weights, model, run_dir / "last.pt")
+        if changes and dist.is_main:
             config["train_config"] = asdict(train_cfg)
             write_json(run_dir / "config.json", config)
         return _train_and_report(loaded, model, model_cfg, train_cfg, run_dir, fingerprint, resume=True, log=log)
+    finally:
+        if held:
+            held["lock"].release()
 
 
 def check_data(task, meta: dict, run_dir: Path, log=print) -> dict:
@@ -248,18 +299,21 @@ def check_data(task, meta: dict, run_dir: Path, log=print) -> dict:
 
 
 def _train_and_report(task, model, model_cfg, train_cfg, run_dir: Path, fingerprint: dict, resume: bool, log) -> Path:
-    from .device import resolve_device
     from .runreport import render_run_report
 
-    device = resolve_device(train_cfg.device)
+    dist = distributed.current()
+    device = dist.device(train_cfg.device)  # on CUDA with several processes: this rank's own GPU
     meta: dict[str, Any] = {"task": task.name, "task_config": asdict(task.cfg), "model_config": asdict(model_cfg),
                             "task_state": task.state(), "data_fingerprint": fingerprint}
     try:
-        train_summary = fit(task, model, train_cfg, run_dir, device, meta, resume=resume, log=log)
+        with dist.guard("while training", run_dir):
+            train_summary = fit(task, model, train_cfg, run_dir, device, meta, resume=resume, log=log)
     except KeyboardInterrupt:
         if (run_dir / "last.pt").is_file():
             log(f"interrupted: continue with  rnnlab train {task.name} --resume {run_dir}")
         raise
+    if not dist.is_main:  # rank 0 alone tests and reports
+        return run_dir
     test = task.final_report(model, device)
     log(f"{task.headline(test)}  ({train_summary['train_time']:.1f} s training, best epoch {train_summary['best_epoch']})")
     summary = {"data": task.data_report, "train": train_summary, "parameters": count_parameters(model), "test": test}
@@ -273,6 +327,10 @@ def _train_and_report(task, model, model_cfg, train_cfg, run_dir: Path, fingerpr
     report = render_run_report(run_dir)
     log(f"report: {report}")
     return run_dir
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of every rank but 0: rank 0 alone prints."""
 
 
 def _torch_version() -> str:

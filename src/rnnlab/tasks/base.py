@@ -36,7 +36,8 @@ __init__(cfg, seed,    the experiment runner (fresh runs: ``state`` None) and re
   state)               (``state`` from the checkpoint fixes the vocabulary and labels)
 data_report            a dict written to summary.json; ``data_line()`` says it in one line
 model_config(cfg)      fills in what the data decides (vocabulary size, classes)
-build_model(cfg)       a fresh model to train (may use the data, e.g. word vectors)
+build_model(cfg,       the model to train, with what training needs besides weights (e.g. loss weights);
+  fresh)                 ``fresh``: also initialise from the data (word vectors), not when resuming
 rebuild_model(cfg)     the same architecture from its config alone, to load a checkpoint into
 state()                what a checkpoint needs besides weights (vocabulary, labels, ...): JSON-able
 data_fingerprint()     optional: what identifies the data read (JSON-able), stored in config.json and
@@ -47,6 +48,10 @@ data_fingerprint()     optional: what identifies the data read (JSON-able), stor
                          7 MB bundled poems)
 num_batches, batches,  the loop (see rnnlab.train.LoopTask): batches are dicts of tensors passed as
   evaluate               ``logits, loss = model(**batch)``; ``evaluate`` returns metrics with "loss"
+loss_weight(batch)     the loop on several processes (rnnlab.distributed): what the model's loss
+                       averages over in ``batch`` -- items (default), the class weights' sum with class
+                       weights, real target tokens for a language model. Each rank's loss is scaled by
+                       its share, so that the averaged gradient equals the single-process one.
 final_report(model,    the test-set figures after training (summary.json "test"), and ``evaluate``
   device)
 headline(test)         one line of those figures for the terminal
@@ -119,7 +124,7 @@ class Task:
     def model_config(self, model_cfg):
         return model_cfg
 
-    def build_model(self, model_cfg):
+    def build_model(self, model_cfg, fresh: bool = True):
         return self.rebuild_model(model_cfg)
 
     @classmethod
@@ -138,6 +143,14 @@ class Task:
 
     def evaluate(self, model, split: str, device) -> dict:
         raise NotImplementedError
+
+    def loss_weight(self, batch: dict) -> float:
+        """What the model's loss is a mean over in ``batch``: by default its items (rows). A task whose
+        loss averages over something else (tokens, weighted items) says so here; only the loop on
+        several processes asks."""
+        from ..train import batch_rows
+
+        return float(batch_rows(batch))
 
     # --- after training ------------------------------------------------------------------------
     def final_report(self, model, device) -> dict:

@@ -141,7 +141,8 @@ class TextClassificationTask(Task):
     def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
         return replace(model_cfg, vocab_size=len(self.vocab), num_classes=len(self.labels))
 
-    def build_model(self, model_cfg: ClassifierConfig):
+    def build_model(self, model_cfg: ClassifierConfig, fresh: bool = True):
+        # The loss weights are a training choice, not part of the weights: a resumed run needs them too.
         return self.rebuild_model(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
 
     @classmethod
@@ -162,6 +163,15 @@ class TextClassificationTask(Task):
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
             yield slice_inputs(tensors, order[start : start + batch_size])
+
+    def loss_weight(self, batch: dict) -> float:
+        """Items; with class weights the sum of the targets' weights (cross-entropy's weighted mean)."""
+        if not hasattr(self, "_loss_weights"):
+            self._loss_weights = class_weights(self.train_counts, getattr(self.cfg, "class_weights", "none"))
+        targets = batch["targets"]
+        if self._loss_weights is None:
+            return float(len(targets))
+        return float(self._loss_weights[targets.cpu()].sum())
 
     def predict_split(self, model, split: str, device) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and targets of a split, in the split's order."""

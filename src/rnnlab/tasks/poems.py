@@ -326,6 +326,10 @@ class PoemsTask(Task):
             ids = torch.cat([torch.full((len(idx), 1), BOS), targets[:, :-1]], dim=1)  # inputs: <s> + all but the last
             yield {"ids": ids, "lengths": (targets > 0).sum(1), "targets": targets}
 
+    def loss_weight(self, batch: dict) -> float:
+        """The loss is a mean over real target tokens (padding is ignored)."""
+        return float((batch["targets"] != PAD).sum())
+
     @torch.no_grad()
     def evaluate(self, model, split: str, device) -> dict:
         model.eval()

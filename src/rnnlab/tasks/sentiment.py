@@ -477,19 +477,27 @@ class SentimentTask(TextClassificationTask):
     def rebuild_model(cls, model_cfg: ClassifierConfig, class_weights=None):
         return build_sentiment_model(model_cfg, class_weights)
 
-    def build_model(self, model_cfg: ClassifierConfig):
-        model = super().build_model(model_cfg)
-        if self.cfg.vectors == "random":
+    def build_model(self, model_cfg: ClassifierConfig, fresh: bool = True):
+        from ..distributed import current
+
+        model = super().build_model(model_cfg, fresh)
+        if self.cfg.vectors == "random" or not fresh:  # resuming: the checkpoint's weights replace the vectors
             return model
         if model_cfg.input != "embedding":
             raise UserError("--vectors needs --input embedding")
-        train_tokens = self.view_tokens("train")
-        kv = (train_word2vec(train_tokens, model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
-              if self.cfg.vectors == "word2vec" else load_vectors(self.cfg.vectors))
-        if kv.vector_size != model_cfg.embed_dim:
-            raise UserError(f"--vectors {self.cfg.vectors}: vectors have {kv.vector_size} dimensions; "
-                            f"give --embed-dim {kv.vector_size}")
-        self.data_report["vectors"] = {"source": self.cfg.vectors, **init_embeddings(model, self.vocab, kv, train_tokens)}
+
+        def vectors() -> dict:
+            train_tokens = self.view_tokens("train")
+            kv = (train_word2vec(train_tokens, model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
+                  if self.cfg.vectors == "word2vec" else load_vectors(self.cfg.vectors))
+            if kv.vector_size != model_cfg.embed_dim:
+                raise UserError(f"--vectors {self.cfg.vectors}: vectors have {kv.vector_size} dimensions; "
+                                f"give --embed-dim {kv.vector_size}")
+            return {"source": self.cfg.vectors, **init_embeddings(model, self.vocab, kv, train_tokens)}
+
+        # Several processes: rank 0 alone makes the vectors (its report reaches every rank); DDP then
+        # starts every rank from rank 0's weights.
+        self.data_report["vectors"] = current().on_main(vectors)
         return model
 
     def final_report(self, model, device) -> dict:
