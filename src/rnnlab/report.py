@@ -193,17 +193,42 @@ def _explained_section(items: list[dict]) -> str:
 def _samples_section(test: dict) -> str:
     from .poetry import format_poem
 
-    s, c = test["samples"], test["corpus"]
-    table = _table(["", "samples", "training poems"], [
-        ["well-formed 5/7-character quatrain or regulated verse", f"{s['well_formed']:.1%}", f"{c['well_formed']:.1%}"],
-        ["even lines rhyme (of the well-formed)", f"{s['rhyme_rate']:.1%}", f"{c['rhyme_rate']:.1%}"],
-        ["distinct lines", f"{s['distinct_lines']:.3f}", ""], ["lines copied from the training poems", f"{s['copy_rate']:.1%}", ""],
-        ["how many", s["samples"], c["poems"]]])
+    s, c, r = test["samples"], test["corpus"], test.get("regulated")
+    reg = r["all"] if r else {}
+
+    def pct(d: dict, key: str) -> str:
+        return f"{d[key]:.1%}" if key in d else ""
+
+    measures = [("well-formed 5/7-character quatrain or regulated verse", "well_formed"),
+                ("even lines rhyme, same Mandarin final (of the well-formed)", "rhyme_rate"),
+                ("even lines rhyme, Pingshui 平水韵 level-tone group", "rhyme_rate_pingshui"),
+                ("even lines rhyme, 中华新韵 level-tone group", "rhyme_rate_xinyun"),
+                ("2-4-6 tone pattern kept (平仄, Pingshui)", "tone_pattern_rate"),
+                ("every rule: rhyme, pattern, line ends (Pingshui)", "regulated_rate")]
+    rows = [[label, pct(s, key), pct(reg, key), pct(c, key)] for label, key in measures]
+    rows += [["distinct lines", f"{s['distinct_lines']:.3f}", f"{reg['distinct_lines']:.3f}" if reg else "",
+              f"{c['distinct_lines']:.3f}" if "distinct_lines" in c else ""],
+             ["lines copied from the training poems", f"{s['copy_rate']:.1%}", pct(reg, "copy_rate"), ""],
+             ["model's log-probability per token", f"{s['logprob']:.3f}" if "logprob" in s else "",
+              f"{reg['logprob']:.3f}" if reg else "", ""],
+             ["how many", s["samples"], reg.get("samples", ""), c["poems"]]]
+    table = _table(["", "free samples", "regulated samples", "training poems"], rows)
     poems = "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in test.get("examples", []))
     settings = ", ".join(f"{k} {v}" for k, v in s.get("settings", {}).items())
-    return (f"<h2>Unconstrained samples</h2><p>{s['samples']} poems sampled freely ({html.escape(settings)}), "
-            f"beside the training corpus.</p>{table}<p>Forms of the samples: {html.escape(json.dumps(s['forms']))}</p>"
-            f"<h3>Some samples</h3>{poems}")
+    out = (f"<h2>Unconstrained samples, and regulated ones</h2><p>{s['samples']} poems sampled freely ({html.escape(settings)}), "
+           f"beside the training corpus.</p>{table}<p>Forms of the free samples: {html.escape(json.dumps(s['forms']))}</p>")
+    if r:
+        forms = _table(["form", "rhyme (Pingshui)", "rhyme (新韵)", "tone pattern", "every rule", "distinct lines",
+                        "copied lines", "log-probability"],
+                       [[f, pct(q, "rhyme_rate_pingshui"), pct(q, "rhyme_rate_xinyun"), pct(q, "tone_pattern_rate"),
+                         pct(q, "regulated_rate"), f"{q['distinct_lines']:.3f}", pct(q, "copy_rate"), f"{q['logprob']:.3f}"]
+                        for f, q in r["forms"].items()])
+        out += (f"<h3>Regulated samples</h3><p>{r['per_form']} poems of each form written under the rules "
+                f"({html.escape(r['rhyme_scheme'])} rhyme groups and tones; as <code>rnnlab generate --form</code> "
+                f"writes them). What the rules cost in fluency: negative log-probability per token "
+                f"{r['nll_ratio']:.2f}x the free samples'.</p>{forms}"
+                + "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in r.get("examples", [])))
+    return out + f"<h3>Some free samples</h3>{poems}"
 
 
 def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Path:

@@ -68,10 +68,12 @@ class RhymeTable:
     def readings(self, ch: str) -> frozenset[tuple[str, str]]:
         raise NotImplementedError
 
+    @lru_cache(maxsize=None)  # noqa: B019 -- tables live as long as the process (one per scheme)
     def tones(self, ch: str) -> frozenset[str]:
         """{'平'}, {'仄'}, both (a character with several readings), or empty (not in the table)."""
         return frozenset(t for t, _ in self.readings(ch))
 
+    @lru_cache(maxsize=None)  # noqa: B019
     def level_groups(self, ch: str) -> frozenset[str]:
         """The level-tone rhyme groups the character can end a rhyming line in."""
         return frozenset(g for t, g in self.readings(ch) if t == LEVEL)
@@ -95,7 +97,7 @@ class XinyunTable(RhymeTable):
     def __init__(self) -> None:
         super().__init__("xinyun", tuple(XINYUN_GROUPS))
 
-    @lru_cache(maxsize=None)
+    @lru_cache(maxsize=None)  # noqa: B019
     def readings(self, ch: str) -> frozenset[tuple[str, str]]:
         from pypinyin import Style, pinyin
         from pypinyin.contrib.tone_convert import to_finals, to_initials

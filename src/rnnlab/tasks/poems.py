@@ -237,9 +237,12 @@ class PoemsTask:
         loss = nll / max(count, 1)
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
-    def final_report(self, model, device, seed: int = 0, temperature: float | None = None) -> dict:
+    def final_report(self, model, device, seed: int = 0, temperature: float | None = None,
+                     rhyme_scheme: str = "pingshui") -> dict:
         """Test perplexity, and the quality of unconstrained samples (free form, sampled as
-        ``rnnlab generate`` samples by default) beside the corpus's own figures."""
+        ``rnnlab generate`` samples by default) beside the corpus's own figures; then regulated
+        samples of each form (``generate --form``'s defaults: rhyme and tone pattern kept) and what
+        the rules cost in fluency (the model's log-probability per token, regulated vs free)."""
         from ..generate import PoemSampler
         from ..options import DEFAULT_TEMPERATURE
 
@@ -249,11 +252,38 @@ class PoemsTask:
         settings = {"temperature": DEFAULT_TEMPERATURE if temperature is None else temperature, "top_k": 0, "top_p": 1.0,
                     "seed": seed}
         poems = sampler.sample(self.cfg.samples, **settings) if self.cfg.samples else []
-        report["samples"] = quality(poems, self.training_lines())
+        training_lines = self.training_lines()
+        report["samples"] = quality(poems, training_lines)
         report["samples"]["settings"] = settings
         report["corpus"] = corpus_reference([p["content"] for p in self.splits["train"]])
         report["examples"] = poems[:12]
+        per_form = min(50, self.cfg.samples)
+        if per_form:
+            report["samples"]["logprob"] = float(np.mean(sampler.logprob(poems)))
+            report["regulated"] = self._regulated_report(sampler, per_form, settings, rhyme_scheme, training_lines,
+                                                         report["samples"]["logprob"])
         return report
+
+    @staticmethod
+    def _regulated_report(sampler, per_form: int, settings: dict, rhyme_scheme: str, training_lines: set,
+                          free_logprob: float) -> dict:
+        """``per_form`` regulated poems of each form, measured like the free ones."""
+        out, every = {"per_form": per_form, "rhyme_scheme": rhyme_scheme, "forms": {}}, []
+        for i, form in enumerate(FORMS):
+            # A seed of its own per form: with one seed, 5x4 and 5x8 poems would share their first lines.
+            made = sampler.sample(per_form, form=form, rhyme_scheme=rhyme_scheme, details=True,
+                                  **{**settings, "seed": settings["seed"] + 1 + i})
+            q = quality([d["poem"] for d in made], training_lines)
+            q["logprob"] = float(np.mean([d["logprob"] for d in made]))
+            out["forms"][form] = {k: v for k, v in q.items() if k != "forms"}
+            every += made
+        out["all"] = quality([d["poem"] for d in every], training_lines)
+        out["all"]["logprob"] = float(np.mean([d["logprob"] for d in every]))
+        # What the rules cost in fluency: the regulated poems' negative log-probability per token
+        # over the free samples' (1.0 = no cost; the free ones set the model's own level).
+        out["nll_ratio"] = out["all"]["logprob"] / free_logprob if free_logprob else float("nan")
+        out["examples"] = [d["poem"] for d in every[::per_form]]  # the first poem of each form
+        return out
 
     @staticmethod
     def headline(test: dict) -> str:
