@@ -17,7 +17,7 @@ import time
 import torch
 
 import rnnlab.nn as rnn_scratch
-from rnnlab.benchutil import machine_info, print_table
+from benchutil import machine_info, print_table
 
 TARGET_RATIO = 1.3  # issue: rnnlab / torch.nn <= 1.3 for LSTM and GRU
 

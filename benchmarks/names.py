@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.benchutil import classifier_bench_parser, classifier_checks, finish, print_table, round_rows
+from benchutil import classifier_bench_parser, classifier_checks, finish, print_table, round_rows
 from rnnlab.experiment import run_training
 from rnnlab.metrics import classification_metrics
 from rnnlab.runs import read_json
@@ -63,10 +63,9 @@ def inference_speed(run: Path, names: list[str], batch: int = 512) -> int:
     """Names classified per second by the run's predictor (from its checkpoint), batches of 512, median of 3."""
     from statistics import median
 
-    from rnnlab.runs import load_checkpoint
-    from rnnlab.tasks.names import NamesPredictor
+    from rnnlab import load_run
 
-    predictor = NamesPredictor(load_checkpoint(run / "best.pt"), torch.device("cpu"))
+    predictor = load_run(run)
     times = []
     for _ in range(3):
         t = time.perf_counter()

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.benchutil import finish, print_table
+from benchutil import finish, print_table
 from rnnlab.experiment import run_training
 from rnnlab.models import LanguageModel, LanguageModelConfig
 from rnnlab.ngram import KneserNey
@@ -149,28 +149,21 @@ def verse_checks(test: dict) -> list[tuple]:
 
 def measure_run(args, start: float) -> int:
     """``--run DIR``: the sample figures of an existing trained run (no training)."""
-    from rnnlab.experiment import from_dict, task_parts
-    from rnnlab.runs import find_checkpoint, load_checkpoint
+    from rnnlab import load_run
 
-    run = Path(args.run)
-    ckpt = load_checkpoint(find_checkpoint(run))
-    config = read_json(run / "config.json")
-    if config.get("task") != "poems":
-        print(f"{run}: not a poems run", file=sys.stderr)
+    run = load_run(args.run)
+    if run.task != "poems":
+        print(f"{args.run}: a {run.task} model, not poems", file=sys.stderr)
         return 2
-    config_cls, task_cls, predictor_cls = task_parts("poems")
-    task_cfg = replace(from_dict(config_cls, config["task_config"]), samples=args.samples)
-    task = task_cls(task_cfg, seed=config["train_config"].get("seed", 0), state=ckpt["meta"]["task_state"])
-    device = torch.device("cpu")
-    test = task.final_report(predictor_cls(ckpt, device).model, device, seed=args.seed)
-    print(f"poems: run {run} (test perplexity {test['test_perplexity']:.1f}), {args.samples} free samples")
+    test = run.evaluate({"samples": args.samples}, seed=args.seed)
+    print(f"poems: run {args.run} (test perplexity {test['test_perplexity']:.1f}), {args.samples} free samples")
     verse_tables(test)
     print()
     q = test["samples"]
     checks = [("free: copy rate < 10%", f"{q['copy_rate']:.1%}", "met" if q["copy_rate"] < 0.1 else "NOT met"),
               ("free: distinct-line ratio > 0.9", f"{q['distinct_lines']:.3f}", "met" if q["distinct_lines"] > 0.9 else "NOT met"),
               *verse_checks(test)]
-    finish(checks, start, args.seed, f"run {run}", args.json, {"test": test})
+    finish(checks, start, args.seed, f"run {args.run}", args.json, {"test": test})
     return 0
 
 
@@ -237,15 +230,11 @@ def main(argv=None) -> int:
                                  capture_output=True, text=True, check=True)
             scaling.append(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    from rnnlab.generate import PoemSampler
-    from rnnlab.models import LanguageModelConfig as _Cfg
-    from rnnlab.runs import load_checkpoint
+    from rnnlab import load_run
 
-    ckpt = load_checkpoint(run / "best.pt")
-    model = LanguageModel(_Cfg(**ckpt["meta"]["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    trained = load_run(run)
     t = time.perf_counter()
-    sampled = PoemSampler(model, task.vocab, torch.device("cpu")).sample(64, seed=args.seed)
+    sampled = trained.generate(n=64, seed=args.seed)
     sample_speed = sum(len(x) + 1 for x in sampled) / (time.perf_counter() - t)
 
     print(f"poems: {len(task.encoded['train']):,} train / {len(task.encoded['val']):,} val / {len(task.encoded['test']):,} "

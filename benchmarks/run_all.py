@@ -48,8 +48,8 @@ def main(argv=None) -> int:
     if bad:
         print(f"run_all: unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(SCRIPTS)}", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(HERE.parent / "src"))
-    from rnnlab.benchutil import machine_info
+    sys.path.insert(0, str(HERE))
+    from benchutil import machine_info
 
     import torch
 

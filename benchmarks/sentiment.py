@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.benchutil import classifier_bench_parser, classifier_checks, finish, print_table, round_rows
+from benchutil import classifier_bench_parser, classifier_checks, finish, print_table, round_rows
 from rnnlab.experiment import run_training
 from rnnlab.metrics import classification_metrics
 from rnnlab.runs import read_json

@@ -16,7 +16,8 @@ from rnnlab.experiment import resume_training, run_training
 from rnnlab.models import ClassifierConfig
 from rnnlab.runs import load_checkpoint, read_jsonl
 from rnnlab.tasks.classify import split_items
-from rnnlab.tasks.names import NamesConfig, NamesPredictor, NamesTask, read_label_folder
+from rnnlab import load_run
+from rnnlab.tasks.names import NamesConfig, NamesTask, read_label_folder
 from rnnlab.train import TrainConfig
 
 QUIET = dict(log=lambda *a: None)
@@ -75,13 +76,13 @@ def test_checkpoint_alone_rebuilds_the_model(tmp_path):
                        bidirectional=True), TrainConfig(epochs=2, progress=False), out=tmp_path / "run", **QUIET)
     ckpt = load_checkpoint(run / "best.pt")
     assert set(ckpt) >= {"model", "meta", "rng", "format"} and ckpt["meta"]["task_state"]["labels"] == ["Ovic", "Sonne"]
-    predictor = NamesPredictor(ckpt, torch.device("cpu"))
+    loaded = load_run(run)
     task = NamesTask(NamesConfig(data=str(data)), seed=0)
     test = task.tensors["test"]
     with torch.no_grad():
-        direct, _ = predictor.model(test["ids"], test["lengths"])
+        direct, _ = loaded.model(test["ids"], test["lengths"])
     texts = [t for t, _ in task.splits["test"]]
-    res = predictor.predict(texts, top=2)
+    res = loaded.predict(texts, top=2)
     probs = direct.softmax(-1)
     for r, p in zip(res, probs):
         assert r["top"][0]["probability"] == pytest.approx(float(p.max()), abs=1e-4)

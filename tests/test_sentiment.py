@@ -160,8 +160,8 @@ def test_empty_text_at_predict_time(tmp_path, capsys):
     assert "empty text" in capsys.readouterr().err
     assert main(["predict", "--run", str(tmp_path / "run"), "的了"]) == 2
     assert "nothing left to classify" in capsys.readouterr().err
-    with pytest.raises(UserError, match="--max-tokens"):
-        SentimentTask(SentimentConfig(data=str(data), max_tokens=0), seed=0)
+    with pytest.raises(ValueError, match="--max-tokens"):
+        SentimentConfig(data=str(data), max_tokens=0)
 
 
 def test_words_and_characters_ensemble(tmp_path, capsys):

@@ -1,3 +1,32 @@
-"""rnnlab: recurrent networks from their equations, trained on real data."""
+"""rnnlab: recurrent networks from their equations, trained on real data.
+
+The Python API (see rnnlab.api)::
+
+    import rnnlab
+    run = rnnlab.load_run("names")            # a bundled model, a run folder or a model folder
+    run.predict(["Satoshi"])
+    folder = rnnlab.train("names", epochs=3)  # options by their config field names
+"""
 
 __version__ = "0.1.0"
+
+
+def load_run(spec, device: str = "cpu"):
+    """A trained run or bundled model, ready to predict (see rnnlab.api.load_run)."""
+    from .api import load_run as _load_run
+
+    return _load_run(spec, device)
+
+
+def train(task: str, out=None, log=print, **options):
+    """Train a task with options by their config field names; returns the run folder (see rnnlab.api.train)."""
+    from .api import train as _train
+
+    return _train(task, out=out, log=log, **options)
+
+
+def bundled_models() -> list:
+    """Names of the bundled trained models (models/)."""
+    from .api import bundled_models as _bundled
+
+    return _bundled()

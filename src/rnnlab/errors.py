@@ -1,5 +1,10 @@
-"""The one exception type that the command line turns into a one-line message and exit code 2."""
+"""The exception for bad input from the user (a file, a value, a run folder).
+
+It is a ``ValueError``: library code raises ValueError/TypeError for bad arguments, as Python does;
+the command line prints any of them as one line (``rnnlab: error: ...``, exit 2) and the web app as a
+4xx JSON error, never a traceback. UserError marks the messages written for the user: they say what
+and where (the file and line, the option and value)."""
 
 
-class UserError(Exception):
-    """Bad input from the user (a file, a value, a run folder): say what and where, no traceback."""
+class UserError(ValueError):
+    """Bad input from the user: say what and where, no traceback."""

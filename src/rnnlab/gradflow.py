@@ -26,7 +26,7 @@ from torch import nn
 
 import rnnlab.nn as scratch
 
-from .errors import UserError
+from .options import Options, option, parse_list, parse_names
 
 # name -> (family, nonlinearity, gate bias). The gate bias is added to the pre-activation of the gate
 # that keeps the past -- the LSTM's forget gate, the GRU's update gate -- through bias_ih: +2 makes it
@@ -39,25 +39,24 @@ CELL_SPECS = {"rnn-tanh": ("rnn", "tanh", 0.0), "rnn-sigmoid": ("rnn", "sigmoid"
 
 
 @dataclass(frozen=True)
-class GradFlowConfig:
-    cells: tuple[str, ...] = ("rnn-tanh", "rnn-sigmoid", "rnn-relu", "lstm", "gru", "lstm-f2", "gru-z2")
-    steps: int = 100
-    hidden: int = 64
-    symbols: int = 8  # input alphabet (one-hot) and classes of the recall task
-    batch: int = 32
-    scales: tuple[float, ...] = (0.5, 1.0, 1.5)  # spectral radius of each recurrent block
-    seeds: int = 3
-    train_steps: int = 150  # training steps on the recall task before the second measurement
-    lr: float = 3e-3
-    seed: int = 0
+class GradFlowConfig(Options):
+    cells: tuple[str, ...] = option(("rnn-tanh", "rnn-sigmoid", "rnn-relu", "lstm", "gru", "lstm-f2", "gru-z2"),
+                                    "cells, comma-separated (-f2/-z2: forget/update gate bias +2; -chrono: chrono init)",
+                                    choices=tuple(CELL_SPECS), parse=parse_names(tuple(CELL_SPECS)), metavar="CELLS")
+    steps: int = option(100, "sequence length T", min=2, max=100_000)
+    hidden: int = option(64, "hidden size", min=1, max=4096)
+    symbols: int = option(8, "input alphabet (one-hot) and classes of the recall task", min=2, max=1000)
+    batch: int = option(32, "sequences per measurement", min=1, max=100_000)
+    scales: tuple[float, ...] = option((0.5, 1.0, 1.5), "spectral radii of the recurrent weights", above=0, max=100,
+                                       parse=parse_list(float), metavar="RADII")
+    seeds: int = option(3, "seeds averaged", min=1, max=100)
+    train_steps: int = option(150, "training steps before the second measurement", min=0, max=1_000_000)
+    lr: float = option(3e-3, "learning rate of those steps", above=0, max=10)
+    seed: int = option(0, "random seed", min=0, max=2**32 - 1)
 
 
-def parse_cells(text: str) -> tuple[str, ...]:
-    cells = tuple(c.strip() for c in text.split(",") if c.strip())
-    bad = [c for c in cells if c not in CELL_SPECS]
-    if not cells or bad:
-        raise UserError(f"--cells {text!r}: give a comma-separated list from {', '.join(CELL_SPECS)}")
-    return cells
+# `rnnlab gradients --quick`: a small configuration that finishes in seconds (the tests use it).
+QUICK = dict(steps=30, hidden=16, batch=8, seeds=1, train_steps=10, scales=(0.5, 1.5))
 
 
 @torch.no_grad()
@@ -215,9 +214,9 @@ def findings(rows: list[dict], steps: int) -> list[str]:
 
 
 def plot(results: dict, phase: str, path: Path) -> Path:
-    from .report import _plt
+    from .report import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     cfg = results["config"]
     scales = cfg["scales"]
     fig, axes = plt.subplots(1, len(scales), figsize=(5.2 * len(scales), 4.2), squeeze=False, sharey=True)
@@ -244,7 +243,7 @@ def write_report(results: dict, out: Path, seconds: float) -> Path:
     import html
     import json
 
-    from .report import _page, _table
+    from .report import page, table
     from .runs import write_json
 
     write_json(out / "gradients.json", results)
@@ -253,14 +252,14 @@ def write_report(results: dict, out: Path, seconds: float) -> Path:
     rows = [[r["cell"], r["scale"], r["phase"], f"{r['rate_h']:.4f}", f"{r.get('rate_C', float('nan')):.4f}"
              if "rate_C" in r else "-", f"{r['ratio_h']:.2e}", r["verdict"]] for r in results["rows"]]
     body = ("<p>" + "</p><p>".join(html.escape(f) for f in results["findings"]) + "</p>"
-            + _table(["cell", "spectral radius", "phase", "rate dL/dh per step", "rate dL/dC per step",
+            + table(["cell", "spectral radius", "phase", "rate dL/dh per step", "rate dL/dC per step",
                       "|dL/dh_0| / |dL/dh_T|", "verdict"], rows, left=1)
             + "<h2>At initialisation</h2><img src='gradients_init.png'>"
             + "<h2>After training on recall-the-first-symbol</h2><img src='gradients_trained.png'>"
             + "<h2>Configuration</h2><pre>" + html.escape(json.dumps(results["config"], indent=2)) + "</pre>"
             + f"<p class='muted'>{seconds:.0f} s</p>")
     path = out / "report.html"
-    path.write_text(_page("rnnlab gradients: vanishing and exploding gradients, measured", body), encoding="utf-8")
+    path.write_text(page("rnnlab gradients: vanishing and exploding gradients, measured", body), encoding="utf-8")
     return path
 
 

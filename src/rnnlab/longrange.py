@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .errors import UserError
+from .options import Options, option, parse_list, parse_names
 from .gradflow import CELL_SPECS, add_keep_gate_bias
 from .models import ClassifierConfig, SequenceClassifier, predict_batches
 from .train import TrainConfig, fit
@@ -28,18 +28,24 @@ from .vocab import CLASSIFIER_SPECIALS
 
 
 @dataclass(frozen=True)
-class LongRangeConfig:
-    cells: tuple[str, ...] = ("rnn-tanh", "lstm", "lstm-chrono", "gru-chrono")
-    lengths: tuple[int, ...] = (10, 25, 50, 100, 200)
-    symbols: int = 8
-    distractors: int = 8
-    hidden: int = 64
-    batch_size: int = 64
-    steps_per_epoch: int = 100
-    epochs: int = 8
-    lr: float = 3e-3
-    eval_size: int = 1000
-    seed: int = 0
+class LongRangeConfig(Options):
+    cells: tuple[str, ...] = option(("rnn-tanh", "lstm", "lstm-chrono", "gru-chrono"), "cells, comma-separated",
+                                    choices=tuple(CELL_SPECS), parse=parse_names(tuple(CELL_SPECS)), metavar="CELLS")
+    lengths: tuple[int, ...] = option((10, 25, 50, 100, 200), "values of T", min=2, max=100_000,
+                                      parse=parse_list(int), metavar="T")
+    symbols: int = option(8, "key symbols (chance is 1/symbols)", min=2, max=1000)
+    distractors: int = option(8, "distractor symbols", min=1, max=1000)
+    hidden: int = option(64, "hidden size", min=1, max=4096)
+    batch_size: int = option(64, "sequences per step", min=1, max=100_000)
+    steps_per_epoch: int = option(100, "training steps per epoch", min=1, max=1_000_000)
+    epochs: int = option(8, "epochs per model", min=1, max=10_000)
+    lr: float = option(3e-3, "learning rate", above=0, max=10)
+    eval_size: int = option(1000, "validation and test sequences", min=1, max=1_000_000)
+    seed: int = option(0, "random seed", min=0, max=2**32 - 1)
+
+
+# `rnnlab longrange --quick`: a small configuration that finishes in seconds (the tests use it).
+QUICK = dict(lengths=(5, 30), hidden=16, steps_per_epoch=20, epochs=2, eval_size=200)
 
 
 class RecallTask:
@@ -87,16 +93,6 @@ class RecallTask:
                 "accuracy": (logits.argmax(1) == targets).float().mean().item()}
 
 
-def parse_ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise UserError(f"{what} {text!r}: give comma-separated integers") from None
-    if not values or min(values) < 1:
-        raise UserError(f"{what} {text!r}: give positive integers")
-    return values
-
-
 def run(cfg: LongRangeConfig, out: Path, device, log=print) -> dict:
     rows = []
     for name in cfg.cells:
@@ -139,12 +135,12 @@ def findings(rows: list[dict], symbols: int) -> list[str]:
 def write_report(results: dict, out: Path) -> Path:
     import html
 
-    from .report import _page, _plt, _table
+    from .report import page, pyplot, table as html_table
     from .runs import write_json
 
     write_json(out / "longrange.json", results)
     cfg = results["config"]
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for cell in cfg["cells"]:
         pts = [(r["length"], r["test_accuracy"]) for r in results["rows"] if r["cell"] == cell]
@@ -161,12 +157,12 @@ def write_report(results: dict, out: Path) -> Path:
     fig.tight_layout()
     fig.savefig(out / "longrange.png", dpi=110)
     plt.close(fig)
-    table = _table(["cell", "T", "test accuracy", "best val accuracy", "seconds"],
+    rows_html = html_table(["cell", "T", "test accuracy", "best val accuracy", "seconds"],
                    [[r["cell"], r["length"], f"{r['test_accuracy']:.3f}", f"{r['val_accuracy']:.3f}", r["seconds"]]
                     for r in results["rows"]])
     body = ("<p>" + "</p><p>".join(html.escape(f) for f in results["findings"]) + "</p><img src='longrange.png'>"
-            + table + "<h2>Configuration</h2><pre>" + html.escape(json.dumps(cfg, indent=2)) + "</pre>")
+            + rows_html + "<h2>Configuration</h2><pre>" + html.escape(json.dumps(cfg, indent=2)) + "</pre>")
     path = out / "report.html"
-    path.write_text(_page("rnnlab longrange: why LSTM and GRU beat the vanilla RNN", body), encoding="utf-8")
+    path.write_text(page("rnnlab longrange: why LSTM and GRU beat the vanilla RNN", body), encoding="utf-8")
     return path
 

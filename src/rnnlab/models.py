@@ -19,8 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnlab.nn as scratch
 
-from .errors import UserError
-from .options import BACKENDS, CELLS, POOLS, RECURRENT_CELLS
+from .options import BACKENDS, CELLS, NONLINEARITIES, POOLS, RECURRENT_CELLS, Options, option
 from .vocab import PAD, UNK
 
 
@@ -29,42 +28,69 @@ def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, n
                    batch_first: bool = False) -> nn.Module:
     """An RNN/LSTM/GRU with torch.nn's interface, from rnnlab.nn (scratch) or torch.nn (torch)."""
     if backend not in BACKENDS:
-        raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        raise ValueError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if cell not in RECURRENT_CELLS:
-        raise UserError(f"--cell {cell!r}: choose one of {', '.join(CELLS)}")
+        raise ValueError(f"--cell {cell!r}: choose one of {', '.join(RECURRENT_CELLS)}")
     lib = scratch if backend == "scratch" else nn
     kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
                   batch_first=batch_first)
     if cell == "rnn":
         if backend == "torch" and nonlinearity == "sigmoid":
-            raise UserError("torch.nn.RNN has no sigmoid nonlinearity: use --backend scratch for it")
-        if nonlinearity not in scratch.NONLINEARITIES:
-            raise UserError(f"--nonlinearity {nonlinearity!r}: choose one of {', '.join(scratch.NONLINEARITIES)}")
+            raise ValueError("torch.nn.RNN has no sigmoid nonlinearity: use --backend scratch for it")
         kwargs["nonlinearity"] = nonlinearity
     cls = {"rnn": lib.RNN, "lstm": lib.LSTM, "gru": lib.GRU}[cell]
     return cls(input_size, hidden_size, **kwargs)
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
-    """Everything needed to rebuild a SequenceClassifier (stored in every checkpoint)."""
+class ClassifierConfig(Options):
+    """Everything needed to rebuild a SequenceClassifier (stored in every checkpoint):
+    ``build_classifier(ClassifierConfig(**ckpt["meta"]["model_config"]))``."""
 
-    vocab_size: int = 0  # filled in from the data
-    num_classes: int = 0  # filled in from the data
-    cell: str = "lstm"
-    backend: str = "scratch"
-    nonlinearity: str = "tanh"
-    input: str = "embedding"  # "embedding" (learned) or "onehot" (as the tutorial)
-    embed_dim: int = 64
-    hidden: int = 128
-    layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0
-    pool: str = "last"  # sequence summary fed to the head: last hidden state, max or mean over steps, or attention
-    members: int = 1  # > 1: a seed ensemble of that many classifiers (see EnsembleClassifier)
-    token_dropout: float = 0.0  # training only: replace this share of input tokens by the unknown token
-    freeze_embedding: bool = False  # keep (pretrained) input vectors fixed during training
-    views: int = 1  # 2: the members read two views of each text in turn (sentiment's jieba+char: words, characters)
+    vocab_size: int = option(0, "tokens, specials included (from the data)", min=0, cli=False)
+    num_classes: int = option(0, "labels (from the data)", min=0, cli=False)
+    cell: str = option("lstm", "recurrent cell (tutorial: the PyTorch tutorial's i2h/i2o network)", choices=CELLS)
+    backend: str = option("scratch", "scratch: rnnlab's cells from the equations; torch: torch.nn's fused layers",
+                          choices=BACKENDS)
+    nonlinearity: str = option("tanh", "activation of --cell rnn", choices=NONLINEARITIES)
+    input: str = option("embedding", "learned embedding, or one-hot letters as the tutorial",
+                        choices=("embedding", "onehot"))
+    embed_dim: int = option(64, "embedding size", min=1, max=4096)
+    hidden: int = option(128, "hidden units per direction", min=1, max=8192)
+    layers: int = option(1, "stacked recurrent layers", min=1, max=16)
+    bidirectional: bool = option(False, "also read each sequence backwards")
+    dropout: float = option(0.0, "dropout before the output layer and between layers", min=0, below=1)
+    pool: str = option("last", "sequence summary fed to the head: last state, max or mean over steps, or attention",
+                       choices=POOLS)
+    members: int = option(1, "train a seed ensemble of N models (their mean probability predicts)", min=1, max=32,
+                          flag="--ensemble", metavar="N")
+    token_dropout: float = option(0.0, "training only: hide this share of input tokens (they become <unk>)",
+                                  min=0, below=1)
+    freeze_embedding: bool = option(False, "keep the (pretrained) input vectors fixed", flag="--freeze-vectors")
+    views: int = option(1, "2: ensemble members read two views of each text in turn (sentiment's words and "
+                        "characters)", min=1, max=2, cli=False)
+
+    def check(self) -> None:
+        if self.cell == "rnn" and self.backend == "torch" and self.nonlinearity == "sigmoid":
+            raise ValueError("--nonlinearity sigmoid: torch.nn.RNN has none; use --backend scratch for it")
+        if self.views > self.members:
+            raise ValueError(f"{self.views} input views need an ensemble of at least as many members (--ensemble), "
+                             f"got {self.members}")
+
+    # Options that a choice of cell makes meaningless: giving them is an error, not a silent no-op.
+    TUTORIAL_IGNORES = ("backend", "nonlinearity", "layers", "bidirectional", "pool", "dropout")
+
+    def implied(self, given: set[str]) -> "ClassifierConfig":
+        if "nonlinearity" in given and self.cell != "rnn":
+            raise ValueError(f"--nonlinearity: only --cell rnn has one (--cell {self.cell})")
+        if self.cell == "tutorial":
+            unused = [f for f in self.TUTORIAL_IGNORES if f in given and f != "nonlinearity"]
+            if unused:
+                raise ValueError(f"--{unused[0].replace('_', '-')}: the tutorial network has one layer, one direction "
+                                 "and its own output layer; use --cell rnn, lstm or gru for it")
+            if "input" not in given:  # the tutorial reads one-hot letters, as in the tutorial
+                return replace(self, input="onehot")
+        return self
 
 
 class SequenceClassifier(nn.Module):
@@ -78,10 +104,6 @@ class SequenceClassifier(nn.Module):
         super().__init__()
         if cfg.vocab_size < 2 or cfg.num_classes < 2:
             raise ValueError(f"need a vocabulary and at least 2 classes, got {cfg.vocab_size}, {cfg.num_classes}")
-        if cfg.input not in ("embedding", "onehot"):
-            raise UserError(f"--input {cfg.input!r}: choose embedding or onehot")
-        if cfg.pool not in POOLS:
-            raise UserError(f"--pool {cfg.pool!r}: choose one of {', '.join(POOLS)}")
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=PAD) if cfg.input == "embedding" else None
         in_size = cfg.embed_dim if self.embed is not None else cfg.vocab_size
@@ -149,11 +171,7 @@ class EnsembleClassifier(nn.Module):
     """``members`` classifiers that differ only in their random initial weights and dropout, trained
     together in one loop. The loss is the mean of the members' losses, so each member learns as if
     alone (their gradients do not mix); the prediction is the mean of their probabilities, returned
-    as its logarithm (a valid logit vector).
-
-    With ``views=2`` the members read two views of each text in turn: member i reads ``ids`` when i is
-    even, ``char_ids`` (the same text as characters) when odd. Members that see the text differently
-    make different mistakes, which is what averaging needs."""
+    as its logarithm (a valid logit vector)."""
 
     def __init__(self, cfg: ClassifierConfig, class_weights: Tensor | None = None) -> None:
         super().__init__()
@@ -161,12 +179,12 @@ class EnsembleClassifier(nn.Module):
         member = replace(cfg, members=1, views=1)
         self.members = nn.ModuleList(SequenceClassifier(member, class_weights) for _ in range(cfg.members))
 
-    def forward(self, ids: Tensor, lengths: Tensor, targets: Tensor | None = None,
-                char_ids: Tensor | None = None, char_lengths: Tensor | None = None):
-        views = [(ids, lengths), (char_ids, char_lengths)][: self.cfg.views]
-        if views[-1][0] is None:
-            raise ValueError("a two-view ensemble needs char_ids and char_lengths")
-        outputs = [m(*views[i % len(views)], targets) for i, m in enumerate(self.members)]
+    def forward(self, ids: Tensor, lengths: Tensor, targets: Tensor | None = None):
+        return self.combine([m(ids, lengths, targets) for m in self.members], targets)
+
+    @staticmethod
+    def combine(outputs: list[tuple[Tensor, Tensor | None]], targets: Tensor | None):
+        """The members' (logits, loss) -> the ensemble's: log of the mean probability, mean loss."""
         log_probs = torch.stack([F.log_softmax(logits, dim=-1) for logits, _ in outputs])  # (N, B, C)
         logits = log_probs.logsumexp(dim=0) - math.log(len(outputs))  # log of the mean probability
         loss = torch.stack([loss for _, loss in outputs]).mean() if targets is not None else None
@@ -174,29 +192,41 @@ class EnsembleClassifier(nn.Module):
 
 
 def build_classifier(cfg: ClassifierConfig, class_weights: Tensor | None = None) -> nn.Module:
-    if cfg.members < 1:
-        raise UserError(f"--ensemble must be at least 1, got {cfg.members}")
-    if cfg.views not in (1, 2) or cfg.members < cfg.views:
-        raise UserError(f"{cfg.views} input views need an ensemble of at least as many members (--ensemble), "
-                        f"got {cfg.members}")
+    """The classifier a config describes: one model, or an ensemble of ``cfg.members``."""
     return EnsembleClassifier(cfg, class_weights) if cfg.members > 1 else SequenceClassifier(cfg, class_weights)
 
 
 @dataclass(frozen=True)
-class LanguageModelConfig:
-    """Everything needed to rebuild a LanguageModel (stored in every checkpoint)."""
+class LanguageModelConfig(Options):
+    """Everything needed to rebuild a LanguageModel (stored in every checkpoint):
+    ``LanguageModel(LanguageModelConfig(**ckpt["meta"]["model_config"]))``."""
 
-    vocab_size: int = 0  # filled in from the data
-    cell: str = "lstm"
-    backend: str = "scratch"
-    nonlinearity: str = "tanh"
-    embed_dim: int = 256
-    hidden: int = 512
-    layers: int = 1
-    dropout: float = 0.1
-    tie_weights: bool = True  # the output layer reuses the input embedding (Press & Wolf, 2017)
-    softmax: str = "full"  # "adaptive": frequent tokens cost a small softmax, rare ones a cheaper extra step
-    cutoffs: tuple[int, ...] = (1000, 3000)  # adaptive: token ids (by falling frequency) where the clusters start
+    vocab_size: int = option(0, "tokens, specials included (from the data)", min=0, cli=False)
+    cell: str = option("lstm", "recurrent cell", choices=RECURRENT_CELLS)
+    backend: str = option("scratch", "scratch: rnnlab's cells from the equations; torch: torch.nn's fused layers",
+                          choices=BACKENDS)
+    nonlinearity: str = option("tanh", "activation of --cell rnn", choices=NONLINEARITIES)
+    embed_dim: int = option(256, "embedding size", min=1, max=4096)
+    hidden: int = option(512, "hidden units", min=1, max=8192)
+    layers: int = option(1, "stacked recurrent layers", min=1, max=16)
+    dropout: float = option(0.1, "dropout on the embedding, between layers and before the output", min=0, below=1)
+    # The output layer reuses the input embedding (Press & Wolf, 2017).
+    tie_weights: bool = option(True, "output layer = the embedding (full softmax only)")
+    softmax: str = option("full", "output layer: full, or adaptive (frequent tokens cost a small softmax, rare ones "
+                          "a cheaper extra step)", choices=("full", "adaptive"))
+    cutoffs: tuple[int, ...] = option((1000, 3000), "adaptive softmax: token ids (by falling frequency) where the "
+                                      "clusters start", min=1, cli=False)
+
+    def check(self) -> None:
+        if self.softmax == "adaptive" and self.tie_weights:
+            raise ValueError("--softmax adaptive has its own output layers: add --no-tie-weights")
+        if self.cell == "rnn" and self.backend == "torch" and self.nonlinearity == "sigmoid":
+            raise ValueError("--nonlinearity sigmoid: torch.nn.RNN has none; use --backend scratch for it")
+
+    def implied(self, given: set[str]) -> "LanguageModelConfig":
+        if "nonlinearity" in given and self.cell != "rnn":
+            raise ValueError(f"--nonlinearity: only --cell rnn has one (--cell {self.cell})")
+        return self
 
 
 class LanguageModel(nn.Module):
@@ -217,14 +247,10 @@ class LanguageModel(nn.Module):
         self.rnn = make_recurrent(cfg.cell, cfg.backend, cfg.embed_dim, cfg.hidden, cfg.layers, False, cfg.dropout,
                                   cfg.nonlinearity, batch_first=True)
         self.drop = nn.Dropout(cfg.dropout)
-        if cfg.softmax not in ("full", "adaptive"):
-            raise UserError(f"--softmax {cfg.softmax!r}: choose full or adaptive")
         self.adaptive = None
         if cfg.softmax == "adaptive":
             # Grave et al. (2017): a softmax over the frequent tokens plus one entry per cluster of rarer
             # ones, each cluster a smaller projection; ids must be sorted by falling frequency.
-            if cfg.tie_weights:
-                raise UserError("--softmax adaptive has its own output layers: add --no-tie-weights")
             # A small vocabulary keeps the cutoffs below its size (one cluster at half of it at least).
             cutoffs = [c for c in cfg.cutoffs if 0 < c < cfg.vocab_size - 1] or [max(1, cfg.vocab_size // 2)]
             self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(cfg.hidden, cfg.vocab_size, cutoffs=cutoffs, div_value=4.0)

@@ -23,7 +23,7 @@ pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em} .muted{colo
 """
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +39,7 @@ def _series(rows: list[dict], key: str):
 
 def plot_curves(runs: dict[str, list[dict]], keys: list[tuple[str, str]], ylabel: str, path: Path, title: str) -> Path:
     """One line per (run, metric key); runs overlay on the same axes."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for run_name, rows in runs.items():
         for key, label in keys:
@@ -77,7 +77,7 @@ def _draw_confusion(ax, confusion: list[list[int]], labels: list[str], title: st
 
 def plot_confusions(items: dict[str, dict], path: Path) -> Path:
     """Row-normalised confusion matrices, side by side (one per run)."""
-    plt = _plt()
+    plt = pyplot()
     n = len(items)
     size = 6.5 if len(next(iter(items.values()))["labels"]) > 12 else 4.5
     fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
@@ -90,7 +90,7 @@ def plot_confusions(items: dict[str, dict], path: Path) -> Path:
     return path
 
 
-def _table(header: list[str], rows: list[list], left: int = 1) -> str:
+def table(header: list[str], rows: list[list], left: int = 1) -> str:
     th = "".join(f"<th class='{'l' if i < left else ''}'>{html.escape(str(h))}</th>" for i, h in enumerate(header))
     body = "".join("<tr>" + "".join(f"<td class='{'l' if i < left else ''}'>{html.escape(_fmt(v))}</td>"
                                     for i, v in enumerate(r)) + "</tr>" for r in rows)
@@ -105,19 +105,23 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _page(title: str, body: str) -> str:
+def page(title: str, body: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
 
 
 def render_run_report(run_dir: str | Path) -> Path:
-    """Draw the run's plots and write report.html; returns its path."""
+    """Draw the run's plots and write report.html; returns its path. The task contributes its own
+    section and plots (``Task.report_section`` / ``report_figures``)."""
+    from .tasks import get_task
+
     run_dir = Path(run_dir)
     config = read_json(run_dir / "config.json")
+    task = get_task(config.get("task", ""))
     rows = read_jsonl(run_dir / "metrics.jsonl")
     summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
     runs = {"": rows}
-    metric = _curve_metric(rows)
+    metric = task.monitor
     plot_curves(runs, [("train_loss", "train"), ("val_loss", "validation")], "cross-entropy", run_dir / "loss.png", "Loss")
     plot_curves(runs, [(f"train_{metric}", "train"), (f"val_{metric}", "validation")], metric,
                 run_dir / f"{metric}.png", metric.capitalize())
@@ -125,31 +129,19 @@ def render_run_report(run_dir: str | Path) -> Path:
     test = summary.get("test")
     model_cfg = config.get("model_config", {})
     train = summary.get("train", {})
-    common = [["parameters", summary.get("parameters", "")], ["best epoch", train.get("best_epoch", "")],
-              ["epochs run", train.get("epochs_run", "")], ["training time (s)", f"{train.get('train_time', 0):.1f}"],
-              ["mean time per epoch (s)", f"{np.mean([r['epoch_time'] for r in rows]):.2f}" if rows else ""]]
-    if test and "confusion" in test:
-        plot_confusions({"": test}, run_dir / "confusion.png")
-        parts.append(_table(["", "value"], [["test accuracy", test["accuracy"]], ["test macro-F1", test["macro_f1"]],
-                                            ["test loss", test["loss"]], *common]))
-    elif test:
-        parts.append(_table(["", "value"], [["test perplexity (per character)", test["test_perplexity"]],
-                                            ["validation perplexity", test["val_perplexity"]], *common]))
+    parts.append(table(["", "value"], [
+        ["parameters", summary.get("parameters", "")], ["best epoch", train.get("best_epoch", "")],
+        ["epochs run", train.get("epochs_run", "")], ["stopped", train.get("stopped", "")],
+        ["training time (s)", f"{train.get('train_time', 0):.1f}"],
+        ["mean time per epoch (s)", f"{np.mean([r['epoch_time'] for r in rows]):.2f}" if rows else ""]]))
+    if test:
+        task.report_figures(test, run_dir)
+        parts.append(task.report_section(test))
     parts.append(f"<h2>Curves</h2><img src='loss.png' alt='loss'><img src='{metric}.png' alt='{metric}'>")
     if rows:
         keys = [k for k in ("epoch", "train_loss", "val_loss", f"train_{metric}", f"val_{metric}", "val_macro_f1",
                             "lr", "epoch_time") if k in rows[0]]
-        parts.append("<h2>Per epoch</h2>" + _table(keys, [[r.get(k, "") for k in keys] for r in rows], left=0))
-    if test and "confusion" in test:
-        parts.append("<h2>Test set</h2><p>Confusion matrix, each row normalised by its true class "
-                     "(the diagonal is each class's recall).</p><img src='confusion.png' alt='confusion matrix'>")
-        parts.append(_table(["class", "precision", "recall", "F1", "support"],
-                            [[c["label"], c["precision"], c["recall"], c["f1"], c["support"]] for c in test["per_class"]]))
-        if test.get("mistakes"):
-            parts.append("<h2>Some mistakes</h2>" + _table(["text", "true", "predicted"],
-                         [[m["text"], m["true"], m["predicted"]] for m in test["mistakes"][:20]], left=3))
-    elif test and "samples" in test:
-        parts.append(_samples_section(test))
+        parts.append("<h2>Per epoch</h2>" + table(keys, [[r.get(k, "") for k in keys] for r in rows], left=0))
     if test and test.get("explained"):
         parts.append(_explained_section(test["explained"]))
     if summary.get("data"):
@@ -160,14 +152,8 @@ def render_run_report(run_dir: str | Path) -> Path:
     parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(config, indent=2, ensure_ascii=False)) + "</pre>")
     title = f"rnnlab {config.get('task', '')}: {model_cfg.get('cell', '')} ({model_cfg.get('backend', '')})"
     out = run_dir / "report.html"
-    out.write_text(_page(title, "".join(parts)), encoding="utf-8")
+    out.write_text(page(title, "".join(parts)), encoding="utf-8")
     return out
-
-
-def _curve_metric(rows: list[dict]) -> str:
-    """The task's headline metric found in the metrics lines (accuracy or perplexity)."""
-    keys = set().union(*rows) if rows else set()
-    return next((m for m in ("accuracy", "perplexity") if f"val_{m}" in keys), "accuracy")
 
 
 def _explained_section(items: list[dict]) -> str:
@@ -190,80 +176,38 @@ def _explained_section(items: list[dict]) -> str:
             + "".join(rows) + "</table>")
 
 
-def _samples_section(test: dict) -> str:
-    from .poetry import format_poem
-
-    s, c, r = test["samples"], test["corpus"], test.get("regulated")
-    reg = r["all"] if r else {}
-
-    def pct(d: dict, key: str) -> str:
-        return f"{d[key]:.1%}" if key in d else ""
-
-    measures = [("well-formed 5/7-character quatrain or regulated verse", "well_formed"),
-                ("even lines rhyme, same Mandarin final (of the well-formed)", "rhyme_rate"),
-                ("even lines rhyme, Pingshui 平水韵 level-tone group", "rhyme_rate_pingshui"),
-                ("even lines rhyme, 中华新韵 level-tone group", "rhyme_rate_xinyun"),
-                ("2-4-6 tone pattern kept (平仄, Pingshui)", "tone_pattern_rate"),
-                ("every rule: rhyme, pattern, line ends (Pingshui)", "regulated_rate")]
-    rows = [[label, pct(s, key), pct(reg, key), pct(c, key)] for label, key in measures]
-    rows += [["distinct lines", f"{s['distinct_lines']:.3f}", f"{reg['distinct_lines']:.3f}" if reg else "",
-              f"{c['distinct_lines']:.3f}" if "distinct_lines" in c else ""],
-             ["lines copied from the training poems", f"{s['copy_rate']:.1%}", pct(reg, "copy_rate"), ""],
-             ["model's log-probability per token", f"{s['logprob']:.3f}" if "logprob" in s else "",
-              f"{reg['logprob']:.3f}" if reg else "", ""],
-             ["how many", s["samples"], reg.get("samples", ""), c["poems"]]]
-    table = _table(["", "free samples", "regulated samples", "training poems"], rows)
-    poems = "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in test.get("examples", []))
-    settings = ", ".join(f"{k} {v}" for k, v in s.get("settings", {}).items())
-    out = (f"<h2>Unconstrained samples, and regulated ones</h2><p>{s['samples']} poems sampled freely ({html.escape(settings)}), "
-           f"beside the training corpus.</p>{table}<p>Forms of the free samples: {html.escape(json.dumps(s['forms']))}</p>")
-    if r:
-        forms = _table(["form", "rhyme (Pingshui)", "rhyme (新韵)", "tone pattern", "every rule", "distinct lines",
-                        "copied lines", "log-probability"],
-                       [[f, pct(q, "rhyme_rate_pingshui"), pct(q, "rhyme_rate_xinyun"), pct(q, "tone_pattern_rate"),
-                         pct(q, "regulated_rate"), f"{q['distinct_lines']:.3f}", pct(q, "copy_rate"), f"{q['logprob']:.3f}"]
-                        for f, q in r["forms"].items()])
-        out += (f"<h3>Regulated samples</h3><p>{r['per_form']} poems of each form written under the rules "
-                f"({html.escape(r['rhyme_scheme'])} rhyme groups and tones; as <code>rnnlab generate --form</code> "
-                f"writes them). What the rules cost in fluency: negative log-probability per token "
-                f"{r['nll_ratio']:.2f}x the free samples'.</p>{forms}"
-                + "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in r.get("examples", [])))
-    return out + f"<h3>Some free samples</h3>{poems}"
-
-
 def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Path:
     """One side-by-side report for several runs of the same task, split and seed."""
+    from .tasks import get_task
+
     out_dir = Path(out_dir)
     metrics = {name: read_jsonl(Path(d) / "metrics.jsonl") for name, d in run_dirs.items()}
     summaries = {name: read_json(Path(d) / "summary.json") for name, d in run_dirs.items()}
+    first = read_json(Path(next(iter(run_dirs.values()))) / "config.json")
+    task = get_task(first["task"])
+    metric = task.monitor
     plot_curves(metrics, [("val_loss", "")], "validation cross-entropy", out_dir / "compare_loss.png", "Validation loss")
-    metric = _curve_metric(next(iter(metrics.values())))
     plot_curves(metrics, [(f"val_{metric}", "")], f"validation {metric}", out_dir / f"compare_{metric}.png",
                 f"Validation {metric}")
-    classify = "confusion" in next(iter(summaries.values()))["test"]
+    classify = all("confusion" in s["test"] for s in summaries.values())
     if classify:
         plot_confusions({name: s["test"] for name, s in summaries.items()}, out_dir / "compare_confusion.png")
-        header = ["model", "test accuracy", "test macro-F1"]
-        scores = lambda t: [t["accuracy"], t["macro_f1"]]  # noqa: E731
-    else:
-        header = ["model", "test perplexity", "samples well-formed", "rhyme", "distinct lines", "copied lines"]
-        scores = lambda t: [t["test_perplexity"], t["samples"]["well_formed"], t["samples"]["rhyme_rate"],  # noqa: E731
-                            t["samples"]["distinct_lines"], t["samples"]["copy_rate"]]
-    rows = []
+    header, rows = ["model"], []
     for name, s in summaries.items():
+        columns = task.compare_columns(s["test"])
+        header = ["model", *columns]
         epochs = metrics[name]
         per_epoch = float(np.mean([r["epoch_time"] for r in epochs])) if epochs else 0.0
-        rows.append([name, *scores(s["test"]), s["parameters"], f"{s['train']['train_time']:.1f}", f"{per_epoch:.2f}",
+        rows.append([name, *columns.values(), s["parameters"], f"{s['train']['train_time']:.1f}", f"{per_epoch:.2f}",
                      s["train"]["best_epoch"]])
-    table = _table(header + ["parameters", "training time (s)", "s / epoch", "best epoch"], rows)
-    links = "<ul>" + "".join(f"<li><a href='{Path(d).name}/report.html'>report</a> of {html.escape(name)}</li>"
+    body = table(header + ["parameters", "training time (s)", "s / epoch", "best epoch"], rows)
+    body += "<ul>" + "".join(f"<li><a href='{Path(d).name}/report.html'>report</a> of {html.escape(name)}</li>"
                              for name, d in run_dirs.items()) + "</ul>"
-    body = table + links + f"<h2>Curves</h2><img src='compare_loss.png'><img src='compare_{metric}.png'>"
+    body += f"<h2>Curves</h2><img src='compare_loss.png'><img src='compare_{metric}.png'>"
     if classify:
         body += "<h2>Confusion matrices (test, row-normalised)</h2><img src='compare_confusion.png'>"
-    first = read_json(Path(next(iter(run_dirs.values()))) / "config.json")
     body += "<h2>Shared configuration</h2><pre>" + html.escape(json.dumps(
         {k: first[k] for k in ("task_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"
     out = out_dir / "report.html"
-    out.write_text(_page(f"rnnlab {first['task']}: comparison", body), encoding="utf-8")
+    out.write_text(page(f"rnnlab {first['task']}: comparison", body), encoding="utf-8")
     return out

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from .base import Task
 from ..metrics import classification_metrics, classification_report
 from ..models import ClassifierConfig, build_classifier, predict_batches
 from ..vocab import UNK, Vocab
@@ -41,28 +41,33 @@ def slice_inputs(tensors: dict[str, torch.Tensor], idx: torch.Tensor, trim: bool
     return out
 
 
+CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+SPLITS = ("grouped", "random")
+
+
 def class_weights(counts: list[int], kind: str) -> torch.Tensor | None:
+    """Loss weights per class: "balanced" makes every class weigh the same in total, "sqrt" halfway."""
     if kind == "none":
         return None
     counts_t = torch.tensor(counts, dtype=torch.float).clamp(min=1)
-    w = counts_t.sum() / (len(counts) * counts_t)  # "balanced": every class weighs the same in total
+    w = counts_t.sum() / (len(counts) * counts_t)
     if kind == "sqrt":
         w = w.sqrt()
-    elif kind != "balanced":
-        raise UserError(f"--class-weights {kind!r}: choose none, balanced or sqrt")
     return w / w.mean()
 
 
-SPLITS = ("grouped", "random")
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(f"--val-fraction {val_fraction:g} and --test-fraction {test_fraction:g} leave nothing to "
+                         "train on: their sum must be below 1")
 
 
 def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float, test_fraction: float,
                 seed: int) -> tuple[dict[str, list[tuple[str, int]]], dict]:
     """Stratified, seeded train/val/test split under the ``grouped`` or ``random`` protocol."""
     if protocol not in SPLITS:
-        raise UserError(f"--split {protocol!r}: choose one of {', '.join(SPLITS)}")
-    if not (0 < test_fraction < 1 and 0 < val_fraction < 1 and val_fraction + test_fraction < 1):
-        raise UserError(f"split fractions must be in (0, 1) and sum below 1, got val {val_fraction}, test {test_fraction}")
+        raise ValueError(f"--split {protocol!r}: choose one of {', '.join(SPLITS)}")
+    check_fractions(val_fraction, test_fraction)
     rng = np.random.default_rng(seed)
     report: dict = {"protocol": protocol}
     if protocol == "grouped":
@@ -96,8 +101,9 @@ def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float
     return out, report
 
 
-class TextClassificationTask:
-    """The shared training loop's interface (see rnnlab.train.Task) for labelled texts."""
+class TextClassificationTask(Task):
+    """What names and sentiment share (the contract: rnnlab.tasks.base.Task): labelled texts, a
+    vocabulary, padded batches, accuracy-monitored training, the classification test report."""
 
     monitor = "accuracy"
     monitor_mode = "max"
@@ -133,7 +139,11 @@ class TextClassificationTask:
         return replace(model_cfg, vocab_size=len(self.vocab), num_classes=len(self.labels))
 
     def build_model(self, model_cfg: ClassifierConfig):
-        return build_classifier(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
+        return self.rebuild_model(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
+
+    @classmethod
+    def rebuild_model(cls, model_cfg: ClassifierConfig, class_weights=None):
+        return build_classifier(model_cfg, class_weights)
 
     def state(self) -> dict:
         """What a checkpoint needs besides the weights to use the model on new texts."""
@@ -177,6 +187,42 @@ class TextClassificationTask:
                                "predicted": self.labels[int(preds[i])]} for i in wrong]
         return report
 
+    def data_line(self) -> str:
+        r = self.data_report
+        counts = [f"{r.get('train_items_used', r.get('train_items', 0))} train", f"{r.get('val_items', 0)} val",
+                  f"{r.get('test_items', 0)} test"]
+        dropped = [f"{r.get(k, 0)} {k.replace('_', ' ')}" for k in ("duplicates_dropped", "junk", "empty")]
+        return f"data: {', '.join(counts)} ({r['protocol']} split); dropped: {', '.join(dropped)}"
+
     @staticmethod
     def headline(test: dict) -> str:
         return f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}"
+
+    @classmethod
+    def compare_columns(cls, test: dict) -> dict:
+        return {"test accuracy": test["accuracy"], "test macro-F1": test["macro_f1"]}
+
+    @classmethod
+    def report_section(cls, test: dict) -> str:
+        """Headline figures, the confusion matrix (drawn by the report as confusion.png), per-class
+        scores and some mistakes."""
+        from ..report import table
+
+        parts = [table(["", "value"], [["test accuracy", test["accuracy"]], ["test macro-F1", test["macro_f1"]],
+                                       ["test loss", test["loss"]]]
+                       + ([["test ROC-AUC", test["roc_auc"]]] if "roc_auc" in test else [])),
+                 "<h2>Test set</h2><p>Confusion matrix, each row normalised by its true class "
+                 "(the diagonal is each class's recall).</p><img src='confusion.png' alt='confusion matrix'>",
+                 table(["class", "precision", "recall", "F1", "support"],
+                       [[c["label"], c["precision"], c["recall"], c["f1"], c["support"]] for c in test["per_class"]])]
+        if test.get("mistakes"):
+            parts.append("<h2>Some mistakes</h2>" + table(["text", "true", "predicted"],
+                         [[m["text"], m["true"], m["predicted"]] for m in test["mistakes"][:20]], left=3))
+        return "".join(parts)
+
+    @staticmethod
+    def report_figures(test: dict, run_dir) -> None:
+        """The task's own plots beside report.html."""
+        from ..report import plot_confusions
+
+        plot_confusions({"": test}, run_dir / "confusion.png")

@@ -25,9 +25,12 @@ import torch
 from ..bundle import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig, build_classifier
+from ..options import Options, option
 from ..train import TrainConfig
 from ..vocab import Vocab
-from .classify import TextClassificationTask, encode_batch, split_items
+from .base import register
+from .classify import (CLASS_WEIGHTS, SPLITS, TextClassificationTask, check_fractions, encode_batch,
+                       split_items)
 
 MAX_NAME_CHARS = 100  # longest name accepted at predict time
 _NAME_RE = re.compile(r"[^\W\d_]+(?:[ '\-.\u2019]+[^\W\d_]+)*\.?")
@@ -40,14 +43,21 @@ DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, lr=3e-3)
 
 
 @dataclass(frozen=True)
-class NamesConfig:
-    data: str = ""  # folder of <label>.txt files; "" = the bundled names
-    split: str = "grouped"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    max_words: int = 3
-    class_weights: str = "none"  # none | balanced | sqrt: loss weights against class imbalance
-    limit: int = 0  # keep only this many training items (0 = all): for quick runs and tests
+class NamesConfig(Options):
+    """The names task's data options."""
+
+    data: str = option("", "folder of <label>.txt files, one name per line (default: the bundled names)",
+                       metavar="DIR")
+    split: str = option("grouped", "grouped: no name in two splits; random: a plain row split (leaks names)",
+                        choices=SPLITS)
+    val_fraction: float = option(0.1, "share of the names for validation", above=0, below=1)
+    test_fraction: float = option(0.2, "share of the names for the test", above=0, below=1)
+    max_words: int = option(3, "lines with more words are junk", min=1, max=100)
+    class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
+    limit: int = option(0, "use only this many training items (0 = all): quick runs and tests", min=0)
+
+    def check(self) -> None:
+        check_fractions(self.val_fraction, self.test_fraction)
 
 
 def read_label_folder(path: Path, max_words: int = 3) -> tuple[list[str], list[tuple[str, int]], dict]:
@@ -90,10 +100,130 @@ def read_label_folder(path: Path, max_words: int = 3) -> tuple[list[str], list[t
     return labels, items, report
 
 
+class NamesPredictor:
+    """A trained names model: top-k languages with probabilities, and a step-by-step trace."""
+
+    def __init__(self, model, model_cfg: ClassifierConfig, task_cfg: NamesConfig, state: dict, device) -> None:
+        self.model, self.model_cfg, self.device = model, model_cfg, device
+        self.labels = state["labels"]
+        self.vocab = Vocab(state["chars"])
+
+    def _check(self, names: list[str]) -> list[str]:
+        if not names:
+            raise UserError("no names: give at least one")
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                raise UserError("empty name: give at least one character")
+            if len(name) > MAX_NAME_CHARS:
+                raise UserError(f"name of {len(name):,} characters is longer than the limit of {MAX_NAME_CHARS}")
+        return [n.strip() for n in names]
+
+    @torch.no_grad()
+    def probabilities(self, names: list[str]) -> torch.Tensor:
+        """(N, C) class probabilities of the (checked, stripped) names."""
+        ids, lengths = encode_batch(self.vocab, names)
+        self.model.eval()
+        logits, _ = self.model(ids.to(self.device), lengths.to(self.device))
+        return logits.float().softmax(-1).cpu()
+
+    def predict(self, names: list[str], top: int = 3) -> list[dict]:
+        if not 1 <= top <= 1000:
+            raise UserError(f"--top {top}: give a number from 1 to 1000")
+        clean = self._check(names)
+        values, indices = self.probabilities(clean).topk(min(top, len(self.labels)), dim=-1)
+        return [{"name": name, "unknown_characters": self.vocab.unknown(name),
+                 "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(v, ix)]}
+                for name, v, ix in zip(clean, values, indices)]
+
+    @torch.no_grad()
+    def trace(self, name: str, top: int = 5) -> dict:
+        """How the answer forms character by character: the class probabilities after each prefix
+        (for the ``top`` classes of the whole name), and the first layer's gates and hidden state
+        at each step (forward direction; the first member of an ensemble).
+
+            chars          S     a     t     o
+            probabilities  (T, top)  -- the model's answer had the name stopped there
+            gates[g]       (T, H)    -- LSTM: input, forget, output; GRU: reset, update
+            hidden         (T, H)
+        """
+        (name,) = self._check([name])
+        prefixes = [name[: i + 1] for i in range(len(name))]
+        probs = self.probabilities(prefixes)  # (T, C)
+        order = probs[-1].argsort(descending=True)[: min(top, len(self.labels))]
+        member = self.model.members[0] if hasattr(self.model, "members") else self.model
+        ids, _ = encode_batch(self.vocab, [name])
+        x = member.inputs(ids.to(self.device))[0].float()  # (T, I)
+        gates, hidden = step_through(member, x)
+        return {"name": name, "chars": list(name), "labels": [self.labels[int(i)] for i in order],
+                "probabilities": [[round(float(p), 4) for p in row[order]] for row in probs],
+                "cell": self.model_cfg.cell, "gates": {k: _rounded(v) for k, v in gates.items()},
+                "hidden": _rounded(hidden)}
+
+    @staticmethod
+    def format(r: dict) -> str:
+        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
+        note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
+        return f"{r['name']}: {tops}{note}"
+
+
+def _rounded(t: torch.Tensor) -> list[list[float]]:
+    return [[round(float(v), 4) for v in row] for row in t]
+
+
+def step_through(classifier, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Run the first recurrent layer of ``classifier`` over ``x`` (T, I) one step at a time, written
+    as its equations, and keep what a learner wants to see: each gate's activations (T, H) and the
+    hidden state (T, H). Works for rnnlab's and torch's layers alike (same parameter names)."""
+    cell, rnn = classifier.cfg.cell, classifier.rnn
+    if cell == "tutorial":  # h_t = i2h([x_t, h_{t-1}]): no gates
+        h = x.new_zeros(rnn.hidden_size)
+        hs = []
+        for x_t in x:
+            h = rnn.i2h(torch.cat([x_t, h]))
+            hs.append(h)
+        return {}, torch.stack(hs)
+    w_ih, w_hh = rnn.weight_ih_l0.float(), rnn.weight_hh_l0.float()
+    b_ih = getattr(rnn, "bias_ih_l0", None)
+    b_hh = getattr(rnn, "bias_hh_l0", None)
+    xg = x @ w_ih.t() + (b_ih.float() if b_ih is not None else 0)  # (T, G*H): every step's input part
+    H = w_hh.size(1)
+    h, c = x.new_zeros(H), x.new_zeros(H)
+    out: dict[str, list] = {}
+    hs = []
+    for t in range(x.size(0)):
+        hg = w_hh @ h + (b_hh.float() if b_hh is not None else 0)  # (G*H,): the recurrent part
+        if cell == "lstm":
+            i, f, g, o = (xg[t] + hg).chunk(4)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            step = {"input": i, "forget": f, "output": o}
+        elif cell == "gru":
+            xr, xz, xn = xg[t].chunk(3)
+            hr, hz, hn = hg.chunk(3)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            n = torch.tanh(xn + r * hn)
+            h = (1 - z) * n + z * h
+            step = {"reset": r, "update": z}
+        else:
+            phi = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}[classifier.cfg.nonlinearity]
+            h = phi(xg[t] + hg)
+            step = {}
+        for k, v in step.items():
+            out.setdefault(k, []).append(v)
+        hs.append(h)
+    return {k: torch.stack(v) for k, v in out.items()}, torch.stack(hs)
+
+
+@register
 class NamesTask(TextClassificationTask):
-    """The names task for the shared training loop (see rnnlab.train.Task)."""
+    """Names -> language (the contract: rnnlab.tasks.base.Task)."""
 
     name = "names"
+    config_cls = NamesConfig
+    default_model = DEFAULT_MODEL
+    default_train = DEFAULT_TRAIN
+    predictor_cls = NamesPredictor
 
     def __init__(self, cfg: NamesConfig, seed: int, state: dict | None = None):
         """``state`` (from a checkpoint) fixes the labels and vocabulary of a resumed run."""
@@ -116,39 +246,3 @@ class NamesTask(TextClassificationTask):
                 raise UserError(f"{data_dir}: too little data: the {split} split is empty")
         self.tokens = {split: [t for t, _ in rows] for split, rows in self.splits.items()}  # a name's tokens: its letters
         self._index(Vocab(state["chars"]) if state else Vocab.build(self.tokens["train"]))
-
-
-class NamesPredictor:
-    """A trained names model from its checkpoint alone: top-k labels with probabilities."""
-
-    def __init__(self, checkpoint: dict, device) -> None:
-        meta = checkpoint["meta"]
-        self.labels = meta["task_state"]["labels"]
-        self.vocab = Vocab(meta["task_state"]["chars"])
-        self.model = build_classifier(ClassifierConfig(**meta["model_config"])).to(device)
-        self.model.load_state_dict(checkpoint["model"])
-        self.model.eval()
-        self.device = device
-
-    @torch.no_grad()
-    def predict(self, names: list[str], top: int = 3) -> list[dict]:
-        for name in names:
-            if not name.strip():
-                raise UserError("empty name: give at least one character")
-            if len(name) > MAX_NAME_CHARS:
-                raise UserError(f"name of {len(name):,} characters is longer than the limit of {MAX_NAME_CHARS}")
-        clean = [n.strip() for n in names]
-        ids, lengths = encode_batch(self.vocab, clean)
-        logits, _ = self.model(ids.to(self.device), lengths.to(self.device))
-        probs = logits.float().softmax(-1).cpu()
-        k = min(top, len(self.labels))
-        values, indices = probs.topk(k, dim=-1)
-        return [{"name": name, "unknown_characters": self.vocab.unknown(name),
-                 "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(v, ix)]}
-                for name, v, ix in zip(clean, values, indices)]
-
-    @staticmethod
-    def format(r: dict) -> str:
-        tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
-        note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
-        return f"{r['name']}: {tops}{note}"

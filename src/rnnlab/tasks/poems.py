@@ -31,8 +31,10 @@ from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
 from ..errors import UserError
 from ..models import LanguageModel, LanguageModelConfig
 from ..poetry import FORMS, corpus_reference, form_of, lines_of, odd_characters, quality
+from ..options import Options, option
 from ..train import TrainConfig
 from ..vocab import BOS, EOS, LM_SPECIALS, PAD, UNK, Vocab
+from .base import Task, register
 
 CONVERSIONS = ("auto", "t2s", "none")
 
@@ -45,17 +47,28 @@ DEFAULT_TRAIN = TrainConfig(epochs=30, batch_size=64, lr=2e-3, patience=3, max_t
 
 
 @dataclass(frozen=True)
-class PoemsConfig:
-    data: str = ""  # chinese-poetry JSON file or folder, or .jsonl(.gz); "" = the bundled Tang poems
-    convert: str = "auto"  # t2s | none | auto (t2s for --data, none for the bundled, already simplified set)
-    min_chars: int = 5  # characters of content, punctuation included
-    max_chars: int = 80
-    forms: str = ""  # e.g. "5x4,7x4": keep only these forms; "" = every poem
-    min_count: int = 2  # rarer characters become <unk>
-    val_fraction: float = 0.05
-    test_fraction: float = 0.05
-    limit: int = 0  # keep only this many training poems (0 = all): for quick runs and tests
-    samples: int = 200  # unconstrained samples scored in the final report
+class PoemsConfig(Options):
+    """The poems task's data options."""
+
+    data: str = option("", "chinese-poetry JSON file or folder, or .jsonl(.gz) (default: the bundled Tang poems)",
+                       metavar="PATH")
+    convert: str = option("auto", "traditional -> simplified with OpenCC (auto: for --data, not for the bundled, "
+                          "already simplified set)", choices=CONVERSIONS)
+    min_chars: int = option(5, "shortest poem kept (characters with punctuation)", min=1, max=2000)
+    max_chars: int = option(80, "longest poem kept", min=1, max=2000)
+    forms: str = option("", "keep only these forms, e.g. 5x4,7x4 (default: every poem)", metavar="FORMS")
+    min_count: int = option(2, "rarer characters become <unk>", min=1)
+    val_fraction: float = option(0.05, "share of the poems for validation", above=0, below=1)
+    test_fraction: float = option(0.05, "share of the poems for the test", above=0, below=1)
+    limit: int = option(0, "use only this many training poems (0 = all): quick runs and tests", min=0)
+    samples: int = option(200, "unconstrained samples scored in the final report", min=0, max=10_000)
+
+    def check(self) -> None:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"--min-chars {self.min_chars} is above --max-chars {self.max_chars}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("--val-fraction and --test-fraction must sum below 1")
+        _parse_forms(self.forms)
 
 
 def _poem_files(path: Path) -> list[Path]:
@@ -132,26 +145,139 @@ def _parse_forms(text: str) -> tuple[str, ...]:
     forms = tuple(f.strip() for f in text.split(",") if f.strip())
     bad = [f for f in forms if f not in FORMS]
     if bad:
-        raise UserError(f"--forms {text!r}: give a comma-separated list from {', '.join(FORMS)}")
+        raise ValueError(f"--forms {text!r}: give a comma-separated list from {', '.join(FORMS)}")
     return forms
 
 
-class PoemsTask:
-    """The poems language-modelling task for the shared training loop (see rnnlab.train.Task)."""
+def samples_section(test: dict) -> str:
+    """The report's samples part: free samples and regulated ones (each form written under the rules)
+    beside the training corpus."""
+    import html
+    import json
+
+    from ..poetry import format_poem
+    from ..report import table
+
+    s, c, r = test["samples"], test["corpus"], test.get("regulated")
+    reg = r["all"] if r else {}
+
+    def pct(d: dict, key: str) -> str:
+        return f"{d[key]:.1%}" if key in d else ""
+
+    measures = [("well-formed 5/7-character quatrain or regulated verse", "well_formed"),
+                ("even lines rhyme, same Mandarin final (of the well-formed)", "rhyme_rate"),
+                ("even lines rhyme, Pingshui 平水韵 level-tone group", "rhyme_rate_pingshui"),
+                ("even lines rhyme, 中华新韵 level-tone group", "rhyme_rate_xinyun"),
+                ("2-4-6 tone pattern kept (平仄, Pingshui)", "tone_pattern_rate"),
+                ("every rule: rhyme, pattern, line ends (Pingshui)", "regulated_rate")]
+    rows = [[label, pct(s, key), pct(reg, key), pct(c, key)] for label, key in measures]
+    rows += [["distinct lines", f"{s['distinct_lines']:.3f}", f"{reg['distinct_lines']:.3f}" if reg else "",
+              f"{c['distinct_lines']:.3f}" if "distinct_lines" in c else ""],
+             ["lines copied from the training poems", f"{s['copy_rate']:.1%}", pct(reg, "copy_rate"), ""],
+             ["model's log-probability per token", f"{s['logprob']:.3f}" if "logprob" in s else "",
+              f"{reg['logprob']:.3f}" if reg else "", ""],
+             ["how many", s["samples"], reg.get("samples", ""), c["poems"]]]
+    rows = table(["", "free samples", "regulated samples", "training poems"], rows)
+    poems = "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in test.get("examples", []))
+    settings = ", ".join(f"{k} {v}" for k, v in s.get("settings", {}).items())
+    out = (f"<h2>Unconstrained samples, and regulated ones</h2><p>{s['samples']} poems sampled freely "
+           f"({html.escape(settings)}), beside the training corpus.</p>{rows}"
+           f"<p>Forms of the free samples: {html.escape(json.dumps(s['forms']))}</p>")
+    if r:
+        forms = table(["form", "rhyme (Pingshui)", "rhyme (新韵)", "tone pattern", "every rule", "distinct lines",
+                       "copied lines", "log-probability"],
+                      [[f, pct(q, "rhyme_rate_pingshui"), pct(q, "rhyme_rate_xinyun"), pct(q, "tone_pattern_rate"),
+                        pct(q, "regulated_rate"), f"{q['distinct_lines']:.3f}", pct(q, "copy_rate"), f"{q['logprob']:.3f}"]
+                       for f, q in r["forms"].items()])
+        out += (f"<h3>Regulated samples</h3><p>{r['per_form']} poems of each form written under the rules "
+                f"({html.escape(r['rhyme_scheme'])} rhyme groups and tones, as <code>rnnlab generate --form</code> "
+                f"writes them). What the rules cost in fluency: negative log-probability per token "
+                f"{r['nll_ratio']:.2f}x the free samples'.</p>{forms}"
+                + "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in r.get("examples", [])))
+    return out + f"<h3>Some free samples</h3>{poems}"
+
+
+class PoemsPredictor:
+    """A trained poems model: writes poems, scores given ones, and shows the alternatives at each character."""
+
+    def __init__(self, model, model_cfg: LanguageModelConfig, task_cfg: PoemsConfig, state: dict, device) -> None:
+        from ..generate import PoemSampler
+
+        self.model, self.device = model, device
+        self.vocab = Vocab(state["chars"], LM_SPECIALS)
+        self.sampler = PoemSampler(self.model, self.vocab, device)
+
+    def generate(self, **options) -> list:
+        return self.sampler.sample(**options)
+
+    @torch.no_grad()
+    def alternatives(self, content: str, top: int = 5) -> list[dict]:
+        """For each character of ``content``: its probability under the model at that position and
+        the model's ``top`` likeliest characters there (what else the poem could have said)."""
+        text = "".join(content.split())
+        if not text:
+            raise UserError("empty poem: give at least one character")
+        if len(text) > 2000:
+            raise UserError(f"poem of {len(text):,} characters is longer than the limit of 2000")
+        if not 1 <= top <= 100:
+            raise UserError(f"top {top}: give a number from 1 to 100")
+        targets = torch.tensor([self.vocab.encode(text)])  # (1, T)
+        ids = torch.cat([torch.tensor([[BOS]]), targets[:, :-1]], dim=1)
+        self.model.eval()
+        logits, _ = self.model(ids.to(self.device))
+        probs = logits[0].float().cpu().softmax(-1)  # (T, V)
+        probs[:, : self.vocab.offset] = 0
+        values, indices = probs.topk(min(top, len(self.vocab.chars)), dim=-1)
+        return [{"char": ch, "probability": round(float(probs[t, targets[0, t]]), 4) if ch in self.vocab else None,
+                 "alternatives": [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)}
+                                  for p, i in zip(values[t], indices[t])]}
+                for t, ch in enumerate(text)]
+
+    @torch.no_grad()
+    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
+        """For each text: its perplexity as a poem, and the likeliest next characters after it."""
+        out = []
+        for text in texts:
+            text = "".join(text.split())
+            if not text:
+                raise UserError("empty text: give at least one character")
+            if len(text) > 2000:
+                raise UserError(f"text of {len(text):,} characters is longer than the limit of 2000")
+            targets = torch.tensor([encode_poem(self.vocab, text)])  # (1, T) characters + </s>
+            ids = torch.cat([torch.tensor([[BOS]]), targets[:, :-1]], dim=1)
+            logits, _ = self.model(ids.to(self.device))
+            nll = F.cross_entropy(logits[0].float().cpu(), targets[0]).item()
+            probs = logits[0, -1].float().cpu().softmax(-1)
+            probs[: self.vocab.offset] = 0
+            values, indices = probs.topk(min(top, len(self.vocab.chars)))
+            out.append({"text": text, "perplexity": round(math.exp(nll), 2), "form": form_of(text),
+                        "unknown_characters": sorted({c for c in text if c not in self.vocab}),
+                        "next": [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)}
+                                 for p, i in zip(values, indices)]})
+        return out
+
+    @staticmethod
+    def format(r: dict) -> str:
+        nxt = " ".join(f"{n['char']} {n['probability']:.3f}" for n in r["next"])
+        note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
+        return f"{r['text']}: perplexity {r['perplexity']:.1f}, form {r['form'] or 'irregular'}; next: {nxt}{note}"
+
+
+@register
+class PoemsTask(Task):
+    """Tang poems: a character-level language model (the contract: rnnlab.tasks.base.Task)."""
 
     name = "poems"
     monitor = "perplexity"
     monitor_mode = "min"
+    config_cls = PoemsConfig
     model_config_cls = LanguageModelConfig
+    default_model = DEFAULT_MODEL
+    default_train = DEFAULT_TRAIN
+    predictor_cls = PoemsPredictor
 
     def __init__(self, cfg: PoemsConfig, seed: int, state: dict | None = None):
         self.cfg = cfg
-        if cfg.convert not in CONVERSIONS:
-            raise UserError(f"--convert {cfg.convert!r}: choose one of {', '.join(CONVERSIONS)}")
-        if not 1 <= cfg.min_chars <= cfg.max_chars or cfg.max_chars > 2000:
-            raise UserError(f"--min-chars/--max-chars: need 1 <= min <= max <= 2000, got {cfg.min_chars}, {cfg.max_chars}")
-        if not (0 < cfg.val_fraction < 1 and 0 < cfg.test_fraction < 1 and cfg.val_fraction + cfg.test_fraction < 1):
-            raise UserError("split fractions must be in (0, 1) and sum below 1")
         path = Path(cfg.data) if cfg.data else default_data_dir() / POEMS_FILE
         convert = cfg.convert == "t2s" or (cfg.convert == "auto" and bool(cfg.data))
         poems, self.data_report = read_poems(path, convert)
@@ -190,7 +316,8 @@ class PoemsTask:
     def model_config(self, model_cfg: LanguageModelConfig) -> LanguageModelConfig:
         return replace(model_cfg, vocab_size=len(self.vocab))
 
-    def build_model(self, model_cfg: LanguageModelConfig) -> LanguageModel:
+    @classmethod
+    def rebuild_model(cls, model_cfg: LanguageModelConfig) -> LanguageModel:
         return LanguageModel(model_cfg)
 
     def state(self) -> dict:
@@ -264,6 +391,25 @@ class PoemsTask:
                                                          report["samples"]["logprob"])
         return report
 
+    def data_line(self) -> str:
+        r = self.data_report
+        dropped = ", ".join(f"{n} {reason}" for reason, n in r["dropped"].items()) or "none"
+        return (f"data: {r['train_items']} train, {r['val_items']} val, {r['test_items']} test poems (by poem); "
+                f"dropped: {dropped}")
+
+    @classmethod
+    def compare_columns(cls, test: dict) -> dict:
+        s = test["samples"]
+        return {"test perplexity": test["test_perplexity"], "samples well-formed": s["well_formed"],
+                "rhyme": s["rhyme_rate"], "distinct lines": s["distinct_lines"], "copied lines": s["copy_rate"]}
+
+    @classmethod
+    def report_section(cls, test: dict) -> str:
+        from ..report import table
+
+        return table(["", "value"], [["test perplexity (per character)", test["test_perplexity"]],
+                                     ["validation perplexity", test["val_perplexity"]]]) + samples_section(test)
+
     @staticmethod
     def _regulated_report(sampler, per_form: int, settings: dict, rhyme_scheme: str, training_lines: set,
                           free_logprob: float) -> dict:
@@ -290,50 +436,3 @@ class PoemsTask:
         s = test["samples"]
         return (f"test perplexity {test['test_perplexity']:.1f}; samples: {s['well_formed']:.0%} well-formed, "
                 f"rhyme {s['rhyme_rate']:.0%}, distinct lines {s['distinct_lines']:.2f}, copied lines {s['copy_rate']:.0%}")
-
-
-class PoemsPredictor:
-    """A trained poems model from its checkpoint alone: writes poems, and scores given ones."""
-
-    def __init__(self, checkpoint: dict, device) -> None:
-        from ..generate import PoemSampler
-
-        meta = checkpoint["meta"]
-        self.vocab = Vocab(meta["task_state"]["chars"], LM_SPECIALS)
-        self.model = LanguageModel(LanguageModelConfig(**meta["model_config"])).to(device)
-        self.model.load_state_dict(checkpoint["model"])
-        self.model.eval()
-        self.device = device
-        self.sampler = PoemSampler(self.model, self.vocab, device)
-
-    def generate(self, **options) -> list[str]:
-        return self.sampler.sample(**options)
-
-    @torch.no_grad()
-    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
-        """For each text: its perplexity as a poem, and the likeliest next characters after it."""
-        out = []
-        for text in texts:
-            text = "".join(text.split())
-            if not text:
-                raise UserError("empty text: give at least one character")
-            if len(text) > 2000:
-                raise UserError(f"text of {len(text):,} characters is longer than the limit of 2000")
-            targets = torch.tensor([encode_poem(self.vocab, text)])  # (1, T) characters + </s>
-            ids = torch.cat([torch.tensor([[BOS]]), targets[:, :-1]], dim=1)
-            logits, _ = self.model(ids.to(self.device))
-            nll = F.cross_entropy(logits[0].float().cpu(), targets[0]).item()
-            probs = logits[0, -1].float().cpu().softmax(-1)
-            probs[: self.vocab.offset] = 0
-            values, indices = probs.topk(min(top, len(self.vocab.chars)))
-            out.append({"text": text, "perplexity": round(math.exp(nll), 2), "form": form_of(text),
-                        "unknown_characters": sorted({c for c in text if c not in self.vocab}),
-                        "next": [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)}
-                                 for p, i in zip(values, indices)]})
-        return out
-
-    @staticmethod
-    def format(r: dict) -> str:
-        nxt = " ".join(f"{n['char']} {n['probability']:.3f}" for n in r["next"])
-        note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
-        return f"{r['text']}: perplexity {r['perplexity']:.1f}, form {r['form'] or 'irregular'}; next: {nxt}{note}"

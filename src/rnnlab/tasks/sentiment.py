@@ -30,10 +30,13 @@ import torch
 
 from ..bundle import default_data_dir
 from ..errors import UserError
-from ..models import ClassifierConfig, build_classifier
+from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
 from ..vocab import UNK, Vocab
-from .classify import TextClassificationTask, encode_batch, slice_inputs, split_items
+from ..options import Options, option
+from .base import register
+from .classify import (CLASS_WEIGHTS, TextClassificationTask, check_fractions, encode_batch, slice_inputs,
+                       split_items)
 
 TOKENIZERS = ("jieba", "char", "jieba+char")
 MAX_PREDICT_CHARS = 20_000
@@ -52,21 +55,29 @@ DEFAULT_TRAIN = TrainConfig(epochs=4, batch_size=32, lr=2e-3, patience=3, max_ti
 
 
 @dataclass(frozen=True)
-class SentimentConfig:
-    data: str = ""  # CSV file; "" = the bundled hotel reviews
-    label_col: str = "label"
-    text_col: str = "review"  # falls back to "text" when the file has no such column
-    tokenizer: str = "jieba+char"  # jieba | char | jieba+char (members read words and characters in turn)
-    user_dict: str = ""  # jieba user dictionary file
-    stopwords: str = "default"  # default | none | FILE (one word per line)
-    vectors: str = "word2vec"  # random | word2vec | FILE (word2vec text or binary format)
-    w2v_epochs: int = 10
-    min_count: int = 2  # rarer tokens become <unk>
-    max_tokens: int = 400  # longer texts are cut here
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    class_weights: str = "none"
-    limit: int = 0  # keep only this many training rows (0 = all): for quick runs and tests
+class SentimentConfig(Options):
+    """The sentiment task's data and text options."""
+
+    data: str = option("", "label,text CSV file (default: the bundled hotel reviews)", metavar="CSV")
+    label_col: str = option("label", "CSV label column")
+    text_col: str = option("review", "CSV text column (falls back to text when the file has no review column)")
+    tokenizer: str = option("jieba+char", "words (jieba), characters, or both: ensemble members read words and "
+                            "characters in turn, so jieba+char needs --ensemble 2 or more", choices=TOKENIZERS)
+    user_dict: str = option("", "jieba user dictionary file", metavar="FILE")
+    stopwords: str = option("default", "default (stopwords-iso, negations and degree words kept), none, or a file "
+                            "(one word per line)", metavar="SPEC")
+    vectors: str = option("word2vec", "input vectors: random, word2vec (trained on the training texts) or a "
+                          "word2vec text/binary file", metavar="SPEC")
+    w2v_epochs: int = option(10, "word2vec training epochs", min=1, max=1000)
+    min_count: int = option(2, "rarer tokens become <unk>", min=1)
+    max_tokens: int = option(400, "texts are cut to this many tokens", min=1, max=100_000)
+    val_fraction: float = option(0.1, "share of the texts for validation", above=0, below=1)
+    test_fraction: float = option(0.1, "share of the texts for the test", above=0, below=1)
+    class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
+    limit: int = option(0, "use only this many training rows (0 = all): quick runs and tests", min=0)
+
+    def check(self) -> None:
+        check_fractions(self.val_fraction, self.test_fraction)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -222,10 +233,144 @@ def train_word2vec(token_lists: list[list[str]], dim: int, epochs: int, seed: in
     return model.wv
 
 
+def init_embeddings(model, vocab: Vocab, kv, token_lists) -> dict:
+    """Copy the vectors of ``kv`` (gensim KeyedVectors) into every member's embedding, scaled to the
+    initialisation's spread, for the tokens the vectors know -> their coverage of the vocabulary and
+    of the running tokens."""
+    found = [i for i, w in enumerate(vocab.chars) if w in kv.key_to_index]
+    vectors = torch.tensor(kv.vectors[[kv.key_to_index[vocab.chars[i]] for i in found]], dtype=torch.float)
+    with torch.no_grad():
+        for m in getattr(model, "members", [model]):
+            scale = m.embed.weight.std() / vectors.std().clamp(min=1e-8)  # keep the init's scale
+            m.embed.weight[torch.tensor(found, dtype=torch.long) + vocab.offset] = vectors * scale
+    running = [w for toks in token_lists for w in toks]
+    covered = sum(1 for w in running if w in kv.key_to_index)
+    return {"vocabulary_coverage": round(len(found) / max(len(vocab.chars), 1), 4),
+            "token_coverage": round(covered / max(len(running), 1), 4)}
+
+
+class TwoViewEnsemble(EnsembleClassifier):
+    """An ensemble whose members read two views of each text in turn: member i reads the words
+    (``ids``) when i is even, the characters of those words (``char_ids``) when odd. Members that see
+    the text differently make different mistakes, which is what averaging needs."""
+
+    def forward(self, ids, lengths, targets=None, char_ids=None, char_lengths=None):
+        if char_ids is None or char_lengths is None:
+            raise ValueError("a two-view ensemble needs char_ids and char_lengths")
+        views = [(ids, lengths), (char_ids, char_lengths)]
+        return self.combine([m(*views[i % 2], targets) for i, m in enumerate(self.members)], targets)
+
+
+def build_sentiment_model(cfg: ClassifierConfig, class_weights=None):
+    """The model a sentiment config describes: the two-view ensemble, or any classifier."""
+    if cfg.views == 2:
+        return TwoViewEnsemble(cfg, class_weights)
+    return build_classifier(cfg, class_weights)
+
+
+class Explainer:
+    """Which words drove a prediction: occlusion (the drop in the predicted label's probability when
+    the word is taken out), and the attention weights when the model pools by attention."""
+
+    def __init__(self, model, vocab: Vocab, labels: list[str], pipeline: TextPipeline, device) -> None:
+        self.model, self.vocab, self.labels, self.pipeline, self.device = model, vocab, labels, pipeline, device
+        cfg = getattr(model, "cfg", None)
+        self.views = cfg.views if cfg is not None else 1  # the model's config says which inputs it reads
+
+    @torch.no_grad()
+    def explain(self, text: str, top: int = 3) -> dict:
+        self.model.eval()
+        every = self.pipeline.all_tokens(text)
+        tokens = every[: self.pipeline.max_tokens]
+        variants = [tokens] + [tokens[:i] + tokens[i + 1 :] for i in range(len(tokens))]
+        inputs = encode_views(self.vocab, variants, self.views)
+        probs = []
+        for s in range(0, len(variants), 256):  # the text and each of its one-word-less variants
+            part = slice_inputs(inputs, torch.arange(s, min(s + 256, len(variants))))
+            probs.append(self.model(**{k: v.to(self.device) for k, v in part.items()})[0].float().softmax(-1).cpu())
+        probs = torch.cat(probs)
+        label = int(probs[0].argmax())
+        effect = (probs[0, label] - probs[1:, label]).tolist()  # > 0: the word supported the label
+        attention = self._attention(inputs["ids"][:1], inputs["lengths"][:1])
+        words = [{"word": w, "effect": round(e, 4), "unknown": self.vocab.encode([w])[0] == UNK,
+                  **({"attention": round(a, 4)} if attention is not None else {})}
+                 for w, e, a in zip(tokens, effect, attention if attention is not None else [None] * len(tokens))]
+        k = min(top, len(self.labels))
+        values, indices = probs[0].topk(k)
+        return {"text": text, "label": self.labels[label], "probability": round(float(probs[0, label]), 4),
+                "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(values, indices)],
+                "words": words, "truncated_from": len(every) if len(every) > len(tokens) else None}
+
+    def _attention(self, ids, lengths):
+        """The attention weights over the tokens (the members' mean for an ensemble), or None."""
+        if getattr(self.model, "cfg", None) is None or self.model.cfg.pool != "attention":
+            return None
+        members = list(getattr(self.model, "members", [self.model]))[:: self.views]  # those that read the words
+        alphas = [m.features(ids.to(self.device), lengths.to(self.device), weights=True)[1] for m in members]
+        return torch.stack(alphas).mean(0)[0].cpu().tolist()
+
+
+class SentimentPredictor:
+    """A trained text classifier: label, probability, and the words that drove it."""
+
+    def __init__(self, model, model_cfg: ClassifierConfig, task_cfg: SentimentConfig, state: dict, device) -> None:
+        self.model = model
+        self.labels = state["labels"]
+        self.vocab = Vocab(state["chars"])
+        self.pipeline = TextPipeline(task_cfg.tokenizer, task_cfg.user_dict, frozenset(state["stopwords"]),
+                                     task_cfg.max_tokens)
+        self.explainer = Explainer(self.model, self.vocab, self.labels, self.pipeline, device)
+
+    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
+        if not texts:
+            raise UserError("no texts: give at least one")
+        if not 1 <= top <= 1000:
+            raise UserError(f"--top {top}: give a number from 1 to 1000")
+        out = []
+        for text in texts:
+            if not isinstance(text, str):
+                raise UserError(f"{text!r}: a text must be a string")
+            text = text.strip()
+            if not text:
+                raise UserError("empty text: give a review to classify")
+            if len(text) > MAX_PREDICT_CHARS:
+                raise UserError(f"text of {len(text):,} characters is longer than the limit of {MAX_PREDICT_CHARS:,}")
+            if not self.pipeline(text):
+                raise UserError(f"{text!r}: nothing left to classify after removing stop words")
+            out.append(self.explainer.explain(text, top))
+        return out
+
+    @staticmethod
+    def format(r: dict, color: bool | None = None) -> str:
+        """The label, its probability, and the text with the words that drove it marked: [word] (or
+        green/red on a terminal) for those that raised/lowered the label's probability most."""
+        if color is None:
+            color = sys.stdout.isatty()
+        ranked = sorted(r["words"], key=lambda w: -abs(w["effect"]))[:5]
+        marks = {id(w): w["effect"] for w in ranked if abs(w["effect"]) >= 0.005}
+        shown = []
+        for w in r["words"]:
+            effect = marks.get(id(w))
+            if effect is None:
+                shown.append(w["word"])
+            elif color:
+                shown.append(f"\033[{'32' if effect > 0 else '31'}m{w['word']}\033[0m")
+            else:
+                shown.append(f"[{w['word']}{'+' if effect > 0 else '-'}]")
+        drivers = ", ".join(f"{w['word']} {w['effect']:+.3f}" for w in ranked)
+        note = f" (cut to the first {len(r['words'])} of {r['truncated_from']} tokens)" if r.get("truncated_from") else ""
+        return f"{r['label']} {r['probability']:.3f}{note}: {' '.join(shown)}\n  drivers: {drivers}"
+
+
+@register
 class SentimentTask(TextClassificationTask):
-    """Labelled texts from a CSV for the shared training loop (see rnnlab.train.Task)."""
+    """Labelled texts from a CSV (the contract: rnnlab.tasks.base.Task)."""
 
     name = "sentiment"
+    config_cls = SentimentConfig
+    default_model = DEFAULT_MODEL
+    default_train = DEFAULT_TRAIN
+    predictor_cls = SentimentPredictor
 
     def __init__(self, cfg: SentimentConfig, seed: int, state: dict | None = None):
         self.cfg = cfg
@@ -277,6 +422,10 @@ class SentimentTask(TextClassificationTask):
         """Labels, vocabulary and the stop list: the checkpoint alone tokenizes new texts."""
         return {**super().state(), "stopwords": sorted(self.pipeline.stopwords)}
 
+    @classmethod
+    def rebuild_model(cls, model_cfg: ClassifierConfig, class_weights=None):
+        return build_sentiment_model(model_cfg, class_weights)
+
     def build_model(self, model_cfg: ClassifierConfig):
         model = super().build_model(model_cfg)
         if self.cfg.vectors == "random":
@@ -289,17 +438,7 @@ class SentimentTask(TextClassificationTask):
         if kv.vector_size != model_cfg.embed_dim:
             raise UserError(f"--vectors {self.cfg.vectors}: vectors have {kv.vector_size} dimensions; "
                             f"give --embed-dim {kv.vector_size}")
-        found = [i for i, w in enumerate(self.vocab.chars) if w in kv.key_to_index]
-        vectors = torch.tensor(kv.vectors[[kv.key_to_index[self.vocab.chars[i]] for i in found]], dtype=torch.float)
-        members = getattr(model, "members", [model])
-        with torch.no_grad():
-            for m in members:
-                scale = m.embed.weight.std() / vectors.std().clamp(min=1e-8)  # keep the init's scale
-                m.embed.weight[torch.tensor(found, dtype=torch.long) + self.vocab.offset] = vectors * scale
-        counts = [w for toks in train_tokens for w in toks]
-        covered = sum(1 for w in counts if w in kv.key_to_index)
-        self.data_report["vectors"] = {"source": self.cfg.vectors, "vocabulary_coverage": round(len(found) / len(self.vocab.chars), 4),
-                                       "token_coverage": round(covered / max(len(counts), 1), 4)}
+        self.data_report["vectors"] = {"source": self.cfg.vectors, **init_embeddings(model, self.vocab, kv, train_tokens)}
         return model
 
     def final_report(self, model, device) -> dict:
@@ -322,95 +461,3 @@ class SentimentTask(TextClassificationTask):
     def headline(test: dict) -> str:
         auc = f"  ROC-AUC {test['roc_auc']:.4f}" if "roc_auc" in test else ""
         return f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}{auc}"
-
-
-class Explainer:
-    """Which words drove a prediction: occlusion (the drop in the predicted label's probability when
-    the word is taken out), and the attention weights when the model pools by attention."""
-
-    def __init__(self, model, vocab: Vocab, labels: list[str], pipeline: TextPipeline, device) -> None:
-        self.model, self.vocab, self.labels, self.pipeline, self.device = model, vocab, labels, pipeline, device
-        cfg = getattr(model, "cfg", None)
-        self.views = cfg.views if cfg is not None else 1  # the model's config says which inputs it reads
-
-    @torch.no_grad()
-    def explain(self, text: str, top: int = 3) -> dict:
-        self.model.eval()
-        every = self.pipeline.all_tokens(text)
-        tokens = every[: self.pipeline.max_tokens]
-        variants = [tokens] + [tokens[:i] + tokens[i + 1 :] for i in range(len(tokens))]
-        inputs = encode_views(self.vocab, variants, self.views)
-        probs = []
-        for s in range(0, len(variants), 256):  # the text and each of its one-word-less variants
-            part = slice_inputs(inputs, torch.arange(s, min(s + 256, len(variants))))
-            probs.append(self.model(**{k: v.to(self.device) for k, v in part.items()})[0].float().softmax(-1).cpu())
-        probs = torch.cat(probs)
-        label = int(probs[0].argmax())
-        effect = (probs[0, label] - probs[1:, label]).tolist()  # > 0: the word supported the label
-        attention = self._attention(inputs["ids"][:1], inputs["lengths"][:1])
-        words = [{"word": w, "effect": round(e, 4), "unknown": self.vocab.encode([w])[0] == UNK,
-                  **({"attention": round(a, 4)} if attention is not None else {})}
-                 for w, e, a in zip(tokens, effect, attention if attention is not None else [None] * len(tokens))]
-        k = min(top, len(self.labels))
-        values, indices = probs[0].topk(k)
-        return {"text": text, "label": self.labels[label], "probability": round(float(probs[0, label]), 4),
-                "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(values, indices)],
-                "words": words, "truncated_from": len(every) if len(every) > len(tokens) else None}
-
-    def _attention(self, ids, lengths):
-        """The attention weights over the tokens (the members' mean for an ensemble), or None."""
-        if getattr(self.model, "cfg", None) is None or self.model.cfg.pool != "attention":
-            return None
-        members = list(getattr(self.model, "members", [self.model]))[:: self.views]  # those that read the words
-        alphas = [m.features(ids.to(self.device), lengths.to(self.device), weights=True)[1] for m in members]
-        return torch.stack(alphas).mean(0)[0].cpu().tolist()
-
-
-class SentimentPredictor:
-    """A trained text classifier from its checkpoint alone: label, probability, and the words that drove it."""
-
-    def __init__(self, checkpoint: dict, device) -> None:
-        meta = checkpoint["meta"]
-        state, cfg = meta["task_state"], meta["task_config"]
-        self.labels = state["labels"]
-        self.vocab = Vocab(state["chars"])
-        self.pipeline = TextPipeline(cfg["tokenizer"], cfg.get("user_dict", ""), frozenset(state["stopwords"]),
-                                     cfg["max_tokens"])
-        self.model = build_classifier(ClassifierConfig(**meta["model_config"])).to(device)
-        self.model.load_state_dict(checkpoint["model"])
-        self.model.eval()
-        self.explainer = Explainer(self.model, self.vocab, self.labels, self.pipeline, device)
-
-    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
-        out = []
-        for text in texts:
-            text = text.strip()
-            if not text:
-                raise UserError("empty text: give a review to classify")
-            if len(text) > MAX_PREDICT_CHARS:
-                raise UserError(f"text of {len(text):,} characters is longer than the limit of {MAX_PREDICT_CHARS:,}")
-            if not self.pipeline(text):
-                raise UserError(f"{text!r}: nothing left to classify after removing stop words")
-            out.append(self.explainer.explain(text, top))
-        return out
-
-    @staticmethod
-    def format(r: dict, color: bool | None = None) -> str:
-        """The label, its probability, and the text with the words that drove it marked: [word] (or
-        green/red on a terminal) for those that raised/lowered the label's probability most."""
-        if color is None:
-            color = sys.stdout.isatty()
-        ranked = sorted(r["words"], key=lambda w: -abs(w["effect"]))[:5]
-        marks = {id(w): w["effect"] for w in ranked if abs(w["effect"]) >= 0.005}
-        shown = []
-        for w in r["words"]:
-            effect = marks.get(id(w))
-            if effect is None:
-                shown.append(w["word"])
-            elif color:
-                shown.append(f"\033[{'32' if effect > 0 else '31'}m{w['word']}\033[0m")
-            else:
-                shown.append(f"[{w['word']}{'+' if effect > 0 else '-'}]")
-        drivers = ", ".join(f"{w['word']} {w['effect']:+.3f}" for w in ranked)
-        note = f" (cut to the first {len(r['words'])} of {r['truncated_from']} tokens)" if r.get("truncated_from") else ""
-        return f"{r['label']} {r['probability']:.3f}{note}: {' '.join(shown)}\n  drivers: {drivers}"

@@ -1,0 +1,187 @@
+"""The Python API: load a trained run (or a bundled model) and use it; train a task from options.
+
+    import rnnlab
+    run = rnnlab.load_run("names")                 # a bundled model, a run folder, or a model folder
+    run.predict(["Satoshi", "Jackson"])            # names, sentiment; poems: perplexity and next chars
+    run.trace("Satoshi")                           # names: the answer and the gates, character by character
+    poems = rnnlab.load_run("poems").generate(begin="山", form="7x4", n=2)
+    folder = rnnlab.train("names", hidden=64, epochs=3)   # options by their config field names
+
+A run is what ``rnnlab train`` writes (``best.pt`` with the model config, vocabulary and labels);
+a *bundled model* (``models/<name>/``) is the same thing exported for shipping: ``model.safetensors``
+(float16 weights, no pickle) and ``run.json`` (task, configs, vocabulary, recorded test figures).
+Both rebuild their model in one line: ``Task.rebuild_model(ModelConfig(**meta["model_config"]))``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .runs import find_checkpoint, load_checkpoint, read_json, write_json
+
+MODEL_FORMAT = "rnnlab-model-1"
+WEIGHTS_FILE, META_FILE = "model.safetensors", "run.json"
+
+
+def models_dir() -> Path:
+    """The bundled models: $RNNLAB_MODELS, else the checkout's models/ beside data/."""
+    from .bundle import default_data_dir
+
+    env = os.environ.get("RNNLAB_MODELS")
+    return Path(env) if env else default_data_dir().parent / "models"
+
+
+def bundled_models() -> list[str]:
+    """Names of the bundled models that are present."""
+    root = models_dir()
+    return sorted(p.name for p in root.iterdir() if (p / META_FILE).is_file()) if root.is_dir() else []
+
+
+def resolve(spec: str | Path) -> Path:
+    """A run folder, a model folder, or the name of a bundled model -> its folder."""
+    path = Path(spec)
+    if path.is_dir():
+        return path
+    if isinstance(spec, str) and spec and "/" not in spec and os.sep not in spec and (models_dir() / spec).is_dir():
+        return models_dir() / spec
+    known = ", ".join(bundled_models()) or "none present"
+    raise UserError(f"{spec}: no such run folder, and not a bundled model ({known})")
+
+
+class Run:
+    """A trained model with its task, configs, vocabulary and the task's verbs."""
+
+    def __init__(self, path: Path, meta: dict, weights: dict | None, device, weights_file: Path | None = None) -> None:
+        import torch
+
+        from .tasks import get_task
+
+        self.path, self.meta = Path(path), meta
+        self.name = self.path.name
+        self.task = meta["task"]
+        self.task_cls = get_task(self.task)
+        where = str(self.path)
+        self.task_config = self.task_cls.config_cls.from_dict(meta["task_config"], where)
+        self.model_config = self.task_cls.model_config_cls.from_dict(meta["model_config"], where)
+        self.state = meta["task_state"]
+        self.device = torch.device(device) if isinstance(device, str) else device
+        self.model = self.task_cls.rebuild_model(self.model_config)
+        try:
+            if weights_file is not None:
+                from safetensors.torch import load_model
+
+                load_model(self.model, str(weights_file))
+            else:
+                self.model.load_state_dict(weights)
+        except (RuntimeError, OSError, ValueError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UserError(f"{self.path}: the weights do not fit the model its config describes ({first[:150]})") from None
+        self.model.to(self.device).eval()
+        self.predictor = self.task_cls.predictor_cls(self.model, self.model_config, self.task_config, self.state,
+                                                     self.device)
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.state.get("labels")
+
+    @property
+    def vocab(self):
+        return self.predictor.vocab
+
+    @property
+    def train_config(self):
+        from .train import TrainConfig
+
+        return TrainConfig.from_dict(self.meta.get("train_config", {}), str(self.path))
+
+    def info(self) -> dict:
+        from .models import count_parameters
+
+        return {"name": self.name, "task": self.task, "path": str(self.path), "cell": self.model_config.cell,
+                "backend": self.model_config.backend, "parameters": count_parameters(self.model),
+                "model_config": asdict(self.model_config), "test": self.meta.get("test", {})}
+
+    # --- the task's verbs ---------------------------------------------------------------------
+    def _verb(self, name: str):
+        fn = getattr(self.predictor, name, None)
+        if fn is None:
+            raise UserError(f"{self.path}: a {self.task} model cannot {name}")
+        return fn
+
+    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
+        return self._verb("predict")(list(texts), top=top)
+
+    def generate(self, **options) -> list:
+        return self._verb("generate")(**options)
+
+    def trace(self, text: str, **options) -> dict:
+        return self._verb("trace")(text, **options)
+
+    def alternatives(self, content: str, top: int = 5) -> list[dict]:
+        return self._verb("alternatives")(content, top=top)
+
+    def explain(self, text: str) -> dict:
+        return self.predict([text])[0]
+
+    def format(self, result: dict) -> str:
+        return self.predictor.format(result)
+
+    def evaluate(self, task_changes: dict | None = None, **report_options) -> dict:
+        """The test-set figures, recomputed from the data the run was trained on (same split)."""
+        task_cfg = replace(self.task_config, **(task_changes or {}))
+        task = self.task_cls(task_cfg, seed=self.train_config.seed, state=self.state)
+        return task.final_report(self.model, self.device, **report_options)
+
+    def export(self, to: str | Path, half: bool = True, test: dict | None = None, made_by: dict | None = None) -> Path:
+        """Write this run as a bundled model folder: ``model.safetensors`` (float16 with ``half``) and
+        ``run.json`` (everything else, with the test figures measured on the exported weights)."""
+        from safetensors.torch import save_model
+
+        out = Path(to)
+        out.mkdir(parents=True, exist_ok=True)
+        model = copy.deepcopy(self.model).cpu()
+        if half:
+            model = model.half()
+        save_model(model, str(out / WEIGHTS_FILE))
+        meta = {"format": MODEL_FORMAT, **{k: self.meta[k] for k in ("task", "task_config", "model_config", "task_state")},
+                "train_config": self.meta.get("train_config", {}), "weights": "float16" if half else "float32",
+                "test": test if test is not None else self.meta.get("test", {}), "made_by": made_by or {}}
+        write_json(out / META_FILE, meta)
+        return out
+
+
+def load_run(spec: str | Path, device: str = "cpu") -> Run:
+    """A run folder (``best.pt``), a bundled model folder (``model.safetensors`` + ``run.json``) or the
+    name of a bundled model -> a ``Run`` ready to predict."""
+    from .device import resolve_device
+
+    path = resolve(spec)
+    device = resolve_device(device)
+    if (path / META_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
+        meta = read_json(path / META_FILE)
+        if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+            raise UserError(f"{path / META_FILE}: not an rnnlab model description")
+        return Run(path, meta, None, device, weights_file=path / WEIGHTS_FILE)
+    ckpt = load_checkpoint(find_checkpoint(path), map_location="cpu")
+    meta = ckpt["meta"]
+    if not isinstance(meta, dict) or "task" not in meta:
+        raise UserError(f"{path}: the checkpoint does not say which task it belongs to")
+    if (path / "summary.json").is_file():
+        summary = read_json(path / "summary.json")
+        meta = {**meta, "test": summary.get("test", {}) if isinstance(summary, dict) else {}}
+    return Run(path, meta, ckpt["model"], device)
+
+
+def train(task: str, out: str | Path | None = None, log=print, **options: Any) -> Path:
+    """Train ``task`` with options given by their config field names (``hidden=64, epochs=3, data=...``):
+    each goes to the task, model or training config that declares it; an unknown name is an error.
+    Returns the run folder."""
+    from .experiment import configs_from_options, run_training
+
+    task_cfg, model_cfg, train_cfg = configs_from_options(task, options)
+    return run_training(task, task_cfg, model_cfg, train_cfg, out=out, log=log)
