@@ -328,7 +328,7 @@ class PoemSampler:
                     prefix_groups[p] = torch.tensor([g in shared for g in sound.groups])
             usable = [p for p in fits if p in prefix_groups or groups_for[p].any()]
             if not usable:
-                need = max(sum(p.rhyming) for p in fits)
+                need = min(sum(r for i, r in enumerate(p.rhyming) if i >= len(done)) for p in fits)
                 best = int(sizes.argmax())
                 raise UserError(
                     f"no level-tone rhyme group of the {rules['scheme']} table has {need} characters in the model's "
