@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench bench-quick data clean
+.PHONY: install demo test bench bench-quick data models clean
 
 install: $(STAMP)
 
@@ -34,3 +34,7 @@ data: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Retrain the bundled models (models/) with their recorded commands and write models/MODELS.md (about 30 min).
+models: $(STAMP)
+	$(BIN)/python tools/make_models.py

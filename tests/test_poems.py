@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from rnnlab.cli import main
-from rnnlab.errors import UserError
 from rnnlab.experiment import run_training
 from rnnlab.models import LanguageModel, LanguageModelConfig
 from rnnlab.ngram import KneserNey

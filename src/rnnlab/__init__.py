@@ -8,7 +8,7 @@ The Python API (see rnnlab.api)::
     folder = rnnlab.train("names", epochs=3)  # options by their config field names
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def load_run(spec, device: str = "cpu"):

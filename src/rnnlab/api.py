@@ -154,6 +154,27 @@ class Run:
         write_json(out / META_FILE, meta)
         return out
 
+    def record_test(self, test: dict) -> None:
+        """Store the test figures of a bundled model in its run.json (what the tests re-check)."""
+        if not (self.path / META_FILE).is_file():
+            raise UserError(f"{self.path}: not a bundled model folder")
+        self.meta["test"] = compact(test)
+        write_json(self.path / META_FILE, self.meta)
+
+
+def compact(report: dict) -> dict:
+    """The numbers of a test report (and of its nested dicts of numbers), without examples and lists."""
+    out = {}
+    for k, v in report.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, dict)):
+            continue
+        if isinstance(v, dict):
+            v = {kk: vv for kk, vv in v.items() if isinstance(vv, (int, float)) and not isinstance(vv, bool)}
+            if not v:
+                continue
+        out[k] = v
+    return out
+
 
 def load_run(spec: str | Path, device: str = "cpu") -> Run:
     """A run folder (``best.pt``), a bundled model folder (``model.safetensors`` + ``run.json``) or the

@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .errors import UserError
 from .options import DEFAULT_TEMPERATURE, DEVICES, POEM_FORMS, declared, field_kind, flag_of
 
@@ -149,7 +149,7 @@ def cmd_train(argv: list[str]) -> int:
 def cmd_compare(argv: list[str]) -> int:
     from .experiment import run_training
     from .options import CELLS, parse_names
-    from .report import render_compare_report
+    from .runreport import render_compare_report
     from .runs import new_run_dir, write_json
 
     task_cls, targs = _task_args("compare", argv)
@@ -253,14 +253,20 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    run = _load(args)
-    test = run.evaluate() if args.evaluate else None
-    print(f"wrote {run.export(args.to, half=not args.float32, test=test)}")
+    from .api import load_run
+
+    out = _load(args).export(args.to, half=not args.float32)
+    if args.evaluate:  # the figures of the weights as shipped (float16), not of the run's float32 ones
+        exported = load_run(out)
+        exported.record_test(exported.evaluate())
+        print(exported.task_cls.headline(exported.meta["test"]) if exported.task != "poems" else
+              f"test perplexity {exported.meta['test']['test_perplexity']:.2f}")
+    print(f"wrote {out}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from .report import render_compare_report, render_run_report
+    from .runreport import render_compare_report, render_run_report
     from .runs import read_json
 
     run = Path(args.run)

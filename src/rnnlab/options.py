@@ -17,6 +17,7 @@ Torch-free on purpose (``rnnlab --help`` answers at once).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
@@ -159,6 +160,10 @@ class Options:
         return dataclasses.asdict(self)
 
 
+class BadValue(ValueError, argparse.ArgumentTypeError):
+    """A value a parser cannot read: a ValueError for Python callers, and argparse shows its message."""
+
+
 def parse_list(kind: type) -> Callable[[str], tuple]:
     """'0.5,1,1.5' -> (0.5, 1.0, 1.5): the parser of a tuple option."""
 
@@ -166,9 +171,9 @@ def parse_list(kind: type) -> Callable[[str], tuple]:
         try:
             values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
         except ValueError:
-            raise ValueError(f"{text!r}: give comma-separated {'integers' if kind is int else 'numbers'}") from None
+            raise BadValue(f"{text!r}: give comma-separated {'integers' if kind is int else 'numbers'}") from None
         if not values:
-            raise ValueError(f"{text!r}: give at least one value")
+            raise BadValue(f"{text!r}: give at least one value")
         return values
 
     parse.__name__ = f"{kind.__name__} list"
@@ -182,7 +187,7 @@ def parse_names(choices: tuple[str, ...]) -> Callable[[str], tuple]:
         values = tuple(v.strip() for v in text.split(",") if v.strip())
         bad = [v for v in values if v not in choices]
         if not values or bad:
-            raise ValueError(f"{text!r}: give a comma-separated list from {', '.join(choices)}")
+            raise BadValue(f"{text!r}: give a comma-separated list from {', '.join(choices)}")
         return values
 
     parse.__name__ = "list"

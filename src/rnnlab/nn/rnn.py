@@ -17,8 +17,8 @@ from torch import Tensor
 
 from .base import CellBase, RecurrentStack, recurrent_weight_grads
 
-from ..options import NONLINEARITIES
 _PHI = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+NONLINEARITIES = tuple(_PHI)
 
 
 def phi_derivative(h: Tensor, nonlinearity: str) -> Tensor:

@@ -21,6 +21,7 @@ them fixed.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import sys
 from dataclasses import dataclass, replace
@@ -371,6 +372,16 @@ class SentimentTask(TextClassificationTask):
     default_model = DEFAULT_MODEL
     default_train = DEFAULT_TRAIN
     predictor_cls = SentimentPredictor
+    # The better on validation of word and character TF-IDF with a linear model.
+    baseline_candidates = [("words: jieba word 1-2-gram TF-IDF + logistic regression",
+                            dict(analyzer="word", token_pattern=r"(?u)\S+", ngram_range=(1, 2)), "logreg"),
+                           ("raw: character 1-3-gram TF-IDF + linear SVM", dict(analyzer="char", ngram_range=(1, 3)),
+                            "svm")]
+
+    def baseline_texts(self) -> dict[str, dict[str, list[str]]]:
+        return {**super().baseline_texts(),
+                "words": {split: [" ".join(t) for t in lists] for split, lists in self.tokens.items()
+                          if split in ("train", "val", "test")}}
 
     def __init__(self, cfg: SentimentConfig, seed: int, state: dict | None = None):
         self.cfg = cfg
@@ -457,7 +468,31 @@ class SentimentTask(TextClassificationTask):
                                for i in right + wrong]
         return report
 
+    @classmethod
+    def report_section(cls, test: dict) -> str:
+        return super().report_section(test) + (explained_section(test["explained"]) if test.get("explained") else "")
+
     @staticmethod
     def headline(test: dict) -> str:
         auc = f"  ROC-AUC {test['roc_auc']:.4f}" if "roc_auc" in test else ""
         return f"test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}{auc}"
+
+
+def explained_section(items: list[dict]) -> str:
+    """Test texts with each word shaded by how much it moved the predicted label's probability
+    (green: towards it, red: away from it), misclassified ones included."""
+    rows = []
+    for item in items:
+        scale = max([abs(w["effect"]) for w in item["words"]] + [1e-6])
+        spans = []
+        for w in item["words"]:
+            a = min(abs(w["effect"]) / scale, 1.0) * 0.6
+            rgb = "40,160,60" if w["effect"] > 0 else "210,50,50"
+            spans.append(f"<span title='{w['effect']:+.3f}' style='background:rgba({rgb},{a:.2f})'>{html.escape(w['word'])}</span>")
+        verdict = "right" if item["label"] == item.get("true") else "<b>wrong</b>"
+        rows.append(f"<tr><td class='l'>{' '.join(spans)}</td><td>{html.escape(item['label'])} "
+                    f"{item['probability']:.2f}</td><td>{html.escape(str(item.get('true', '')))}</td><td>{verdict}</td></tr>")
+    return ("<h2>Which words drove the predictions</h2><p>Occlusion: each word's shade is the drop in the predicted "
+            "label's probability when it is removed (green: it supported the label; red: it argued against).</p>"
+            "<table><tr><th class='l'>test text (tokens)</th><th>predicted</th><th>true</th><th></th></tr>"
+            + "".join(rows) + "</table>")

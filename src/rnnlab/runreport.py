@@ -1,0 +1,114 @@
+"""A run's report.html and a comparison's, made from the run folder's files (metrics.jsonl,
+summary.json, ...). The task contributes its own section and plots (Task.report_section,
+Task.report_figures); this module never looks inside a task's figures.
+
+Plotting is a separate step from training: ``rnnlab report RUN_DIR`` redraws everything from the
+files alone, and so do ``rnnlab train`` and ``rnnlab compare`` when they finish.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .report import page, plot_confusions, plot_curves, table
+from .runs import read_json, read_jsonl
+
+
+def render_run_report(run_dir: str | Path) -> Path:
+    """Draw the run's plots and write report.html; returns its path. The task contributes its own
+    section and plots (``Task.report_section`` / ``report_figures``)."""
+    from .tasks import get_task
+
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / "config.json")
+    task = get_task(config.get("task", ""))
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    runs = {"": rows}
+    metric = task.monitor
+    plot_curves(runs, [("train_loss", "train"), ("val_loss", "validation")], "cross-entropy", run_dir / "loss.png", "Loss")
+    plot_curves(runs, [(f"train_{metric}", "train"), (f"val_{metric}", "validation")], metric,
+                run_dir / f"{metric}.png", metric.capitalize())
+    parts = []
+    test = summary.get("test")
+    model_cfg = config.get("model_config", {})
+    train = summary.get("train", {})
+    parts.append(table(["", "value"], [
+        ["parameters", summary.get("parameters", "")], ["best epoch", train.get("best_epoch", "")],
+        ["epochs run", train.get("epochs_run", "")], ["stopped", train.get("stopped", "")],
+        ["training time (s)", f"{train.get('train_time', 0):.1f}"],
+        ["mean time per epoch (s)", f"{np.mean([r['epoch_time'] for r in rows]):.2f}" if rows else ""]]))
+    if test:
+        task.report_figures(test, run_dir)
+        parts.append(task.report_section(test))
+    if summary.get("baseline"):
+        parts.append(baseline_section(summary["baseline"], summary.get("versus", {})))
+    parts.append(f"<h2>Curves</h2><img src='loss.png' alt='loss'><img src='{metric}.png' alt='{metric}'>")
+    if rows:
+        keys = [k for k in ("epoch", "train_loss", "val_loss", f"train_{metric}", f"val_{metric}", "val_macro_f1",
+                            "lr", "epoch_time") if k in rows[0]]
+        parts.append("<h2>Per epoch</h2>" + table(keys, [[r.get(k, "") for k in keys] for r in rows], left=0))
+    if summary.get("data"):
+        parts.append("<h2>Data</h2><pre>" + html.escape(json.dumps(summary["data"], indent=2, ensure_ascii=False)) + "</pre>")
+    model_txt = run_dir / "model.txt"
+    if model_txt.is_file():
+        parts.append("<h2>Model</h2><pre>" + html.escape(model_txt.read_text(encoding="utf-8")) + "</pre>")
+    parts.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(config, indent=2, ensure_ascii=False)) + "</pre>")
+    title = f"rnnlab {config.get('task', '')}: {model_cfg.get('cell', '')} ({model_cfg.get('backend', '')})"
+    out = run_dir / "report.html"
+    out.write_text(page(title, "".join(parts)), encoding="utf-8")
+    return out
+
+
+def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Path:
+    """One side-by-side report for several runs of the same task, split and seed."""
+    from .tasks import get_task
+
+    out_dir = Path(out_dir)
+    metrics = {name: read_jsonl(Path(d) / "metrics.jsonl") for name, d in run_dirs.items()}
+    summaries = {name: read_json(Path(d) / "summary.json") for name, d in run_dirs.items()}
+    first = read_json(Path(next(iter(run_dirs.values()))) / "config.json")
+    task = get_task(first["task"])
+    metric = task.monitor
+    plot_curves(metrics, [("val_loss", "")], "validation cross-entropy", out_dir / "compare_loss.png", "Validation loss")
+    plot_curves(metrics, [(f"val_{metric}", "")], f"validation {metric}", out_dir / f"compare_{metric}.png",
+                f"Validation {metric}")
+    classify = all("confusion" in s["test"] for s in summaries.values())
+    if classify:
+        plot_confusions({name: s["test"] for name, s in summaries.items()}, out_dir / "compare_confusion.png")
+    header, rows = ["model"], []
+    for name, s in summaries.items():
+        columns = task.compare_columns(s["test"])
+        header = ["model", *columns]
+        epochs = metrics[name]
+        per_epoch = float(np.mean([r["epoch_time"] for r in epochs])) if epochs else 0.0
+        rows.append([name, *columns.values(), s["parameters"], f"{s['train']['train_time']:.1f}", f"{per_epoch:.2f}",
+                     s["train"]["best_epoch"]])
+    body = table(header + ["parameters", "training time (s)", "s / epoch", "best epoch"], rows)
+    versus = [(name, s["versus"]["text"]) for name, s in summaries.items() if s.get("versus")]
+    if versus:
+        first_base = next(s["baseline"] for s in summaries.values() if s.get("baseline"))
+        body += (f"<h2>Against the classical baseline ({html.escape(first_base['name'])}, same split)</h2><ul>"
+                 + "".join(f"<li>{html.escape(name)}: {html.escape(text.replace('model', name, 1))}</li>"
+                           for name, text in versus) + "</ul>")
+    body += "<ul>" + "".join(f"<li><a href='{Path(d).name}/report.html'>report</a> of {html.escape(name)}</li>"
+                             for name, d in run_dirs.items()) + "</ul>"
+    body += f"<h2>Curves</h2><img src='compare_loss.png'><img src='compare_{metric}.png'>"
+    if classify:
+        body += "<h2>Confusion matrices (test, row-normalised)</h2><img src='compare_confusion.png'>"
+    body += "<h2>Shared configuration</h2><pre>" + html.escape(json.dumps(
+        {k: first[k] for k in ("task_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"
+    out = out_dir / "report.html"
+    out.write_text(page(f"rnnlab {first['task']}: comparison", body), encoding="utf-8")
+    return out
+
+
+def baseline_section(baseline: dict, versus: dict) -> str:
+    """The run's classical baseline (same split) and the model against it."""
+    rows = [[f"{split} {k.replace('_', ' ')}", v] for split in ("val", "test") for k, v in baseline.get(split, {}).items()]
+    return ("<h2>Against the classical baseline</h2><p>" + html.escape(versus.get("text", "")) + "</p>"
+            + table([f"baseline: {baseline['name']}", "value"], rows + [["seconds to fit", baseline.get("seconds", "")]]))
