@@ -108,6 +108,9 @@ def test_checker_on_real_poems():
     assert not check_poem(DENG_GUAN_QUE_LOU.replace("黄河", "黄海"))["pattern_ok"]  # 河 -> 海 at the 2nd: broken
     assert not check_poem(DENG_GUAN_QUE_LOU.replace("楼", "阁"))["rhymes"]
     assert check_poem("山高月小")["form"] is None and not check_poem("山高月小")["rhymes"]
+    for text in (JING_YE_SI, DENG_GAO, CHUN_WANG, JING_YE_SI.replace("，", "。"), JING_YE_SI[:-1], JING_YE_SI + "山",
+                 JING_YE_SI.replace("床前", "床"), JING_YE_SI.replace("。", "？"), DENG_GAO.replace("。", "，", 1)):
+        assert check_poem(text)["form"] == form_of(text)  # the checker parses poems on its own, the same way
     assert check_poem(JING_YE_SI, "xinyun")["rhymes"] and check_poem(ZAO_FA_BAI_DI, "xinyun")["rhyme_group"] == "八寒"
 
 

@@ -13,6 +13,8 @@ import re
 from collections import Counter
 from functools import lru_cache
 
+from .verse import verse_rates
+
 LINE_MARKS = "，。？！；"  # marks that end a line
 PUNCTUATION = LINE_MARKS + "：、"
 FORMS = {"5x4": (5, 4), "7x4": (7, 4), "5x8": (5, 8), "7x8": (7, 8)}
@@ -97,8 +99,6 @@ def quality(samples: list[str], training_lines: set[str]) -> dict:
       rhyme group, Pingshui or 中华新韵), ``tone_pattern_rate`` (the 2-4-6 tone pattern, Pingshui)
       and ``regulated_rate`` (rhyme, pattern and line ends all kept, Pingshui).
     """
-    from .verse import verse_rates
-
     forms = [form_of(s) for s in samples]
     regular = [s for s, f in zip(samples, forms) if f]
     lines = [line for s in samples for line in lines_of(s)]
@@ -115,8 +115,6 @@ def quality(samples: list[str], training_lines: set[str]) -> dict:
 
 def corpus_reference(contents: list[str]) -> dict:
     """The same measures on real poems: what the samples should look like."""
-    from .verse import verse_rates
-
     forms = [form_of(c) for c in contents]
     regular = [c for c, f in zip(contents, forms) if f]
     lines = [line for c in contents for line in lines_of(c)]

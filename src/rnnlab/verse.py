@@ -189,6 +189,20 @@ def patterns(width: int, lines: int) -> tuple[Pattern, ...]:
 
 
 # --- the checker ---------------------------------------------------------------------------------
+_LINE = re.compile("([^，。？！；：、]+)([，。？！；])")
+
+
+def regular_lines(content: str) -> list[str] | None:
+    """The lines of a regular poem -- 4 or 8 lines of 5 or 7 characters, ``，`` after the odd lines
+    and ``。？！`` after the even ones -- else None. The same test as ``rnnlab.poetry.form_of``, made
+    here so that the checker stands on its own (and rnnlab.poetry can use this module)."""
+    pairs = _LINE.findall(content)
+    if "".join(a + b for a, b in pairs) != content or len(pairs) not in (4, 8) or len(pairs[0][0]) not in (5, 7):
+        return None
+    for i, (line, mark) in enumerate(pairs):
+        if len(line) != len(pairs[0][0]) or (mark != "，" if i % 2 == 0 else mark not in "。？！"):
+            return None
+    return [line for line, _ in pairs]
 def _mark(t: RhymeTable, ch: str) -> str:
     tones = t.tones(ch)
     return EITHER if len(tones) == 2 else next(iter(tones)) if tones else "？"
@@ -207,14 +221,12 @@ def check_poem(content: str, scheme: str = "pingshui") -> dict:
 
     A character with several readings counts as either tone and in each of its groups.
     """
-    from .poetry import form_of, split_lines
-
     t = table(scheme)
-    out = {"form": form_of(content), "scheme": scheme, "rhymes": False, "rhyme_group": None, "first_line_rhymes": False,
+    lines = regular_lines(content)
+    out = {"form": f"{len(lines[0])}x{len(lines)}" if lines else None, "scheme": scheme, "rhymes": False, "rhyme_group": None, "first_line_rhymes": False,
            "pattern_ok": False, "pattern_name": None, "ends_ok": False, "regulated": False, "tones": []}
-    if out["form"] is None:
+    if lines is None:
         return out
-    lines = [line for line, _ in split_lines(content)]
     out["tones"] = ["".join(_mark(t, c) for c in line) for line in lines]
     # Rhyme: a level-tone group that holds the last character of every even line.
     shared = frozenset.intersection(*(t.level_groups(line[-1]) for line in lines[1::2]))
