@@ -5,7 +5,7 @@ The Python API (see rnnlab.api)::
     import rnnlab
     run = rnnlab.load_run("names")            # a bundled model, a run folder or a model folder
     run.predict(["Satoshi"])
-    folder = rnnlab.train("names", epochs=3)  # options by their config field names
+    folder = rnnlab.train_task("names", epochs=3)  # options by their config field names
 """
 
 from ._version import __version__
@@ -18,9 +18,10 @@ def load_run(spec, device: str = "cpu"):
     return _load_run(spec, device)
 
 
-def train(task: str, out=None, log=print, **options):
-    """Train a task with options by their config field names; returns the run folder (see rnnlab.api.train)."""
-    from .api import train as _train
+def train_task(task: str, out=None, log=print, **options):
+    """Train a task with options by their config field names; returns the run folder (see rnnlab.api.train_task).
+    (Not ``rnnlab.train``: that name is the training-loop module.)"""
+    from .api import train_task as _train
 
     return _train(task, out=out, log=log, **options)
 
