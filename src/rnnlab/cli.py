@@ -300,9 +300,12 @@ def cmd_generate(args) -> int:
     if run.task != "poems":
         raise UserError(f"{args.run}: a {run.task} model; generate needs a poems run")
     poems = run.generate(n=args.n, begin=args.begin or "", acrostic=args.acrostic or "", form=args.form,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                         rhyme=not args.no_rhyme, tones=not args.no_tones, rhyme_scheme=args.rhyme_scheme,
+                         prefix=args.prefix or "", candidates=args.candidates, repeats=args.allow_repeats,
+                         details=args.json)
     if args.json:
-        print(json.dumps([{"poem": p, "lines": format_poem(p).split("\n")} for p in poems], ensure_ascii=False, indent=2))
+        print(json.dumps(poems, ensure_ascii=False, indent=2))
         return 0
     for i, poem in enumerate(poems):
         if i:
@@ -322,6 +325,8 @@ def cmd_evaluate(args) -> int:
         if run.task != "poems":
             raise UserError(f"--temperature: a {run.task} model does not sample")
         options["temperature"] = args.temperature
+    if run.task == "poems":
+        options["rhyme_scheme"] = args.rhyme_scheme
     report = run.evaluate(changes, **options)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -330,6 +335,12 @@ def cmd_evaluate(args) -> int:
         for key in ("samples", "corpus"):
             if key in report:
                 print(f"{key}: " + json.dumps({k: v for k, v in report[key].items() if k != "settings"}, ensure_ascii=False))
+        if "regulated" in report:  # poems: the forms written under the rules of regulated verse
+            r = report["regulated"]
+            print(f"regulated ({r['per_form']} per form, {r['rhyme_scheme']}): negative log-probability per token "
+                  f"{r['nll_ratio']:.2f}x the free samples'")
+            for form, q in r["forms"].items():
+                print(f"  {form}: " + json.dumps(q, ensure_ascii=False))
     return 0
 
 
@@ -519,12 +530,23 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this probability")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("-n", type=int, default=1, help="how many poems")
-    gen.add_argument("--json", action="store_true")
+    verse = gen.add_argument_group("regulated verse (with --form or --acrostic)")
+    verse.add_argument("--rhyme-scheme", default="pingshui", choices=("pingshui", "xinyun"),
+                       help="tones and rhyme groups: Pingshui (平水韵, Tang) or 中华新韵 (modern) (default %(default)s)")
+    verse.add_argument("--no-rhyme", action="store_true", help="rhyming lines need not rhyme")
+    verse.add_argument("--no-tones", action="store_true", help="no tone pattern (平仄)")
+    verse.add_argument("--candidates", type=int, default=8, help="candidate lines drawn per line, the likeliest kept "
+                                                                  "(default %(default)s)")
+    verse.add_argument("--allow-repeats", action="store_true", help="a character may come back in a later line")
+    gen.add_argument("--prefix", help="text already written (e.g. the first lines with their marks): continue it")
+    gen.add_argument("--json", action="store_true", help="poems with their lines, rhyme group, pattern, log-probability")
     gen.set_defaults(func=cmd_generate)
 
     ev = run_parser("evaluate", "test-set figures of a trained run (poems: perplexity and sample quality)")
     ev.add_argument("--samples", type=int, help="poems: unconstrained samples to score")
     ev.add_argument("--temperature", type=float, help=f"poems: sampling temperature (default {DEFAULT_TEMPERATURE})")
+    ev.add_argument("--rhyme-scheme", default="pingshui", choices=("pingshui", "xinyun"),
+                    help="poems: the scheme the regulated samples are written in (both are measured)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

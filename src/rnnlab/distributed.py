@@ -189,12 +189,11 @@ class Dist:
         that no rank waits for a result that will not come."""
         if not self.enabled:
             return fn(*args, **kwargs)
-        result, error = None, None
+        result = None
         if self.is_main:
             try:
                 result = fn(*args, **kwargs)
             except (ValueError, TypeError, OSError) as e:  # what the command line reports in one line
-                error = e
                 self.broadcast_object(("error", type(e).__name__, str(e)))
                 raise
             except BaseException:

@@ -20,7 +20,7 @@ from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_
 from .spec import NONLINEARITIES
 
 _PHI = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
-NONLINEARITIES = tuple(_PHI)
+assert tuple(_PHI) == NONLINEARITIES
 
 
 def phi_derivative(h: Tensor, nonlinearity: str) -> Tensor:

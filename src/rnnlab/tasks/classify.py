@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..options import Options, option
 from .base import Task
 from ..metrics import classification_metrics, classification_report
 from ..models import ClassifierConfig, build_classifier, predict_batches
@@ -62,6 +63,19 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
     if val_fraction + test_fraction >= 1:
         raise ValueError(f"--val-fraction {val_fraction:g} and --test-fraction {test_fraction:g} leave nothing to "
                          "train on: their sum must be below 1")
+
+
+@dataclass(frozen=True)
+class SplitOptions(Options):
+    """The data options every classification task has: its split, loss weights and a training subset."""
+
+    val_fraction: float = option(0.1, "share of the items for validation", above=0, below=1)
+    test_fraction: float = option(0.1, "share of the items for the test", above=0, below=1)
+    class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
+    limit: int = option(0, "use only this many training items (0 = all): quick runs and tests", min=0)
+
+    def check(self) -> None:
+        check_fractions(self.val_fraction, self.test_fraction)
 
 
 def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float, test_fraction: float,

@@ -26,12 +26,11 @@ from ..bundle import default_data_dir
 from ..datafiles import read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig
-from ..options import Options, option
+from ..options import option
 from ..train import TrainConfig
 from ..vocab import Vocab
 from .base import register
-from .classify import (CLASS_WEIGHTS, SPLITS, TextClassificationTask, check_fractions, encode_batch,
-                       split_items)
+from .classify import SPLITS, SplitOptions, TextClassificationTask, encode_batch, split_items
 
 # The longest name: predict refuses longer ones, and training drops longer lines (counted as too_long).
 MAX_NAME_CHARS = 100
@@ -45,21 +44,15 @@ DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, lr=3e-3)
 
 
 @dataclass(frozen=True)
-class NamesConfig(Options):
-    """The names task's data options."""
+class NamesConfig(SplitOptions):
+    """The names task's data options (and the split options every classification task has)."""
 
     data: str = option("", "folder of <label>.txt files, one name per line (default: the bundled names)",
                        metavar="DIR")
     split: str = option("grouped", "grouped: no name in two splits; random: a plain row split (leaks names)",
                         choices=SPLITS)
-    val_fraction: float = option(0.1, "share of the names for validation", above=0, below=1)
     test_fraction: float = option(0.2, "share of the names for the test", above=0, below=1)
     max_words: int = option(3, "lines with more words are junk", min=1, max=100)
-    class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
-    limit: int = option(0, "use only this many training items (0 = all): quick runs and tests", min=0)
-
-    def check(self) -> None:
-        check_fractions(self.val_fraction, self.test_fraction)
 
 
 def read_label_folder(path: Path, max_words: int = 3) -> tuple[list[str], list[tuple[str, int]], dict]:

@@ -36,10 +36,9 @@ from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
 from ..vocab import UNK, Vocab
-from ..options import Options, option
+from ..options import option
 from .base import register
-from .classify import (CLASS_WEIGHTS, TextClassificationTask, check_fractions, encode_batch, slice_inputs,
-                       split_items)
+from .classify import SplitOptions, TextClassificationTask, encode_batch, slice_inputs, split_items
 
 TOKENIZERS = ("jieba", "char", "jieba+char")
 # The longest text read: predict refuses longer ones, and the CSV reader cuts longer fields to it (counted
@@ -61,8 +60,8 @@ DEFAULT_TRAIN = TrainConfig(epochs=4, batch_size=32, lr=2e-3, patience=3, max_ti
 
 
 @dataclass(frozen=True)
-class SentimentConfig(Options):
-    """The sentiment task's data and text options."""
+class SentimentConfig(SplitOptions):
+    """The sentiment task's data and text options (and the split options every classification task has)."""
 
     data: str = option("", "label,text CSV file (default: the bundled hotel reviews)", metavar="CSV")
     label_col: str = option("label", "CSV label column")
@@ -77,13 +76,9 @@ class SentimentConfig(Options):
     w2v_epochs: int = option(10, "word2vec training epochs", min=1, max=1000)
     min_count: int = option(2, "rarer tokens become <unk>", min=1)
     max_tokens: int = option(400, "texts are cut to this many tokens", min=1, max=100_000)
-    val_fraction: float = option(0.1, "share of the texts for validation", above=0, below=1)
-    test_fraction: float = option(0.1, "share of the texts for the test", above=0, below=1)
-    class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
-    limit: int = option(0, "use only this many training rows (0 = all): quick runs and tests", min=0)
 
     def check(self) -> None:
-        check_fractions(self.val_fraction, self.test_fraction)
+        super().check()
         if self.label_col == self.text_col:
             raise ValueError(f"--label-col and --text-col are both {self.label_col!r}: give two columns")
 
