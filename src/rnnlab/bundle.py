@@ -25,8 +25,10 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
+from .datafiles import decode_utf8, gunzip, read_bytes
 from .errors import UserError
 
 POEMS_FILE = "poems/tang.jsonl.gz"
@@ -50,15 +52,61 @@ def default_data_dir() -> Path:
     return Path.cwd() / "data"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with that id is running (a zombie counts as running)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _clean_stale_temps(path: Path) -> None:
+    """Remove ``.NAME.tmp-PID`` files that a dead process left beside ``path`` (killed mid-write, disk full)."""
+    prefix = f".{path.name}.tmp-"
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(prefix):
+            pid = entry.name[len(prefix):]
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write via a temporary file and rename, so a crash never leaves a half-written file. On any
+    failure (no space left, a read-only folder) the temporary file is removed and the error names
+    ``path``; a temporary file that a dead process left behind is removed on the next write."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale_temps(path)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise UserError(f"{path}: cannot write ({e.strerror or type(e).__name__}); the previous version, if any, "
+                            "is unchanged") from None
+        raise
 
 
 def _sha256(path: Path) -> str:
@@ -83,8 +131,8 @@ def _copy_files(src: Path, what: str, pattern: str, dst: Path, count) -> dict:
         raise UserError(f"no {pattern} files in {src}")
     items = 0
     for f in files:
-        data = f.read_bytes()
-        items += count(data.decode("utf-8-sig"))
+        data = read_bytes(f, f"{what} file")
+        items += count(decode_utf8(data, f))
         atomic_write_bytes(dst / f.name, data)
     return {"files": len(files), "items": items}
 
@@ -95,10 +143,15 @@ def import_names(src: Path, dst: Path) -> dict:
 
 def read_poem_json(path: Path) -> list[dict]:
     """Read one chinese-poetry JSON file (a list of {author, title, paragraphs}); clear errors."""
+    from .datafiles import read_bytes
+
+    raw = read_bytes(path, "poems file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+        from .datafiles import decode_error
+
+        raise decode_error(raw, e, path) from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(data, list):
@@ -131,7 +184,7 @@ def import_poems(src: Path, dst_file: Path) -> dict:
     atomic_write_bytes(dst_file, buf.getvalue())
     licence = src / "LICENSE"
     if licence.is_file():
-        atomic_write_bytes(dst_file.parent / "LICENSE.chinese-poetry", licence.read_bytes())
+        atomic_write_bytes(dst_file.parent / "LICENSE.chinese-poetry", read_bytes(licence, "licence file"))
     return {"files": len(files), "poems": poems, "characters": chars}
 
 
@@ -245,9 +298,53 @@ The modern scheme (中华新韵) needs no table: `rnnlab.verse` derives it from 
 
 
 def import_all(src: Path, dst: Path) -> dict:
-    """Import every raw set under ``src`` into ``dst`` and write ``dst/SOURCES.md``."""
+    """Import every raw set under ``src`` into ``dst`` and write ``dst/SOURCES.md`` -- all or nothing:
+    everything is built in a temporary folder beside ``dst`` (``.NAME.tmp-PID``) and swapped in at
+    the end, so a failure halfway (a bad file, no space left, an interruption) leaves ``dst`` as it
+    was. An existing ``dst`` is replaced only if it is an earlier import (it has SOURCES.md) or empty."""
     src, dst = Path(src), Path(dst)
     _require_dir(src, "raw data")
+    if dst.exists() and not dst.is_dir():
+        raise UserError(f"--to {dst}: a file is in the way (give a folder)")
+    if dst.is_dir() and any(dst.iterdir()) and not (dst / "SOURCES.md").is_file():
+        raise UserError(f"--to {dst}: this folder holds other files and no SOURCES.md, so it is not an rnnlab data "
+                        "folder; give a new or empty folder")
+    parent = dst.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--to {dst}: cannot create its parent folder ({e.strerror})") from None
+    _clean_stale_folders(parent, f".{dst.name}.")
+    tmp = parent / f".{dst.name}.tmp-{os.getpid()}"
+    old = parent / f".{dst.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        stats = _import_into(src, tmp)
+        if dst.exists():
+            os.rename(dst, old)
+        os.rename(tmp, dst)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not dst.exists():
+            os.rename(old, dst)  # put the previous import back
+        if isinstance(e, OSError) and not isinstance(e, UserError):
+            raise UserError(f"--to {dst}: the import failed ({e.strerror or e}); {dst} is unchanged") from None
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return stats
+
+
+def _clean_stale_folders(parent: Path, prefix: str) -> None:
+    """Remove ``.NAME.tmp-PID`` / ``.NAME.old-PID`` folders left by an import whose process died."""
+
+    for entry in parent.glob(prefix + "*"):
+        tail = entry.name[len(prefix):]
+        kind, _, pid = tail.partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _import_into(src: Path, dst: Path) -> dict:
     stats = {
         "names": import_names(src / "names", dst / "names"),
         "poems": import_poems(src / "tang-poems-json", dst / POEMS_FILE),
@@ -270,14 +367,18 @@ def import_all(src: Path, dst: Path) -> dict:
 
 
 def summary(data_dir: Path) -> dict:
-    """Counts of what the bundled data folder holds (no heavy imports)."""
+    """Counts of what the bundled data folder holds (no heavy imports); a damaged file is an error
+    naming it."""
     data_dir = Path(data_dir)
     out: dict = {"data": str(data_dir)}
     names = sorted((data_dir / "names").glob("*.txt"))
-    out["names"] = {f.stem: sum(1 for line in f.read_text(encoding="utf-8").splitlines() if line.strip()) for f in names}
+    out["names"] = {f.stem: sum(1 for line in decode_utf8(read_bytes(f, "names file"), f).split("\n") if line.strip())
+                    for f in names}
     poems = data_dir / POEMS_FILE
     if poems.is_file():
-        with gzip.open(poems, "rt", encoding="utf-8") as f:
-            out["poems"] = sum(1 for _ in f)
+        text = decode_utf8(gunzip(read_bytes(poems, "poems file"), poems), poems)
+        out["poems"] = sum(1 for line in text.split("\n") if line.strip())
     out["sentiment"] = [f.name for f in sorted((data_dir / "sentiment").glob("*.csv"))]
+    if not names and "poems" not in out and not out["sentiment"]:
+        raise UserError(f"{data_dir}: no data here (expected names/*.txt, {POEMS_FILE} or sentiment/*.csv)")
     return out

@@ -4,7 +4,8 @@ Flags are not written here: each task's parser is derived from the option() decl
 three configurations (training, model, data; see rnnlab.options), so ``rnnlab train names --help``
 lists the names task's options and the shared ones, and every value is range-checked by the
 configuration it builds. Heavy imports (torch) happen inside the commands, so that ``rnnlab
---help`` answers at once. Bad input of any kind ends in one line on stderr and exit code 2.
+--help`` answers at once. Bad input of any kind ends in one line on stderr and exit code 2 (a bug
+in rnnlab: one line and exit code 3).
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def task_parser(command: str, task_cls) -> Parser:
     run = p.add_argument_group("run")
     run.add_argument("--out", help="run folder (default: runs/<task>-<cell>-<time>)")
     if command == "train":
-        run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+        changeable = ", ".join(flag_of(f.name, opt) for f, opt in declared(TrainConfig) if opt.resume and opt.cli)
+        run.add_argument("--resume", metavar="RUN_DIR",
+                         help=f"continue an interrupted run from its last checkpoint; only {changeable} may change (the "
+                              "task, model and data options and the data files are the run's own)")
     else:
         run.add_argument("--cells", default="rnn,lstm,gru", help="cells to compare, comma-separated (default %(default)s)")
     run.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
@@ -97,10 +101,19 @@ def configs_from_args(task_cls, args):
     task_given = given_values(args, args.task_names)
     model_given = given_values(args, args.model_names)
     train_given = given_values(args, args.train_names)
-    task_cfg = replace(task_cls.config_cls(), **task_given)
+    task_cfg = replace(task_cls.config_cls(), **task_given).implied(set(task_given))
     model_cfg = replace(task_cls.default_model, **model_given).implied(set(model_given))
-    train_cfg = replace(task_cls.default_train, **train_given)
+    train_cfg = replace(task_cls.default_train, **train_given).implied(set(train_given))
+    task_cls.check_options(task_cfg, model_cfg, set(task_given) | set(model_given))
     return task_cfg, model_cfg, train_cfg
+
+
+def _not_empty(args, *names: str) -> None:
+    """A folder option given as an empty string is a mistake (a variable that was not set), not "the default"."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and not value.strip():
+            raise UserError(f"--{name}: empty; give a folder")
 
 
 def _threads(n: int) -> None:
@@ -141,12 +154,15 @@ def cmd_train(argv: list[str]) -> int:
     if targs.nproc:
         return launch(targs, argv, task_cls)
     _threads(targs.threads)
-    if targs.resume:
+    _not_empty(targs, "out", "resume")
+    if targs.resume is not None:
+        if targs.out is not None:
+            raise UserError("--out: a resumed run stays in its own folder (--resume)")
         other = given_values(targs, targs.task_names + targs.model_names)
         if other:
             raise UserError(f"{', '.join(flag_of(k) for k in other)}: the run's own data and model options are kept "
                             "on --resume; train a new run to change them")
-        resume_training(targs.resume, **given_values(targs, targs.train_names))
+        resume_training(targs.resume, task=task_cls.name, **given_values(targs, targs.train_names))
         return 0
     task_cfg, model_cfg, train_cfg = configs_from_args(task_cls, targs)
     run_training(task_cls.name, task_cfg, model_cfg, train_cfg, out=targs.out)
@@ -227,6 +243,7 @@ def cmd_compare(argv: list[str]) -> int:
     if task_cls is None:
         return 0
     _threads(targs.threads)
+    _not_empty(targs, "out")
     try:
         cells = parse_names(CELLS)(targs.cells)
     except ValueError as e:
@@ -241,13 +258,7 @@ def cmd_compare(argv: list[str]) -> int:
         targs.cell = cell
         plans[cell] = configs_from_args(task_cls, targs)
     dist = setup()  # under torchrun: rank 0 alone makes the folder, writes and prints
-
-    def make_out() -> Path:
-        out = Path(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare")
-        out.mkdir(parents=True, exist_ok=True)
-        return out
-
-    out = dist.on_main(make_out)
+    out = dist.on_main(lambda: output_folder(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare"))
     runs = {}
     # One after another, never in parallel: two processes' threads fight on a small CPU.
     for cell, (task_cfg, model_cfg, train_cfg) in plans.items():
@@ -283,6 +294,8 @@ def cmd_predict(args) -> int:
 def cmd_generate(args) -> int:
     from .poetry import format_poem
 
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed {args.seed}: give a number from 0 to {2**32 - 1}")
     run = _load(args)
     if run.task != "poems":
         raise UserError(f"{args.run}: a {run.task} model; generate needs a poems run")
@@ -334,7 +347,7 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from .api import load_run
 
-    out = _load(args).export(args.to, half=not args.float32)
+    out = _load(args).export(check_export_folder(args.to), half=not args.float32)
     if args.evaluate:  # the figures of the weights as shipped (float16), not of the run's float32 ones
         exported = load_run(out)
         exported.record_test(exported.evaluate())
@@ -344,13 +357,35 @@ def cmd_export(args) -> int:
     return 0
 
 
+def check_export_folder(to: str) -> Path:
+    """``export --to``: a new or empty folder, or an earlier export (which is replaced); never a run
+    folder or any other folder with files of its own."""
+    from .api import META_FILE, WEIGHTS_FILE
+
+    if not to or not to.strip():
+        raise UserError("--to: give the folder to write the model into")
+    out = Path(to)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--to {out}: a file is in the way (give a folder)")
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if p.name not in (META_FILE, WEIGHTS_FILE))
+        if other:
+            raise UserError(f"--to {out}: the folder holds other files ({', '.join(other[:3])}"
+                            f"{', ...' if len(other) > 3 else ''}); give a new or empty folder, or an earlier export")
+    return out
+
+
 def cmd_report(args) -> int:
     from .runreport import render_compare_report, render_run_report
     from .runs import read_json
 
+    if not args.run.strip():
+        raise UserError("report: empty folder name; give a run or comparison folder")
     run = Path(args.run)
     if (run / "compare.json").is_file():
-        names = read_json(run / "compare.json")["runs"]
+        names = read_json(run / "compare.json", dict).get("runs")
+        if not isinstance(names, dict) or not names or not all(isinstance(v, str) for v in names.values()):
+            raise UserError(f"{run / 'compare.json'}: damaged ('runs' is not a map of names to run folders)")
         print(render_compare_report(run, {k: run / v for k, v in names.items()}))
     elif (run / "config.json").is_file():
         print(render_run_report(run))
@@ -385,6 +420,18 @@ def cmd_data_summary(args) -> int:
     return 0
 
 
+def output_folder(out: str) -> Path:
+    """``--out`` of compare, gradients and longrange, created; a file in the way is a one-line error."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path}: a file is in the way (give a folder)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {path}: cannot create the folder ({e.strerror})") from None
+    return path
+
+
 def _experiment_config(args, cfg_cls, quick: dict):
     """A gradients/longrange config: the defaults, the --quick preset beside the config, then the flags."""
     cfg = cfg_cls(**quick) if args.quick else cfg_cls()
@@ -397,8 +444,8 @@ def cmd_gradients(args) -> int:
 
     cfg = _experiment_config(args, GradFlowConfig, QUICK)
     _threads(args.threads)
-    out = Path(args.out) if args.out else new_run_dir("runs", "gradients")
-    out.mkdir(parents=True, exist_ok=True)
+    _not_empty(args, "out")
+    out = output_folder(args.out) if args.out else new_run_dir("runs", "gradients")
     print(f"report: {gradients_main(cfg, out)}")
     return 0
 
@@ -410,8 +457,8 @@ def cmd_longrange(args) -> int:
 
     cfg = _experiment_config(args, LongRangeConfig, QUICK)
     _threads(args.threads)
-    out = Path(args.out) if args.out else new_run_dir("runs", "longrange")
-    out.mkdir(parents=True, exist_ok=True)
+    _not_empty(args, "out")
+    out = output_folder(args.out) if args.out else new_run_dir("runs", "longrange")
     results = run(cfg, out, resolve_device(args.device))
     for line in results["findings"]:
         print(line)
@@ -566,11 +613,22 @@ def main(argv=None) -> int:
         if _said_by_rank_0(e):
             return 2
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"rnnlab: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"rnnlab: error: {where}{' '.join(str(e.strerror or e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one line, with a different exit code, and the way to see more
+        if os.environ.get("RNNLAB_DEBUG"):
+            raise
+        message = " ".join(str(e).split())[:300] or "no message"
+        print(f"rnnlab: internal error ({type(e).__name__}: {message}); please report it "
+              "(RNNLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+# Exit codes: 0 done, 2 bad input (one line on stderr), 3 a bug in rnnlab (one line), 130 interrupted.
+INTERNAL_ERROR = 3
 
 
 def _said_by_rank_0(e: BaseException) -> bool:

@@ -64,6 +64,11 @@ class TrainConfig(Options):
     baseline: bool = option(True, "also fit the task's classical baseline on the same split and compare with it "
                             "(seconds)", resume=True)
 
+    def implied(self, given: set[str]) -> "TrainConfig":
+        if "momentum" in given and self.optimizer not in ("sgd", "rmsprop"):
+            raise ValueError(f"--momentum: --optimizer {self.optimizer} has none (only sgd and rmsprop use it)")
+        return self
+
 
 class LoopTask(Protocol):
     """What the loop needs of a task (the full contract is rnnlab.tasks.base.Task; the long-range

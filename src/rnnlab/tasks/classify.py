@@ -43,6 +43,8 @@ def slice_inputs(tensors: dict[str, torch.Tensor], idx: torch.Tensor, trim: bool
 
 
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+# A class with fewer units (distinct texts) than this cannot have one in each of train, validation and test.
+MIN_CLASS_ITEMS = 3
 SPLITS = ("grouped", "random")
 
 
@@ -100,6 +102,7 @@ def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float
         strata = {}
         for item in items:
             strata.setdefault(item[1], []).append([item])
+    report["small_classes"] = {label: len(units) for label, units in sorted(strata.items()) if len(units) < MIN_CLASS_ITEMS}
     out: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
     for label in sorted(strata):
         units = strata[label]
@@ -242,7 +245,23 @@ class TextClassificationTask(Task):
         counts = [f"{r.get('train_items_used', r.get('train_items', 0))} train", f"{r.get('val_items', 0)} val",
                   f"{r.get('test_items', 0)} test"]
         dropped = [f"{r.get(k, 0)} {k.replace('_', ' ')}" for k in ("duplicates_dropped", "junk", "empty")]
-        return f"data: {', '.join(counts)} ({r['protocol']} split); dropped: {', '.join(dropped)}"
+        dropped += [f"{r[k]} {k.replace('_', ' ')}" for k in ("too_long",) if r.get(k)]
+        line = f"data: {', '.join(counts)} ({r['protocol']} split); dropped: {', '.join(dropped)}"
+        notes = [f"{r['texts_cut']} texts cut to {r['max_text_chars']:,} characters"] if r.get("texts_cut") else []
+        if r.get("labels_normalised"):
+            notes.append(f"{r['labels_normalised']} numeric labels normalised (e.g. 1.0 -> 1)")
+        return line + "".join(f"; {n}" for n in notes) + "".join(f"; warning: {w}" for w in r.get("warnings", []))
+
+    def _warn_small_classes(self) -> None:
+        """A class with too few examples to appear in every split: a warning in the data report (and
+        so in the log line), named by label."""
+        small = self.data_report.pop("small_classes", {})
+        if small:
+            shown = ", ".join(f"{self.labels[k]!r} ({n})" for k, n in list(small.items())[:5])
+            more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+            self.data_report.setdefault("warnings", []).append(
+                f"{len(small)} class{'es' if len(small) > 1 else ''} with fewer than {MIN_CLASS_ITEMS} examples, too "
+                f"few to appear in every split: {shown}{more}")
 
     @staticmethod
     def headline(test: dict) -> str:

@@ -16,7 +16,6 @@ are 24, 32, 48 or 64 characters long), where course code pads each batch to its 
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from collections import Counter
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
+from ..datafiles import check_file, iter_jsonl
 from ..errors import UserError
 from ..models import LanguageModel, LanguageModelConfig
 from ..poetry import FORMS, corpus_reference, form_of, lines_of, odd_characters, quality
@@ -75,26 +75,21 @@ def _poem_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
+        if path.exists() or path.is_symlink():
+            check_file(path, "poems file")  # a broken link, a special file ...
         raise UserError(f"{path}: no such file or folder")
-    files = sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith((".json", ".jsonl", ".jsonl.gz")))
+    files = sorted(f for f in path.rglob("*") if f.name.endswith((".json", ".jsonl", ".jsonl.gz")) and not f.is_dir())
     if not files:
         raise UserError(f"{path}: no chinese-poetry .json (or .jsonl/.jsonl.gz) files here")
     return files
 
 
-def _records(f: Path) -> list:
+def _records(f: Path) -> list[tuple[str, object]]:
+    """(where, item) for every poem record of a file: ``FILE:LINE`` for JSON lines, ``FILE: poem N`` for
+    a JSON list. Decode, gzip and JSON problems are errors naming the file and line."""
     if f.name.endswith((".jsonl", ".jsonl.gz")):
-        opener = gzip.open if f.name.endswith(".gz") else open
-        out = []
-        with opener(f, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise UserError(f"{f}:{lineno}: malformed JSON: {e.msg}") from None
-        return out
-    return read_poem_json(f)
+        return [(f"{f}:{lineno}: poem", item) for lineno, item in iter_jsonl(f, "poems file")]
+    return [(f"{f}: poem {i}", item) for i, item in enumerate(read_poem_json(f))]
 
 
 def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
@@ -106,10 +101,11 @@ def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
         t2s = opencc.OpenCC("t2s")
     poems, files = [], _poem_files(path)
     for f in files:
-        for i, item in enumerate(_records(f)):
+        for where, item in _records(f):
             paragraphs = item.get("paragraphs") if isinstance(item, dict) else None
             if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
-                raise UserError(f"{f}: poem {i} has no 'paragraphs' list of strings")
+                raise UserError(f"{where} has no 'paragraphs' list of strings (a poem is "
+                                '{"title": ..., "author": ..., "paragraphs": ["line", ...]})')
             content = "".join(p.strip() for p in paragraphs)
             title, author = str(item.get("title", "")), str(item.get("author", ""))
             if t2s is not None:
@@ -236,8 +232,14 @@ class PoemsPredictor:
     @torch.no_grad()
     def predict(self, texts: list[str], top: int = 3) -> list[dict]:
         """For each text: its perplexity as a poem, and the likeliest next characters after it."""
+        if not texts:
+            raise UserError("no texts: give at least one")
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+            raise UserError(f"--top {top}: give a number from 1 to 1000")
         out = []
         for text in texts:
+            if not isinstance(text, str):
+                raise UserError(f"{text!r}: a text must be a string")
             text = "".join(text.split())
             if not text:
                 raise UserError("empty text: give at least one character")
@@ -281,6 +283,7 @@ class PoemsTask(Task):
         path = Path(cfg.data) if cfg.data else default_data_dir() / POEMS_FILE
         convert = cfg.convert == "t2s" or (cfg.convert == "auto" and bool(cfg.data))
         poems, self.data_report = read_poems(path, convert)
+        self.data_files = _poem_files(path)  # what data_fingerprint() hashes
         kept, clean_report = clean(poems, cfg.min_chars, cfg.max_chars, _parse_forms(cfg.forms))
         self.data_report.update(clean_report, data=str(path), converted_t2s=convert)
         if len(kept) < 3:
