@@ -8,6 +8,9 @@ The Python API (see rnnlab.api)::
     folder = rnnlab.train("names", epochs=3)  # options by their config field names
 """
 
+import sys as _sys
+import types as _types
+
 from ._version import __version__
 
 
@@ -30,3 +33,18 @@ def bundled_models() -> list:
     from .api import bundled_models as _bundled
 
     return _bundled()
+
+
+class _Package(_types.ModuleType):
+    """The package module: importing the submodule ``rnnlab.train`` (the training loop) would otherwise
+    replace the function ``rnnlab.train`` with that module (Python sets a package attribute to each
+    submodule it imports). ``from rnnlab.train import fit`` still works: it reads sys.modules."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _API_FUNCTIONS and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_API_FUNCTIONS = frozenset({"load_run", "train", "bundled_models"})
+_sys.modules[__name__].__class__ = _Package
