@@ -125,9 +125,15 @@ def _train_and_report(task, model, model_cfg, train_cfg, run_dir: Path, resume: 
             log(f"interrupted: continue with  rnnlab train {task.name} --resume {run_dir}")
         raise
     test = task.final_report(model, device)
-    write_json(run_dir / "summary.json", {"data": task.data_report, "train": train_summary,
-                                          "parameters": count_parameters(model), "test": test})
     log(f"{task.headline(test)}  ({train_summary['train_time']:.1f} s training, best epoch {train_summary['best_epoch']})")
+    summary = {"data": task.data_report, "train": train_summary, "parameters": count_parameters(model), "test": test}
+    if train_cfg.baseline:
+        baseline = task.baseline()
+        if baseline:
+            summary["versus"] = task.versus_baseline(test, baseline)
+            summary["baseline"] = {k: v for k, v in baseline.items() if k != "test_predictions"}
+            log(summary["versus"]["text"].replace("model", model_cfg.cell.upper(), 1))
+    write_json(run_dir / "summary.json", summary)
     report = render_run_report(run_dir)
     log(f"report: {report}")
     return run_dir

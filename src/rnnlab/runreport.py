@@ -45,6 +45,8 @@ def render_run_report(run_dir: str | Path) -> Path:
     if test:
         task.report_figures(test, run_dir)
         parts.append(task.report_section(test))
+    if summary.get("baseline"):
+        parts.append(baseline_section(summary["baseline"], summary.get("versus", {})))
     parts.append(f"<h2>Curves</h2><img src='loss.png' alt='loss'><img src='{metric}.png' alt='{metric}'>")
     if rows:
         keys = [k for k in ("epoch", "train_loss", "val_loss", f"train_{metric}", f"val_{metric}", "val_macro_f1",
@@ -87,6 +89,12 @@ def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Pat
         rows.append([name, *columns.values(), s["parameters"], f"{s['train']['train_time']:.1f}", f"{per_epoch:.2f}",
                      s["train"]["best_epoch"]])
     body = table(header + ["parameters", "training time (s)", "s / epoch", "best epoch"], rows)
+    versus = [(name, s["versus"]["text"]) for name, s in summaries.items() if s.get("versus")]
+    if versus:
+        first_base = next(s["baseline"] for s in summaries.values() if s.get("baseline"))
+        body += (f"<h2>Against the classical baseline ({html.escape(first_base['name'])}, same split)</h2><ul>"
+                 + "".join(f"<li>{html.escape(name)}: {html.escape(text.replace('model', name, 1))}</li>"
+                           for name, text in versus) + "</ul>")
     body += "<ul>" + "".join(f"<li><a href='{Path(d).name}/report.html'>report</a> of {html.escape(name)}</li>"
                              for name, d in run_dirs.items()) + "</ul>"
     body += f"<h2>Curves</h2><img src='compare_loss.png'><img src='compare_{metric}.png'>"
@@ -97,3 +105,10 @@ def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Pat
     out = out_dir / "report.html"
     out.write_text(page(f"rnnlab {first['task']}: comparison", body), encoding="utf-8")
     return out
+
+
+def baseline_section(baseline: dict, versus: dict) -> str:
+    """The run's classical baseline (same split) and the model against it."""
+    rows = [[f"{split} {k.replace('_', ' ')}", v] for split in ("val", "test") for k, v in baseline.get(split, {}).items()]
+    return ("<h2>Against the classical baseline</h2><p>" + html.escape(versus.get("text", "")) + "</p>"
+            + table([f"baseline: {baseline['name']}", "value"], rows + [["seconds to fit", baseline.get("seconds", "")]]))

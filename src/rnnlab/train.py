@@ -51,6 +51,8 @@ class TrainConfig(Options):
     seed: int = option(0, "random seed: splits, initial weights, batches", min=0, max=2**32 - 1)
     device: str = option("auto", "auto picks CUDA when present", choices=DEVICES, resume=True)
     progress: bool = option(True, "a progress bar on a terminal", resume=True)
+    baseline: bool = option(True, "also fit the task's classical baseline on the same split and compare with it "
+                            "(seconds)", resume=True)
 
 
 class LoopTask(Protocol):

@@ -40,6 +40,8 @@ num_batches, batches,  the loop (see rnnlab.train.LoopTask): batches are dicts o
 final_report(model,    the test-set figures after training (summary.json "test"), and ``evaluate``
   device)
 headline(test)         one line of those figures for the terminal
+baseline(),            the classical baseline on the same split, and the model against it (every
+  versus_baseline()      run shows both, unless --no-baseline)
 report_section(test),  the task's part of report.html (HTML) and its plots, so reports never probe
   report_figures         keys
 compare_columns(test)  the task's columns in ``rnnlab compare``'s table
@@ -111,6 +113,15 @@ class Task:
     # --- after training ------------------------------------------------------------------------
     def final_report(self, model, device) -> dict:
         return {f"test_{k}": v for k, v in self.evaluate(model, "test", device).items()}
+
+    def baseline(self) -> dict:
+        """The task's classical baseline on this run's own split (trained on train, chosen on val,
+        scored on test): ``{"name", "val": {...}, "test": {...}, "seconds"}``, or {} for none."""
+        return {}
+
+    def versus_baseline(self, test: dict, baseline: dict) -> dict:
+        """The model's test figures against the baseline's: ``{"text": one line, ...numbers}``."""
+        return {}
 
     def data_line(self) -> str:
         """The data report in one line: split sizes and what was dropped."""

@@ -182,10 +182,36 @@ class TextClassificationTask(Task):
         preds = logits.argmax(1)
         report = classification_report(targets.numpy(), preds.numpy(), self.labels)
         report["loss"] = F.cross_entropy(logits, targets).item()
+        report["predictions"] = preds.tolist()  # for the paired comparison with the baseline
         wrong = (preds != targets).nonzero().flatten()[:30].tolist()
         report["mistakes"] = [{"text": self.splits["test"][i][0], "true": self.labels[int(targets[i])],
                                "predicted": self.labels[int(preds[i])]} for i in wrong]
         return report
+
+    # --- the baseline ----------------------------------------------------------------------------
+    baseline_candidates: list = []  # (name, TfidfVectorizer arguments, "logreg" | "svm"), per task
+
+    def baseline_texts(self) -> dict[str, dict[str, list[str]]]:
+        """Featurisation name -> split -> texts the baseline reads (default: the raw texts)."""
+        return {"raw": {split: [t for t, _ in rows] for split, rows in self.splits.items()}}
+
+    def baseline(self) -> dict:
+        from ..baselines import tfidf_baseline
+
+        labels = {split: [y for _, y in rows] for split, rows in self.splits.items()}
+        best = {}
+        for feature, texts in self.baseline_texts().items():
+            found = tfidf_baseline(texts, labels, [c for c in self.baseline_candidates if c[0].startswith(feature)])
+            if found and (not best or found["val"]["accuracy"] > best["val"]["accuracy"]):
+                best = found
+        return best
+
+    def versus_baseline(self, test: dict, baseline: dict) -> dict:
+        from ..baselines import versus
+
+        targets = [y for _, y in self.splits["test"]]
+        correct = [p == t for p, t in zip(test["predictions"], targets)]
+        return versus("model", correct, baseline, targets)
 
     def data_line(self) -> str:
         r = self.data_report

@@ -224,6 +224,8 @@ class NamesTask(TextClassificationTask):
     default_model = DEFAULT_MODEL
     default_train = DEFAULT_TRAIN
     predictor_cls = NamesPredictor
+    baseline_candidates = [("raw: character 1-4-gram TF-IDF + logistic regression",
+                            dict(analyzer="char_wb", ngram_range=(1, 4)), "logreg")]
 
     def __init__(self, cfg: NamesConfig, seed: int, state: dict | None = None):
         """``state`` (from a checkpoint) fixes the labels and vocabulary of a resumed run."""

@@ -355,6 +355,18 @@ class PoemsTask(Task):
         report["examples"] = poems[:12]
         return report
 
+    def baseline(self) -> dict:
+        from ..baselines import ngram_baseline
+
+        e = self.encoded
+        return ngram_baseline(e["train"], e["val"], e["test"], len(self.vocab), BOS, order=5)
+
+    def versus_baseline(self, test: dict, baseline: dict) -> dict:
+        ours, base = test["test_perplexity"], baseline["test"]["perplexity"]
+        return {"metric": "perplexity", "ratio": ours / base,
+                "text": f"model test perplexity {ours:.1f} vs baseline {base:.1f} ({baseline['name']}): "
+                        f"{abs(1 - ours / base):.0%} {'lower' if ours < base else 'higher'}"}
+
     def data_line(self) -> str:
         r = self.data_report
         dropped = ", ".join(f"{n} {reason}" for reason, n in r["dropped"].items()) or "none"

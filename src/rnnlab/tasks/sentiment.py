@@ -372,6 +372,16 @@ class SentimentTask(TextClassificationTask):
     default_model = DEFAULT_MODEL
     default_train = DEFAULT_TRAIN
     predictor_cls = SentimentPredictor
+    # The better on validation of word and character TF-IDF with a linear model.
+    baseline_candidates = [("words: jieba word 1-2-gram TF-IDF + logistic regression",
+                            dict(analyzer="word", token_pattern=r"(?u)\S+", ngram_range=(1, 2)), "logreg"),
+                           ("raw: character 1-3-gram TF-IDF + linear SVM", dict(analyzer="char", ngram_range=(1, 3)),
+                            "svm")]
+
+    def baseline_texts(self) -> dict[str, dict[str, list[str]]]:
+        return {**super().baseline_texts(),
+                "words": {split: [" ".join(t) for t in lists] for split, lists in self.tokens.items()
+                          if split in ("train", "val", "test")}}
 
     def __init__(self, cfg: SentimentConfig, seed: int, state: dict | None = None):
         self.cfg = cfg

@@ -1,0 +1,55 @@
+"""The bundled models (models/, made by `make models`) load from their safetensors weights alone,
+answer through the CLI by name, stay under the size budget, and still score the test figures
+recorded in their run.json when re-measured on the bundled data."""
+
+import json
+
+import pytest
+
+from rnnlab import bundled_models, load_run
+from rnnlab.api import models_dir
+from rnnlab.cli import main
+
+EXPECTED = ["names", "names-gru", "names-rnn", "poems", "sentiment"]
+
+
+def test_every_bundled_model_is_there_and_small():
+    assert bundled_models() == EXPECTED
+    total = sum(f.stat().st_size for f in models_dir().rglob("*") if f.is_file())
+    assert total < 25e6, f"models/ holds {total / 1e6:.1f} MB"
+    assert (models_dir() / "MODELS.md").is_file()
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED if n.startswith("names")])
+def test_names_models_score_their_recorded_figures(name):
+    run = load_run(name)
+    recorded = run.meta["test"]
+    test = run.evaluate()
+    assert test["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-9)
+    assert test["macro_f1"] == pytest.approx(recorded["macro_f1"], abs=1e-9)
+
+
+def test_sentiment_model_scores_its_recorded_figures():
+    run = load_run("sentiment")
+    test = run.evaluate()
+    assert test["accuracy"] == pytest.approx(run.meta["test"]["accuracy"], abs=1e-9)
+    assert test["roc_auc"] == pytest.approx(run.meta["test"]["roc_auc"], abs=1e-6)
+
+
+def test_poems_model_scores_its_recorded_perplexity():
+    run = load_run("poems")
+    test = run.evaluate({"samples": 0})  # the perplexity only; sampling is checked below
+    assert test["test_perplexity"] == pytest.approx(run.meta["test"]["test_perplexity"], rel=1e-6)
+
+
+def test_the_bundled_models_answer_by_name_on_the_command_line(capsys):
+    assert main(["predict", "--run", "names", "--json", "Satoshi", "Dovesky"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["top"][0]["label"] == "Japanese" and out[1]["top"][0]["label"] == "Russian"
+    assert main(["predict", "--run", "sentiment", "--json", "房间很干净，服务也很热情"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["label"] == "1"
+    assert main(["generate", "--run", "poems", "--begin", "山", "--form", "7x4", "--seed", "1"]) == 0
+    poem = capsys.readouterr().out.replace("\n", "")
+    assert poem.startswith("山") and len(poem) == 32
+    assert main(["predict", "--run", "nosuchmodel", "x"]) == 2
+    assert "not a bundled model" in capsys.readouterr().err
