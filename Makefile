@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench bench-quick data models clean
+.PHONY: install demo test browser serve bench bench-quick data models clean
 
 install: $(STAMP)
 
@@ -17,8 +17,27 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/rnnlab compare names --cells rnn,lstm,gru
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium and CJK fonts for the browser tests (tests/test_browser.py), from the system's
+# packages: apt-get installs them when they are missing (as root, as CI runs, or with passwordless sudo).
+# Without apt the browser tests skip, saying how to enable them. Never `playwright install`: it
+# downloads a browser from the internet.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && find /usr/share/fonts -iname '*cjk*' -o -iname '*wqy*' 2>/dev/null | grep -q .; then \
+	  exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make browser: no chromium (or no CJK font) and no apt-get: the browser tests will be skipped"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "make browser: run 'sudo apt-get install -y chromium fonts-noto-cjk' to enable the browser tests"; exit 0; fi; \
+	echo "make browser: installing chromium and fonts-noto-cjk with apt-get"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null \
+	  || { echo "make browser: apt-get failed: the browser tests will be skipped"; [ -z "$${CI:-}" ]; }
+
+# The lab in a browser: http://127.0.0.1:8000/ (bundled models; add your runs with --runs runs).
+serve: $(STAMP)
+	$(BIN)/rnnlab serve $$([ -d runs ] && echo --runs runs)
 
 # Every benchmark, one after another; writes benchmarks/RESULTS.md (40 min on 2 cores).
 bench: $(STAMP)

@@ -10,6 +10,7 @@ import pytest
 
 import rnnlab.cli as cli
 import rnnlab.experiment as experiment
+import rnnlab.serve.cli as serve_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = ["README.md", "README.zh-CN.md"]
@@ -37,6 +38,11 @@ def _stop(*args, **kwargs):
     raise Parsed
 
 
+def _serve_stop(args):
+    serve_cli.check_args(args)  # port, threads, --runs folders: then stop before binding a port
+    raise Parsed
+
+
 CASES = [(name, cmd) for name in READMES if (ROOT / name).is_file() for cmd in commands(ROOT / name)]
 
 
@@ -50,6 +56,9 @@ def test_readme_command_parses(readme, command, monkeypatch, tmp_path, capsys):
     for target, name in [(experiment, "run_training"), (experiment, "resume_training"), (cli, "_load"),
                          (cli, "cmd_gradients"), (cli, "cmd_longrange"), (cli, "cmd_report")]:
         monkeypatch.setattr(target, name, _stop)
+    monkeypatch.setattr(serve_cli, "cmd_serve", _serve_stop)
+    monkeypatch.chdir(tmp_path)  # relative folders a command names (runs) are made here, not in the checkout
+    (tmp_path / "runs").mkdir()
     argv = [a.replace("...", "x") for a in shlex.split(command)[1:]]
     if argv[:1] == ["compare"]:
         argv += ["--out", str(tmp_path / "compare")]  # compare makes its folder before training

@@ -5,7 +5,7 @@
     run.predict(["Satoshi", "Jackson"])            # names, sentiment; poems: perplexity and next chars
     run.trace("Satoshi")                           # names: the answer and the gates, character by character
     poems = rnnlab.load_run("poems").generate(begin="山", form="7x4", n=2)
-    folder = rnnlab.train("names", hidden=64, epochs=3)   # options by their config field names
+    folder = rnnlab.train_task("names", hidden=64, epochs=3)   # options by their config field names
 
 A run is what ``rnnlab train`` writes (``best.pt`` with the model config, vocabulary and labels);
 a *bundled model* (``models/<name>/``) is the same thing exported for shipping: ``model.safetensors``
@@ -198,7 +198,7 @@ def load_run(spec: str | Path, device: str = "cpu") -> Run:
     return Run(path, meta, ckpt["model"], device)
 
 
-def train(task: str, out: str | Path | None = None, log=print, **options: Any) -> Path:
+def train_task(task: str, out: str | Path | None = None, log=print, **options: Any) -> Path:
     """Train ``task`` with options given by their config field names (``hidden=64, epochs=3, data=...``):
     each goes to the task, model or training config that declares it; an unknown name is an error.
     Returns the run folder. Paths may be given as ``pathlib.Path`` (``data=tmp / "names"``)."""

@@ -413,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run")
     report.set_defaults(func=cmd_report)
 
+    from .serve.cli import add_serve_parser
+
+    add_serve_parser(sub)
     return p
 
 

@@ -1,0 +1,433 @@
+"""The web app's JSON API (FastAPI's TestClient), on tiny runs trained once (``serve_runs`` in
+conftest.py): every route with good input, and bad input answered as a 4xx ``{"error": "one line"}``
+naming the field -- never a 500, never a traceback, never a file outside the package and the runs."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+with warnings.catch_warnings():  # starlette's note that it prefers httpx2 to httpx
+    warnings.filterwarnings("ignore", message="Using `httpx` with")
+    from fastapi.testclient import TestClient  # noqa: E402
+
+from rnnlab.serve.app import STATIC, create_app  # noqa: E402
+
+prefix_pending = pytest.mark.xfail(strict=False, reason="generate(prefix=...) is being added to rnnlab in parallel; "
+                                   "until it lands the server answers 501")
+
+
+@pytest.fixture(scope="module")
+def client(serve_runs):
+    with TestClient(create_app([serve_runs], bundled=False)) as c:
+        yield c
+
+
+def error_of(response, status) -> str:
+    """The one-line error of a 4xx answer, checked to be exactly that."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    assert "\n" not in body["error"] and "Traceback" not in body["error"]
+    return body["error"]
+
+
+# --- listing, health, files ----------------------------------------------------------------------
+def test_health_and_runs_listing(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["runs"] == 6 and health["threads"] == 1
+    listing = client.get("/api/runs").json()
+    runs = {r["id"]: r for r in listing["runs"]}
+    assert set(runs) == {"names-lstm", "names-gru", "names-rnn", "poems-lstm", "sentiment-gru", "names-compare/gru"}
+    assert runs["names-lstm"]["task"] == "names" and runs["names-lstm"]["cell"] == "lstm"
+    assert runs["names-lstm"]["done"] and not runs["names-lstm"]["training"] and runs["names-lstm"]["epochs"] == 3
+    assert "accuracy" in runs["names-lstm"]["test"] and "test_perplexity" in runs["poems-lstm"]["test"]
+    assert "report.html" in runs["names-lstm"]["files"] and not any(f.endswith(".pt") for f in runs["names-lstm"]["files"])
+    assert listing["defaults"]["poems"] == "poems-lstm" and listing["defaults"]["sentiment"] == "sentiment-gru"
+    info = client.get("/api/runs/names-compare/gru").json()
+    assert info["id"] == "names-compare/gru" and info["config"]["task"] == "names"
+
+
+def test_metrics_and_report_files(client):
+    m = client.get("/api/runs/names-lstm/metrics").json()
+    assert m["task"] == "names" and [r["epoch"] for r in m["rows"]] == [1, 2, 3] and m["done"]
+    assert {"train_loss", "val_loss", "val_accuracy"} <= set(m["rows"][0])
+    assert client.get("/api/runs/names-compare/gru/metrics").json()["rows"]
+    report = client.get("/api/runs/names-lstm/files/report.html")
+    assert report.status_code == 200 and "confusion.png" in report.text
+    png = client.get("/api/runs/names-lstm/files/loss.png")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    assert "best.pt" in error_of(client.get("/api/runs/names-lstm/files/best.pt"), 404)
+    error_of(client.get("/api/runs/names-lstm/files/nothing.html"), 404)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/runs/..%2F..%2Fetc/metrics", "/api/runs/../../etc/passwd/metrics", "/api/runs/%2e%2e/metrics",
+    "/api/runs/names-lstm/files/..%2F..%2F..%2Fpyproject.toml", "/api/runs/names-lstm/files/%2e%2e",
+    "/api/runs/names-lstm/files/..%2Fnames-gru%2Fbest.pt", "/api/runs/names-lstm/files/%2Fetc%2Fpasswd",
+    "/static/../../pyproject.toml", "/static/%2e%2e/%2e%2e/%2e%2e/pyproject.toml", "/static/..%2F..%2F..%2Fpyproject.toml",
+    "/static/%2e%2e/app.py", "/api/runs/%2Fetc/metrics",
+])
+def test_no_file_outside_the_package_and_the_runs(client, path):
+    r = client.get(path)
+    assert r.status_code in (400, 404), (path, r.status_code)
+    assert "[build-system]" not in r.text and "root:" not in r.text and "create_app" not in r.text
+    assert set(r.json()) == {"error"}
+
+
+def test_raw_dot_segments_are_refused(client, serve_runs):
+    """A client that sends '..' unnormalised (curl --path-as-is) reaches neither the checkout nor the runs' checkpoints."""
+    import anyio
+
+    async def raw(path: str) -> tuple[int, bytes]:
+        out = {}
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+                 "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": [],
+                 "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(msg):
+            if msg["type"] == "http.response.start":
+                out["status"] = msg["status"]
+            elif msg["type"] == "http.response.body":
+                out["body"] = out.get("body", b"") + msg.get("body", b"")
+
+        await client.app(scope, receive, send)
+        return out["status"], out.get("body", b"")
+
+    for path in ("/static/../../../pyproject.toml", "/static/../app.py", "/api/runs/names-lstm/files/../best.pt",
+                 "/api/runs/../names-lstm/files/best.pt"):
+        status, body = anyio.run(raw, path)
+        assert status == 404 and b"[build-system]" not in body and b"create_app" not in body, path
+
+
+def test_the_page_and_its_files_need_nothing_from_the_internet(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for tab in ("names", "poems", "sentiment", "runs", "gradients"):
+        assert f'data-tab="{tab}"' in page.text and f'id="tab-{tab}"' in page.text
+    for name in ("app.js", "style.css", "img/gradients_init.png", "img/longrange.png"):
+        assert client.get(f"/static/{name}").status_code == 200
+    for f in STATIC.rglob("*"):
+        if f.suffix in (".html", ".js", ".css"):
+            text = f.read_text(encoding="utf-8")
+            # No CDN, no web font, no remote script or image: every URL the page loads is its own.
+            assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), f
+            assert not re.search(r"""(fetch\(|url\()\s*["']?(https?:)?//""", text), f
+            assert "@import" not in text and "@font-face" not in text, f
+
+
+# --- names ---------------------------------------------------------------------------------------
+def test_names_predict(client):
+    r = client.post("/api/names/predict", json={"names": ["Abovic", "Telsonne", "Øvic😀"], "top": 2, "run": "names-lstm"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["run"] == "names-lstm" and body["cell"] == "lstm" and len(body["results"]) == 3
+    first = body["results"][0]
+    assert first["name"] == "Abovic" and [t["label"] for t in first["top"]] in (["Ovic", "Sonne"], ["Sonne", "Ovic"])
+    assert abs(sum(t["probability"] for t in first["top"]) - 1) < 1e-3
+    assert set(body["results"][2]["unknown_characters"]) >= {"Ø", "😀"}
+    default = client.post("/api/names/predict", json={"names": ["Abovic"]}).json()
+    assert default["run"].startswith("names-") and len(default["results"][0]["top"]) == 2  # 2 labels in all
+
+
+@pytest.mark.parametrize("run,gates", [("names-lstm", {"input", "forget", "output"}), ("names-gru", {"reset", "update"}),
+                                       ("names-rnn", set())])
+def test_names_trace_shows_each_step(client, run, gates):
+    r = client.post("/api/names/trace", json={"name": "Abovic", "run": run})
+    assert r.status_code == 200, r.text
+    t = r.json()
+    assert t["chars"] == list("Abovic") and t["cell"] == run.split("-")[1] and set(t["gates"]) == gates
+    assert len(t["probabilities"]) == 6 and all(abs(sum(row) - 1) < 1e-3 for row in t["probabilities"])
+    hidden = 16 if run == "names-lstm" else 12
+    assert len(t["hidden"]) == 6 and {len(h) for h in t["hidden"]} == {hidden}
+    for g in gates:
+        assert len(t["gates"][g]) == 6 and all(0 <= v <= 1 for row in t["gates"][g] for v in row)
+
+
+BAD_NAMES = [
+    ({"names": []}, 422, "names"),
+    ({}, 422, "names: required"),
+    ({"names": "Satoshi"}, 422, "names"),
+    ({"names": [""]}, 422, "names[0]"),
+    ({"names": ["x" * 100_000]}, 422, "names[0]: at most 100 characters (got 100,000)"),
+    ({"names": ["😀😀"]}, 422, "names[0]"),
+    ({"names": ["Anna", 7]}, 422, "names[1]"),
+    ({"names": ["Anna"] * 65}, 422, "names: at most 64"),
+    ({"names": ["Anna"], "top": 0}, 422, "top"),
+    ({"names": ["Anna"], "top": "3"}, 422, "top"),
+    ({"names": ["Anna"], "top": 2.5}, 422, "top"),
+    ({"names": ["Anna"], "nmaes": ["x"]}, 422, "nmaes: unknown field"),
+    ({"names": ["Anna"], "run": "no-such-run"}, 404, "no-such-run"),
+    ({"names": ["Anna"], "run": "../names-lstm"}, 404, "../names-lstm"),
+    ({"names": ["Anna"], "run": "poems-lstm"}, 400, "poems"),
+    ({"names": ["   "]}, 422, "has no letter"),
+]
+
+
+@pytest.mark.parametrize("body,status,says", BAD_NAMES)
+def test_bad_names_requests(client, body, status, says):
+    assert says in error_of(client.post("/api/names/predict", json=body), status)
+
+
+@pytest.mark.parametrize("content,headers,status,says", [
+    (b"Satoshi", {"content-type": "application/json"}, 400, "not valid JSON"),
+    (b'["Satoshi"]', {"content-type": "application/json"}, 400, "JSON object"),
+    (b'{"names": ["Satoshi"]', {"content-type": "application/json"}, 400, "not valid JSON"),
+    (b'{"names": ["Satoshi"]}', {"content-type": "text/plain"}, 415, "application/json"),
+    (b"", {}, 400, "JSON object"),
+    (b'{"names": ["\\ud800"]}', {"content-type": "application/json"}, 422, "names[0]"),
+    (b'{"names": ["' + b"x" * 3_000_000 + b'"]}', {"content-type": "application/json"}, 413, "limit"),
+])
+def test_bodies_that_are_not_json_objects(client, content, headers, status, says):
+    assert says in error_of(client.post("/api/names/predict", content=content, headers=headers), status)
+
+
+def test_unknown_routes_and_methods_answer_json(client):
+    assert "not found" in error_of(client.get("/api/nothing"), 404)
+    assert "not allowed" in error_of(client.get("/api/names/predict"), 405)
+    assert "not found" in error_of(client.post("/api/names/train", json={}), 404)
+
+
+# --- poems ---------------------------------------------------------------------------------------
+def test_poems_generate_with_alternatives(client):
+    r = client.post("/api/poems/generate", json={"begin": "床", "form": "5x4", "temperature": 0.8, "seed": 3, "top": 4})
+    assert r.status_code == 200, r.text
+    p = r.json()
+    assert p["run"] == "poems-lstm" and p["poem"].startswith("床") and len(p["lines"]) == 4
+    assert "".join(p["lines"]) == p["poem"] and all(len(line) == 6 and line[-1] in "，。" for line in p["lines"])
+    assert [len(row) for row in p["chars"]] == [6, 6, 6, 6] and p["chars"][0][0]["char"] == "床"
+    first = p["chars"][0][1]
+    assert 0 < first["probability"] <= 1 and 1 <= len(first["alternatives"]) <= 4
+    again = client.post("/api/poems/generate", json={"begin": "床", "form": "5x4", "temperature": 0.8, "seed": 3, "top": 4})
+    assert again.json()["poem"] == p["poem"]  # the seed decides
+    acrostic = client.post("/api/poems/generate", json={"acrostic": "床疑举低", "form": "5x4", "seed": 1}).json()
+    assert [line[0] for line in acrostic["lines"]] == list("床疑举低")
+    free = client.post("/api/poems/generate", json={"top_k": 5, "top_p": 0.9, "seed": 2}).json()
+    assert free["poem"] and free["lines"]
+
+
+BAD_POEMS = [
+    ({"begin": "書"}, 400, "begin character '書'"),
+    ({"begin": "😀"}, 400, "begin character"),
+    ({"begin": "床前"}, 422, "begin: at most 1 character"),
+    ({"begin": "，"}, 400, "begin"),
+    ({"acrostic": "春夏", "form": "5x4"}, 400, "acrostic '春夏' has 2 characters but form 5x4 has 4 lines"),
+    ({"acrostic": "床疑举低", "begin": "月", "form": "5x4"}, 400, "disagree"),
+    ({"acrostic": "床疑举低床疑举低床"}, 422, "acrostic"),
+    ({"form": "6x4"}, 422, "form"),
+    ({"temperature": 0}, 422, "temperature"),
+    ({"temperature": 11}, 422, "temperature"),
+    ({"temperature": "hot"}, 422, "temperature"),
+    ({"top_p": 0}, 422, "top_p"),
+    ({"top_k": -1}, 422, "top_k"),
+    ({"seed": -1}, 422, "seed"),
+    ({"seed": 1.5}, 422, "seed"),
+    ({"run": "names-lstm"}, 400, "names"),
+]
+
+
+@pytest.mark.parametrize("body,status,says", BAD_POEMS)
+def test_bad_poem_requests(client, body, status, says):
+    assert says in error_of(client.post("/api/poems/generate", json=body), status)
+
+
+def test_poems_score_an_edited_poem(client):
+    r = client.post("/api/poems/score", json={"poem": "床前明月光，疑是地上霜。", "top": 3})
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert s["lines"] == ["床前明月光，", "疑是地上霜。"] and s["perplexity"] > 1 and s["form"] is None
+    assert [c["char"] for c in s["chars"][1]] == list("疑是地上霜。")
+    assert "poem" in error_of(client.post("/api/poems/score", json={"poem": "床" * 201}), 422)
+    assert "poem" in error_of(client.post("/api/poems/score", json={"poem": ""}), 422)
+
+
+@prefix_pending
+def test_poems_regenerate_one_line_keeps_the_others(client):
+    p = client.post("/api/poems/generate", json={"acrostic": "床疑举低", "form": "5x4", "seed": 4}).json()
+    changed = None
+    for seed in range(1, 8):  # a tiny model may write the same line again: try a few seeds
+        r = client.post("/api/poems/regenerate", json={"lines": p["lines"], "line": 2, "acrostic": "床疑举低",
+                                                       "form": "5x4", "seed": seed})
+        assert r.status_code == 200, r.text
+        new = r.json()
+        assert new["lines"][:2] == p["lines"][:2] and new["lines"][3] == p["lines"][3]
+        assert new["lines"][2][0] == "举" and len(new["lines"][2]) == 6 and new["line"] == 2
+        if new["lines"][2] != p["lines"][2]:
+            changed = new
+            break
+    assert changed is not None
+
+
+def test_bad_regenerate_requests(client):
+    lines = ["床前明月光，", "疑是地上霜。"]
+    assert "line" in error_of(client.post("/api/poems/regenerate", json={"lines": lines, "line": 2}), 422)
+    assert "line" in error_of(client.post("/api/poems/regenerate", json={"lines": lines}), 422)
+    assert "lines[1]" in error_of(client.post("/api/poems/regenerate", json={"lines": ["床前明月光，", "疑是，地上霜。"],
+                                                                             "line": 0}), 422)
+    assert "lines" in error_of(client.post("/api/poems/regenerate", json={"lines": [], "line": 0}), 422)
+
+
+# --- sentiment -----------------------------------------------------------------------------------
+def test_sentiment_predict_explains(client):
+    r = client.post("/api/sentiment/predict", json={"texts": ["房间很干净，服务也很热情", "隔音太差，一晚没睡好"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["run"] == "sentiment-gru" and body["labels"] == ["0", "1"] and len(body["results"]) == 2
+    first = body["results"][0]
+    assert first["label"] in ("0", "1") and 0.5 <= first["probability"] <= 1
+    words = {w["word"] for w in first["words"]}
+    assert {"房间", "干净", "热情"} <= words and all(isinstance(w["effect"], float) for w in first["words"])
+    emoji = client.post("/api/sentiment/predict", json={"texts": ["😀😀 很好"]})
+    assert emoji.status_code == 200 and any(w["unknown"] for w in emoji.json()["results"][0]["words"])
+
+
+@pytest.mark.parametrize("body,status,says", [
+    ({"texts": []}, 422, "texts"),
+    ({"texts": ["好" * 100_000]}, 422, "texts[0]: at most 20,000 characters (got 100,000)"),
+    ({"texts": [""]}, 422, "texts[0]"),
+    ({"texts": ["   "]}, 400, "empty"),
+    ({"texts": ["的了"]}, 400, "nothing left to classify"),
+    ({"texts": "房间很干净"}, 422, "texts"),
+    ({"texts": ["好"], "run": "names-gru"}, 400, "names"),
+    ({"texts": ["好"], "run": "sentiment-x"}, 404, "sentiment-x"),
+])
+def test_bad_sentiment_requests(client, body, status, says):
+    assert says in error_of(client.post("/api/sentiment/predict", json=body), status)
+
+
+# --- the registry: load once, serve concurrently, folders that change ---------------------------
+def test_models_load_once_and_requests_run_concurrently(serve_runs, monkeypatch):
+    import rnnlab
+
+    calls = []
+    real = rnnlab.load_run
+
+    def counting(spec, device="cpu"):
+        calls.append(spec)
+        return real(spec, device)
+
+    monkeypatch.setattr(rnnlab, "load_run", counting)
+    with TestClient(create_app([serve_runs], bundled=False, workers=4)) as c:
+        answers = []
+
+        def ask(i):
+            if i % 2:
+                answers.append(c.post("/api/names/predict", json={"names": ["Abovic"], "run": "names-gru"}).status_code)
+            else:
+                answers.append(c.post("/api/sentiment/predict", json={"texts": ["房间很干净"]}).status_code)
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answers == [200] * 12
+        assert sorted(Path(p).name for p in calls) == ["names-gru", "sentiment-gru"]  # each loaded once
+        assert sorted(c.get("/api/health").json()["loaded"]) == ["names-gru", "sentiment-gru"]
+
+
+def test_a_run_folder_deleted_or_added_while_serving(serve_runs, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(serve_runs / "names-gru", runs / "mine")
+    with TestClient(create_app([runs], bundled=False)) as c:
+        assert c.post("/api/names/predict", json={"names": ["Abovic"], "run": "mine"}).status_code == 200
+        shutil.rmtree(runs / "mine")
+        assert "mine" in error_of(c.post("/api/names/predict", json={"names": ["Abovic"], "run": "mine"}), 404)
+        assert "mine" in error_of(c.get("/api/runs/mine/metrics"), 404)
+        assert "no names model" in error_of(c.post("/api/names/predict", json={"names": ["Abovic"]}), 404)
+        shutil.copytree(serve_runs / "names-rnn", runs / "new")  # a run that appears is served at once
+        assert [r["id"] for r in c.get("/api/runs").json()["runs"]] == ["new"]
+        assert c.post("/api/names/predict", json={"names": ["Abovic"]}).json()["run"] == "new"
+
+
+def test_a_run_that_is_training_shows_live_metrics(serve_runs, tmp_path):
+    run = tmp_path / "runs" / "names-live"
+    run.mkdir(parents=True)
+    shutil.copy(serve_runs / "names-gru" / "config.json", run / "config.json")
+    rows = [json.loads(line) for line in (serve_runs / "names-gru" / "metrics.jsonl").read_text().splitlines()]
+    (run / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[1])[:20])  # a line being written
+    with TestClient(create_app([run.parent], bundled=False)) as c:
+        m = c.get("/api/runs/names-live/metrics").json()
+        assert [r["epoch"] for r in m["rows"]] == [1] and m["training"] and not m["done"]
+        # No checkpoint yet: asking it to predict is a clear 409, not a 500.
+        assert "names-live" in error_of(c.post("/api/names/predict", json={"names": ["Abovic"], "run": "names-live"}), 409)
+
+
+def test_a_bug_is_a_500_without_a_traceback(serve_runs, monkeypatch):
+    with TestClient(create_app([serve_runs], bundled=False), raise_server_exceptions=False) as c:
+        _, run = c.app.state.registry.get("names-gru", "names")
+        monkeypatch.setattr(run, "predict", lambda *a, **k: 1 / 0)
+        message = error_of(c.post("/api/names/predict", json={"names": ["Abovic"], "run": "names-gru"}), 500)
+        assert "ZeroDivisionError" in message and "line" not in message
+
+
+# --- bundled models (present once models/ is committed) -----------------------------------------
+def bundled_present() -> bool:
+    from rnnlab.serve.app import bundled_models
+
+    return {"names", "poems", "sentiment"} <= {name for name, _ in bundled_models()}
+
+
+@pytest.mark.skipif(not bundled_present(), reason="no bundled models (models/) in this checkout")
+def test_bundled_models_answer_every_task():
+    with TestClient(create_app(bundled=True)) as c:
+        listing = c.get("/api/runs").json()
+        assert listing["defaults"] == {"names": "names", "poems": "poems", "sentiment": "sentiment"}
+        names = c.post("/api/names/predict", json={"names": ["Satoshi", "Jackson"]}).json()
+        assert names["run"] == "names" and names["results"][0]["top"][0]["label"] == "Japanese"
+        for run in ("names-rnn", "names-gru"):
+            assert c.post("/api/names/trace", json={"name": "Nguyen", "run": run}).status_code == 200
+        poem = c.post("/api/poems/generate", json={"begin": "山", "form": "7x4", "seed": 1}).json()
+        assert poem["poem"].startswith("山") and len(poem["lines"]) == 4
+        assert "simplified" in error_of(c.post("/api/poems/generate", json={"begin": "書", "form": "7x4"}), 400)
+        review = c.post("/api/sentiment/predict", json={"texts": ["房间很干净，服务也很热情"]}).json()
+        assert review["results"][0]["label"] == "1"
+
+
+# --- the command ---------------------------------------------------------------------------------
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_serve_command_checks_its_options(tmp_path):
+    out = run_cli("serve", "--help")
+    assert out.returncode == 0 and "--runs DIR" in out.stdout and "127.0.0.1" in out.stdout
+    bad = run_cli("serve", "--runs", str(tmp_path / "missing"))
+    assert bad.returncode == 2 and "--runs" in bad.stderr and "no such folder" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    port = run_cli("serve", "--port", "70000")
+    assert port.returncode == 2 and "--port 70000" in port.stderr
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = run_cli("serve", "--port", str(taken.getsockname()[1]), "--no-bundled")
+    assert busy.returncode == 2 and "cannot listen there" in busy.stderr and "Traceback" not in busy.stderr
+
+
+def test_chunked_bodies_over_the_limit_and_foreign_host_names(serve_runs):
+    with TestClient(create_app([serve_runs], bundled=False, hosts=("127.0.0.1", "localhost", "::1")),
+                    base_url="http://127.0.0.1:8000") as c:
+        def chunks():  # no Content-Length: the guard counts the bytes as they come
+            yield b'{"names": ["'
+            for _ in range(40):
+                yield b"x" * 100_000
+            yield b'"]}'
+
+        r = c.post("/api/names/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        assert c.get("/api/health").status_code == 200
+        assert c.get("/api/health", headers={"host": "localhost:8000"}).status_code == 200
+        assert c.get("/api/health", headers={"host": "[::1]:8000"}).status_code == 200
+        assert "Host header" in error_of(c.get("/api/health", headers={"host": "evil.example:8000"}), 400)
