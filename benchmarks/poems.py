@@ -12,13 +12,21 @@
   quality of 200 unconstrained samples.
 * Scaling: throughput and peak memory (resident set of a fresh process) with 25 %, 50 % and 100 %
   of the training poems, and sampling speed.
+* Regulated verse: 50 poems of each form written as ``rnnlab generate --form`` writes them (rhyme
+  and tone pattern kept, Pingshui), measured beside the free samples and the training poems:
+  rhyme rate (Pingshui and 中华新韵), 2-4-6 tone-pattern rate, distinct lines, copy rate, and the
+  model's log-probability per token of regulated vs free poems (what the rules cost in fluency).
+  ``--run DIR`` measures an existing trained run this way, without training anything.
 
 Targets (issue "Tang poem generation"): perplexity below the KN 5-gram's within 60 minutes of
 training on 2 CPU cores (``--budget 3600``; ``make bench`` uses a shorter budget and says so);
 throughput >= 3x the classic configuration's; unconstrained samples >= 80 % well-formed, copy
-rate < 10 %, distinct-line ratio > 0.9.
+rate < 10 %, distinct-line ratio > 0.9. Issue "Regulated verse": regulated samples rhyme >= 98 % and
+keep the tone pattern >= 95 % (Pingshui), copy rate < 5 %, distinct lines > 0.95, negative
+log-probability per token at most 1.15x the free samples'.
 
     python benchmarks/poems.py [--budget SECONDS] [--quick] [--threads 2] [--seed 0] [--json FILE]
+    python benchmarks/poems.py --run RUN_DIR [--samples 200] [--json FILE]
 """
 
 from __future__ import annotations
@@ -108,6 +116,57 @@ def peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def verse_tables(test: dict) -> None:
+    """Free samples, regulated samples and the training poems side by side, then each form."""
+    q, c, r = test["samples"], test["corpus"], test["regulated"]
+    reg = r["all"]
+    keys = ("well_formed", "rhyme_rate", "rhyme_rate_pingshui", "rhyme_rate_xinyun", "tone_pattern_rate",
+            "regulated_rate", "distinct_lines", "copy_rate", "logprob")
+    fmt = lambda d, k: f"{d[k]:.3f}" if k in d else ""  # noqa: E731
+    print_table([{"measure": k, "free": fmt(q, k), "regulated": fmt(reg, k), "corpus": fmt(c, k)} for k in keys],
+                ["measure", "free", "regulated", "corpus"])
+    print()
+    print_table([{"form": f, **{k: fmt(v, k) for k in keys[2:]}} for f, v in r["forms"].items()], ["form", *keys[2:]])
+    print(f"regulated: {r['per_form']} poems per form ({r['rhyme_scheme']}); negative log-probability per token "
+          f"{r['nll_ratio']:.3f}x the free samples'")
+
+
+def verse_checks(test: dict) -> list[tuple]:
+    """The targets of the issue "Regulated verse", with the training poems' own rates beside them."""
+    c, r = test["corpus"], test["regulated"]
+    reg = r["all"]
+    corpus = lambda k: f" (corpus {c[k]:.1%})" if k in c else ""  # noqa: E731
+    return [("regulated: rhyme rate >= 98% (Pingshui)", f"{reg['rhyme_rate_pingshui']:.1%}{corpus('rhyme_rate_pingshui')}",
+             "met" if reg["rhyme_rate_pingshui"] >= 0.98 else "NOT met"),
+            ("regulated: tone-pattern rate >= 95% (Pingshui)", f"{reg['tone_pattern_rate']:.1%}{corpus('tone_pattern_rate')}",
+             "met" if reg["tone_pattern_rate"] >= 0.95 else "NOT met"),
+            ("regulated: copy rate < 5%", f"{reg['copy_rate']:.1%}", "met" if reg["copy_rate"] < 0.05 else "NOT met"),
+            ("regulated: distinct lines > 0.95", f"{reg['distinct_lines']:.3f}",
+             "met" if reg["distinct_lines"] > 0.95 else "NOT met"),
+            ("regulated: NLL per token <= 1.15x the free samples'", f"{r['nll_ratio']:.3f}x",
+             "met" if r["nll_ratio"] <= 1.15 else "NOT met")]
+
+
+def measure_run(args, start: float) -> int:
+    """``--run DIR``: the sample figures of an existing trained run (no training)."""
+    from rnnlab import load_run
+
+    run = load_run(args.run)
+    if run.task != "poems":
+        print(f"{args.run}: a {run.task} model, not poems", file=sys.stderr)
+        return 2
+    test = run.evaluate({"samples": args.samples}, seed=args.seed)
+    print(f"poems: run {args.run} (test perplexity {test['test_perplexity']:.1f}), {args.samples} free samples")
+    verse_tables(test)
+    print()
+    q = test["samples"]
+    checks = [("free: copy rate < 10%", f"{q['copy_rate']:.1%}", "met" if q["copy_rate"] < 0.1 else "NOT met"),
+              ("free: distinct-line ratio > 0.9", f"{q['distinct_lines']:.3f}", "met" if q["distinct_lines"] > 0.9 else "NOT met"),
+              *verse_checks(test)]
+    finish(checks, start, args.seed, f"run {args.run}", args.json, {"test": test})
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", type=float, default=1200.0, help="training seconds for our model (default %(default)s)")
@@ -117,6 +176,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small slices and budgets: a smoke check, not the targets")
     p.add_argument("--out", help="folder for the run (default: a temporary folder)")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--run", help="measure the samples of this trained poems run (no training, no baselines)")
+    p.add_argument("--samples", type=int, default=200, help="with --run: free samples (regulated: up to 50 per form)")
     p.add_argument("--probe", type=float, help=argparse.SUPPRESS)  # internal: one scaling point
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -124,6 +185,8 @@ def main(argv=None) -> int:
         print(json.dumps(probe(args.probe, args.batches, args.seed)))
         return 0
     start = time.perf_counter()
+    if args.run:
+        return measure_run(args, start)
     if args.quick:
         args.batches, args.budget = 5, 20.0
     task_cfg = PoemsConfig(limit=3000, samples=50) if args.quick else PoemsConfig()
@@ -182,8 +245,7 @@ def main(argv=None) -> int:
     print_table(speed, ["configuration", "chars_per_s", "padding", "ratio"])
     q = test["samples"]
     print()
-    print_table([{"measure": k, "samples": f"{q[k]:.3f}", "corpus": f"{test['corpus'].get(k, float('nan')):.3f}"}
-                 for k in ("well_formed", "rhyme_rate", "distinct_lines", "copy_rate")], ["measure", "samples", "corpus"])
+    verse_tables(test)
     if scaling:
         print()
         print_table(scaling, ["fraction", "poems", "tokens", "chars_per_s", "est_epoch_s", "peak_rss_mb"])
@@ -201,10 +263,12 @@ def main(argv=None) -> int:
                "met" if q["well_formed"] >= 0.8 else ("NOT met" if full else
                                                       f"not met after {args.budget:.0f} s of training (run --budget 3600)")),
               ("copy rate < 10%", f"{q['copy_rate']:.1%}", "met" if q["copy_rate"] < 0.1 else "NOT met"),
-              ("distinct-line ratio > 0.9", f"{q['distinct_lines']:.3f}", "met" if q["distinct_lines"] > 0.9 else "NOT met")]
+              ("distinct-line ratio > 0.9", f"{q['distinct_lines']:.3f}", "met" if q["distinct_lines"] > 0.9 else "NOT met"),
+              *verse_checks(test)]
     print()
     finish(checks, start, args.seed, f"run in {run}", args.json,
-           {"rows": rows, "speed": speed, "samples": q, "corpus": test["corpus"], "scaling": scaling,
+           {"rows": rows, "speed": speed, "samples": q, "corpus": test["corpus"], "regulated": test["regulated"],
+            "scaling": scaling,
             "sampling_chars_per_s": sample_speed, "train_config": asdict(train_cfg)})
     return 0
 

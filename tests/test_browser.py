@@ -5,8 +5,6 @@ Skipped, with the way to enable them, where Chromium or Playwright is missing.""
 
 import json
 import shutil
-import warnings
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -23,10 +21,7 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: `make browser` installs it "
                        "(apt-get install chromium fonts-noto-cjk) to run the browser tests"),
 ]
-prefix_pending = pytest.mark.xfail(strict=False, reason="generate(prefix=...) is being added to rnnlab in parallel; "
-                                   "until it lands the server answers 501")
 TIMEOUT = 15_000  # ms for anything to appear
-
 
 @pytest.fixture(scope="module")
 def server(serve_runs):
@@ -144,7 +139,6 @@ def test_poems_write_and_look_at_alternatives(open_page, tmp_path):
     shot(page, tmp_path, "poems")
 
 
-@prefix_pending
 def test_poems_rewrite_one_line(open_page):
     page = open_page("#poems", allow_http_errors=True)
     page.fill("#poems-acrostic", "床疑举低")

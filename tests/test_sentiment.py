@@ -12,7 +12,7 @@ from rnnlab.errors import UserError
 from rnnlab.experiment import run_training
 from rnnlab.models import ClassifierConfig
 from rnnlab.tasks.sentiment import (KEEP_WORDS, SentimentConfig, SentimentTask, TextPipeline, load_stopwords,
-                                    read_labeled_csv)
+                                    read_labeled_csv, MAX_TEXT_CHARS)
 from rnnlab.vocab import UNK
 from rnnlab.train import TrainConfig
 
@@ -38,7 +38,8 @@ def test_csv_edge_cases(tmp_path):
                     encoding="utf-8")
     labels, items, report = read_labeled_csv(path, "label", "review")
     assert labels == ["0", "1"] and report["rows"] == 3 and report["empty"] == 3  # no label, no text, a blank line
-    assert items[0] == ('有逗号,也有"引号"', 1) and items[1] == ("多\n行", 0) and len(items[2][0]) == 200_000
+    assert items[0] == ('有逗号,也有"引号"', 1) and items[1] == ("多\n行", 0)
+    assert len(items[2][0]) == MAX_TEXT_CHARS and report["texts_cut"] == 1  # read in full, cut to the cap
 
 
 def test_other_columns_gbk_and_string_labels(tmp_path):

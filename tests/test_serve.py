@@ -20,9 +20,6 @@ with warnings.catch_warnings():  # starlette's note that it prefers httpx2 to ht
 
 from rnnlab.serve.app import STATIC, create_app  # noqa: E402
 
-prefix_pending = pytest.mark.xfail(strict=False, reason="generate(prefix=...) is being added to rnnlab in parallel; "
-                                   "until it lands the server answers 501")
-
 
 @pytest.fixture(scope="module")
 def client(serve_runs):
@@ -251,7 +248,6 @@ def test_poems_score_an_edited_poem(client):
     assert "poem" in error_of(client.post("/api/poems/score", json={"poem": ""}), 422)
 
 
-@prefix_pending
 def test_poems_regenerate_one_line_keeps_the_others(client):
     p = client.post("/api/poems/generate", json={"acrostic": "床疑举低", "form": "5x4", "seed": 4}).json()
     changed = None

@@ -96,3 +96,19 @@ def test_resume_refuses_options_that_are_the_run_s_own(tmp_path, data):
     run = run_training("names", data, MODEL, TrainConfig(epochs=1, progress=False), out=tmp_path / "r", **QUIET)
     with pytest.raises(UserError, match="--lr: cannot change when resuming"):
         resume_training(run, lr=5.0, **QUIET)
+
+
+def test_a_resumed_run_keeps_its_class_weights(tmp_path, data):
+    """Loss weights are not in the checkpoint's weights: the resumed model must get them again."""
+    import torch
+    from dataclasses import replace
+
+    from rnnlab.runs import load_checkpoint
+
+    weighted = replace(data, class_weights="balanced")
+    cfg = TrainConfig(epochs=2, patience=0, schedule="none", progress=False)
+    straight = run_training("names", weighted, MODEL, cfg, out=tmp_path / "a", **QUIET)
+    half = run_training("names", weighted, MODEL, replace(cfg, epochs=1), out=tmp_path / "b", **QUIET)
+    resume_training(half, epochs=2, **QUIET)
+    a, b = load_checkpoint(straight / "last.pt")["model"], load_checkpoint(half / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -58,13 +58,15 @@ def main(argv=None) -> int:
         if run_dir.exists():
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
         cmd = [*rnnlab, "train", *train_args, "--threads", str(args.threads), "--out", str(run_dir)]
+        commit = git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain",
+                                                                                             "--untracked-files=no") else "")
         print(f"== {name}: rnnlab train {' '.join(train_args)}", flush=True)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT)
         seconds = time.perf_counter() - t0
         subprocess.run([*rnnlab, "export", "--run", str(run_dir), "--to", str(models / name)], check=True, cwd=ROOT)
         meta = json.loads((models / name / "run.json").read_text(encoding="utf-8"))
-        meta["made_by"] = {"what": what, "command": "rnnlab train " + shlex.join(train_args), "commit": git("rev-parse", "--short", "HEAD"),
+        meta["made_by"] = {"what": what, "command": "rnnlab train " + shlex.join(train_args), "commit": commit,
                            "date": time.strftime("%Y-%m-%d %H:%M"), "training_wall_s": round(seconds, 1),
                            "threads": args.threads}
         (models / name / "run.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

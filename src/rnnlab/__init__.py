@@ -10,6 +10,8 @@ The Python API (see rnnlab.api)::
 
 from ._version import __version__
 
+__all__ = ["__version__", "load_run", "train_task", "bundled_models"]
+
 
 def load_run(spec, device: str = "cpu"):
     """A trained run or bundled model, ready to predict (see rnnlab.api.load_run)."""

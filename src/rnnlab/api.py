@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .runs import find_checkpoint, load_checkpoint, read_json, write_json
+from .runs import check_run_meta, find_checkpoint, load_checkpoint, read_json, write_json
 
 MODEL_FORMAT = "rnnlab-model-1"
 WEIGHTS_FILE, META_FILE = "model.safetensors", "run.json"
@@ -44,6 +44,8 @@ def bundled_models() -> list[str]:
 
 def resolve(spec: str | Path) -> Path:
     """A run folder, a model folder, or the name of a bundled model -> its folder."""
+    if isinstance(spec, str) and not spec.strip():
+        raise UserError("--run: empty; give a run folder, a model folder or a bundled model's name")
     path = Path(spec)
     if path.is_dir():
         return path
@@ -66,8 +68,11 @@ class Run:
         self.task = meta["task"]
         self.task_cls = get_task(self.task)
         where = str(self.path)
-        self.task_config = self.task_cls.config_cls.from_dict(meta["task_config"], where)
-        self.model_config = self.task_cls.model_config_cls.from_dict(meta["model_config"], where)
+        try:
+            self.task_config = self.task_cls.config_cls.from_dict(meta["task_config"], where)
+            self.model_config = self.task_cls.model_config_cls.from_dict(meta["model_config"], where)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{where}: {e}" if where not in str(e) else str(e)) from None
         self.state = meta["task_state"]
         self.device = torch.device(device) if isinstance(device, str) else device
         self.model = self.task_cls.rebuild_model(self.model_config)
@@ -78,12 +83,16 @@ class Run:
                 load_model(self.model, str(weights_file))
             else:
                 self.model.load_state_dict(weights)
-        except (RuntimeError, OSError, ValueError) as e:
+        except Exception as e:  # RuntimeError, OSError, safetensors' SafetensorError ...: a damaged weights file
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise UserError(f"{self.path}: the weights do not fit the model its config describes ({first[:150]})") from None
+            raise UserError(f"{weights_file or self.path}: damaged weights, or weights that do not fit the model its "
+                            f"config describes ({first[:150]})") from None
         self.model.to(self.device).eval()
-        self.predictor = self.task_cls.predictor_cls(self.model, self.model_config, self.task_config, self.state,
-                                                     self.device)
+        try:
+            self.predictor = self.task_cls.predictor_cls(self.model, self.model_config, self.task_config, self.state,
+                                                         self.device)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"{where}: damaged task state ({type(e).__name__}: {e})") from None
 
     @property
     def labels(self) -> list[str] | None:
@@ -133,8 +142,11 @@ class Run:
 
     def evaluate(self, task_changes: dict | None = None, **report_options) -> dict:
         """The test-set figures, recomputed from the data the run was trained on (same split)."""
+        from .experiment import check_data
+
         task_cfg = replace(self.task_config, **(task_changes or {}))
         task = self.task_cls(task_cfg, seed=self.train_config.seed, state=self.state)
+        check_data(task, self.meta, self.path, log=lambda *a: None)  # other data: other test figures
         return task.final_report(self.model, self.device, **report_options)
 
     def export(self, to: str | Path, half: bool = True, test: dict | None = None, made_by: dict | None = None) -> Path:
@@ -149,6 +161,7 @@ class Run:
             model = model.half()
         save_model(model, str(out / WEIGHTS_FILE))
         meta = {"format": MODEL_FORMAT, **{k: self.meta[k] for k in ("task", "task_config", "model_config", "task_state")},
+                **({"data_fingerprint": self.meta["data_fingerprint"]} if "data_fingerprint" in self.meta else {}),
                 "train_config": self.meta.get("train_config", {}), "weights": "float16" if half else "float32",
                 "test": test if test is not None else self.meta.get("test", {}), "made_by": made_by or {}}
         write_json(out / META_FILE, meta)
@@ -187,14 +200,20 @@ def load_run(spec: str | Path, device: str = "cpu") -> Run:
         meta = read_json(path / META_FILE)
         if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
             raise UserError(f"{path / META_FILE}: not an rnnlab model description")
+        check_run_meta(meta, path / META_FILE)
         return Run(path, meta, None, device, weights_file=path / WEIGHTS_FILE)
-    ckpt = load_checkpoint(find_checkpoint(path), map_location="cpu")
-    meta = ckpt["meta"]
-    if not isinstance(meta, dict) or "task" not in meta:
-        raise UserError(f"{path}: the checkpoint does not say which task it belongs to")
+    checkpoint = find_checkpoint(path)
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    meta = check_run_meta(ckpt["meta"], checkpoint)
+    if (path / "config.json").is_file():  # a checkpoint copied into another run's folder
+        config = read_json(path / "config.json")
+        if isinstance(config, dict) and config.get("task") not in (None, meta["task"]):
+            raise UserError(f"{path}: config.json is of a {config.get('task')} run but {checkpoint.name} holds a "
+                            f"{meta['task']} model; the folder mixes two runs")
     if (path / "summary.json").is_file():
         summary = read_json(path / "summary.json")
-        meta = {**meta, "test": summary.get("test", {}) if isinstance(summary, dict) else {}}
+        test = summary.get("test", {}) if isinstance(summary, dict) else {}
+        meta = {**meta, "test": test if isinstance(test, dict) else {}}
     return Run(path, meta, ckpt["model"], device)
 
 

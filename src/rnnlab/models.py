@@ -83,14 +83,21 @@ class ClassifierConfig(Options):
     def implied(self, given: set[str]) -> "ClassifierConfig":
         if "nonlinearity" in given and self.cell != "rnn":
             raise ValueError(f"--nonlinearity: only --cell rnn has one (--cell {self.cell})")
+        cfg = self
         if self.cell == "tutorial":
             unused = [f for f in self.TUTORIAL_IGNORES if f in given and f != "nonlinearity"]
             if unused:
                 raise ValueError(f"--{unused[0].replace('_', '-')}: the tutorial network has one layer, one direction "
                                  "and its own output layer; use --cell rnn, lstm or gru for it")
-            if "input" not in given:  # the tutorial reads one-hot letters, as in the tutorial
-                return replace(self, input="onehot")
-        return self
+            if not {"input", "embed_dim", "freeze_embedding"} & given:  # one-hot letters, as in the tutorial
+                cfg = replace(self, input="onehot")
+        if cfg.input == "onehot":
+            unused = [f for f in ("embed_dim", "freeze_embedding") if f in given]
+            if unused:
+                flag = "--embed-dim" if unused[0] == "embed_dim" else "--freeze-vectors"
+                why = " (the tutorial's default)" if "input" not in given else ""
+                raise ValueError(f"{flag}: --input onehot{why} has no embedding; give --input embedding to use one")
+        return cfg
 
 
 class SequenceClassifier(nn.Module):

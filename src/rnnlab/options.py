@@ -24,12 +24,12 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
+from .nn.spec import NONLINEARITIES, RECURRENT_CELLS  # noqa: F401 (re-exported; the cell facts live with the cells)
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("none", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
-CELLS = ("tutorial", "rnn", "lstm", "gru")
-RECURRENT_CELLS = ("rnn", "lstm", "gru")
-NONLINEARITIES = ("tanh", "relu", "sigmoid")
+CELLS = ("tutorial",) + RECURRENT_CELLS
 BACKENDS = ("scratch", "torch")
 POOLS = ("last", "max", "mean", "attention")
 POEM_FORMS = ("5x4", "7x4", "5x8", "7x8", "free")

@@ -13,6 +13,8 @@ import re
 from collections import Counter
 from functools import lru_cache
 
+from .verse import verse_rates
+
 LINE_MARKS = "，。？！；"  # marks that end a line
 PUNCTUATION = LINE_MARKS + "：、"
 FORMS = {"5x4": (5, 4), "7x4": (7, 4), "5x8": (5, 8), "7x8": (7, 8)}
@@ -91,7 +93,11 @@ def quality(samples: list[str], training_lines: set[str]) -> dict:
     * ``rhyme_rate``: share of the well-formed samples whose even lines rhyme;
     * ``distinct_lines``: distinct lines / all lines (1.0 = no line repeated);
     * ``copy_rate``: share of lines found verbatim in the training poems;
-    * ``forms``: how many samples have each form.
+    * ``forms``: how many samples have each form;
+    * the rules of regulated verse, judged by ``rnnlab.verse.check_poem`` on the well-formed samples:
+      ``rhyme_rate_pingshui`` / ``rhyme_rate_xinyun`` (even lines end on level-tone characters of one
+      rhyme group, Pingshui or 中华新韵), ``tone_pattern_rate`` (the 2-4-6 tone pattern, Pingshui)
+      and ``regulated_rate`` (rhyme, pattern and line ends all kept, Pingshui).
     """
     forms = [form_of(s) for s in samples]
     regular = [s for s, f in zip(samples, forms) if f]
@@ -100,6 +106,7 @@ def quality(samples: list[str], training_lines: set[str]) -> dict:
         "samples": len(samples),
         "well_formed": len(regular) / max(len(samples), 1),
         "rhyme_rate": sum(rhymes(s) for s in regular) / len(regular) if regular else 0.0,
+        **verse_rates(regular),
         "distinct_lines": len(set(lines)) / max(len(lines), 1),
         "copy_rate": sum(line in training_lines for line in lines) / max(len(lines), 1),
         "forms": dict(Counter(f or "other" for f in forms).most_common()),
@@ -110,8 +117,10 @@ def corpus_reference(contents: list[str]) -> dict:
     """The same measures on real poems: what the samples should look like."""
     forms = [form_of(c) for c in contents]
     regular = [c for c, f in zip(contents, forms) if f]
+    lines = [line for c in contents for line in lines_of(c)]
     return {"poems": len(contents), "well_formed": len(regular) / max(len(contents), 1),
-            "rhyme_rate": sum(rhymes(c) for c in regular) / len(regular) if regular else 0.0}
+            "rhyme_rate": sum(rhymes(c) for c in regular) / len(regular) if regular else 0.0,
+            **verse_rates(regular), "distinct_lines": len(set(lines)) / max(len(lines), 1)}
 
 
 def format_poem(content: str) -> str:

@@ -29,7 +29,7 @@ def pyplot():
 
 
 def _series(rows: list[dict], key: str):
-    pts = [(r["epoch"], r[key]) for r in rows if key in r and r[key] is not None]
+    pts = [(r["epoch"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and isinstance(r.get("epoch"), int)]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -47,7 +47,8 @@ def plot_curves(runs: dict[str, list[dict]], keys: list[tuple[str, str]], ylabel
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no epoch yet: an empty plot, without matplotlib's warning
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

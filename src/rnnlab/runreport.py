@@ -15,19 +15,37 @@ from pathlib import Path
 import numpy as np
 
 from .report import page, plot_confusions, plot_curves, table
+from .errors import UserError
 from .runs import read_json, read_jsonl
 
 
 def render_run_report(run_dir: str | Path) -> Path:
     """Draw the run's plots and write report.html; returns its path. The task contributes its own
     section and plots (``Task.report_section`` / ``report_figures``)."""
-    from .tasks import get_task
-
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
-    task = get_task(config.get("task", ""))
+    config = read_json(run_dir / "config.json", dict)
+    task = _task_of(config, run_dir / "config.json")
     rows = read_jsonl(run_dir / "metrics.jsonl")
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    summary = read_json(run_dir / "summary.json", dict) if (run_dir / "summary.json").is_file() else {}
+    try:
+        return _render_run(run_dir, config, task, rows, summary)
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise UserError(f"{run_dir}: its summary.json or metrics.jsonl is damaged, so the report cannot be drawn "
+                        f"({type(e).__name__}: {e})") from None
+
+
+def _task_of(config: dict, where: Path):
+    from .tasks import TASKS
+
+    name = config.get("task")
+    if not isinstance(name, str) or name not in TASKS:
+        raise UserError(f"{where}: unknown task {name!r} (known: {', '.join(TASKS)})")
+    return TASKS[name]
+
+
+def _render_run(run_dir: Path, config: dict, task, rows: list[dict], summary: dict) -> Path:
     runs = {"": rows}
     metric = task.monitor
     plot_curves(runs, [("train_loss", "train"), ("val_loss", "validation")], "cross-entropy", run_dir / "loss.png", "Loss")
@@ -35,13 +53,13 @@ def render_run_report(run_dir: str | Path) -> Path:
                 run_dir / f"{metric}.png", metric.capitalize())
     parts = []
     test = summary.get("test")
-    model_cfg = config.get("model_config", {})
-    train = summary.get("train", {})
+    model_cfg = config.get("model_config") if isinstance(config.get("model_config"), dict) else {}
+    train = summary.get("train") if isinstance(summary.get("train"), dict) else {}
     parts.append(table(["", "value"], [
         ["parameters", summary.get("parameters", "")], ["best epoch", train.get("best_epoch", "")],
         ["epochs run", train.get("epochs_run", "")], ["stopped", train.get("stopped", "")],
         ["training time (s)", f"{train.get('train_time', 0):.1f}"],
-        ["mean time per epoch (s)", f"{np.mean([r['epoch_time'] for r in rows]):.2f}" if rows else ""]]))
+        ["mean time per epoch (s)", f"{np.mean([r.get('epoch_time', 0) for r in rows]):.2f}" if rows else ""]]))
     if test:
         task.report_figures(test, run_dir)
         parts.append(task.report_section(test))
@@ -66,13 +84,22 @@ def render_run_report(run_dir: str | Path) -> Path:
 
 def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Path:
     """One side-by-side report for several runs of the same task, split and seed."""
-    from .tasks import get_task
-
     out_dir = Path(out_dir)
     metrics = {name: read_jsonl(Path(d) / "metrics.jsonl") for name, d in run_dirs.items()}
-    summaries = {name: read_json(Path(d) / "summary.json") for name, d in run_dirs.items()}
-    first = read_json(Path(next(iter(run_dirs.values()))) / "config.json")
-    task = get_task(first["task"])
+    summaries = {name: read_json(Path(d) / "summary.json", dict) for name, d in run_dirs.items()}
+    first_config = Path(next(iter(run_dirs.values()))) / "config.json"
+    first = read_json(first_config, dict)
+    task = _task_of(first, first_config)
+    try:
+        return _render_compare(out_dir, run_dirs, metrics, summaries, first, task)
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise UserError(f"{out_dir}: a run's summary.json or metrics.jsonl is damaged, so the comparison cannot be "
+                        f"drawn ({type(e).__name__}: {e})") from None
+
+
+def _render_compare(out_dir: Path, run_dirs: dict, metrics: dict, summaries: dict, first: dict, task) -> Path:
     metric = task.monitor
     plot_curves(metrics, [("val_loss", "")], "validation cross-entropy", out_dir / "compare_loss.png", "Validation loss")
     plot_curves(metrics, [(f"val_{metric}", "")], f"validation {metric}", out_dir / f"compare_{metric}.png",
@@ -85,7 +112,7 @@ def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Pat
         columns = task.compare_columns(s["test"])
         header = ["model", *columns]
         epochs = metrics[name]
-        per_epoch = float(np.mean([r["epoch_time"] for r in epochs])) if epochs else 0.0
+        per_epoch = float(np.mean([r.get("epoch_time", 0) for r in epochs])) if epochs else 0.0
         rows.append([name, *columns.values(), s["parameters"], f"{s['train']['train_time']:.1f}", f"{per_epoch:.2f}",
                      s["train"]["best_epoch"]])
     body = table(header + ["parameters", "training time (s)", "s / epoch", "best epoch"], rows)
@@ -101,7 +128,7 @@ def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Pat
     if classify:
         body += "<h2>Confusion matrices (test, row-normalised)</h2><img src='compare_confusion.png'>"
     body += "<h2>Shared configuration</h2><pre>" + html.escape(json.dumps(
-        {k: first[k] for k in ("task_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"
+        {k: first.get(k) for k in ("task_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"
     out = out_dir / "report.html"
     out.write_text(page(f"rnnlab {first['task']}: comparison", body), encoding="utf-8")
     return out

@@ -13,10 +13,19 @@ a resume rewrites ``metrics.jsonl`` from the checkpoint. Training stops for one 
 ``Stop``.
 
     restore()  ->  for each epoch: train_epoch()  ->  evaluate_and_checkpoint()  ->  summary
+
+On several processes (torchrun; see rnnlab.distributed) the same loop runs data-parallel: the model
+is wrapped in DistributedDataParallel, every rank draws the same global batch of ``--batch-size``
+and trains on its contiguous share of the rows, and the local loss is scaled by
+``world_size * local_weight / global_weight`` (the weights being what the task's loss averages over,
+``loss_weight``), so that DDP's averaged gradient is the gradient of the single-process batch mean.
+Rank 0 alone evaluates, decides (early stopping, --max-time), writes and prints; the others get its
+figures by broadcast and stop at the same step. In one process nothing of this runs.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -26,6 +35,7 @@ from typing import Any, Iterable, Protocol
 import torch
 from torch import nn
 
+from .distributed import Dist, current, row_range
 from .errors import UserError
 from .options import DEVICES, OPTIMIZERS, SCHEDULES, Options, option
 from .runs import append_jsonl, load_checkpoint, save_checkpoint, write_json, write_jsonl
@@ -54,6 +64,11 @@ class TrainConfig(Options):
     baseline: bool = option(True, "also fit the task's classical baseline on the same split and compare with it "
                             "(seconds)", resume=True)
 
+    def implied(self, given: set[str]) -> "TrainConfig":
+        if "momentum" in given and self.optimizer not in ("sgd", "rmsprop"):
+            raise ValueError(f"--momentum: --optimizer {self.optimizer} has none (only sgd and rmsprop use it)")
+        return self
+
 
 class LoopTask(Protocol):
     """What the loop needs of a task (the full contract is rnnlab.tasks.base.Task; the long-range
@@ -68,6 +83,32 @@ class LoopTask(Protocol):
     def batches(self, split: str, batch_size: int, shuffle: bool, generator: torch.Generator) -> Iterable[dict]: ...
 
     def evaluate(self, model: nn.Module, split: str, device: torch.device) -> dict: ...
+
+    # Optional: ``loss_weight(batch) -> float``, what the model's loss averages over in ``batch`` (items;
+    # real target tokens for a language model). Without it, the batch's rows. Used only on several processes.
+
+
+def batch_rows(batch: dict) -> int:
+    """The number of items in a batch: the first dimension of its ``targets`` (else of its first tensor)."""
+    t = batch.get("targets")
+    if not isinstance(t, torch.Tensor):
+        t = next(v for v in batch.values() if isinstance(v, torch.Tensor))
+    return int(t.shape[0])
+
+
+def loss_weight(task, batch: dict) -> float:
+    """What ``task``'s loss averages over in ``batch`` (``task.loss_weight``, else the rows)."""
+    fn = getattr(task, "loss_weight", None)
+    return float(fn(batch)) if fn is not None else float(batch_rows(batch))
+
+
+def local_rows(batch: dict, rows: int, lo: int, hi: int) -> dict:
+    """Rows [lo, hi) of every tensor whose first dimension is the batch's ``rows``; the rest as is.
+    An empty share is the batch's last row (the caller gives it weight 0: every rank must run a step)."""
+    if hi <= lo:
+        lo, hi = rows - 1, rows
+    return {k: (v[lo:hi] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == rows else v)
+            for k, v in batch.items()}
 
 
 class Stop(str, Enum):
@@ -117,10 +158,23 @@ class Trainer:
     """The loop's state between epochs, and its three parts. Knows the task only as a ``LoopTask``."""
 
     def __init__(self, task: LoopTask, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: torch.device,
-                 meta: dict[str, Any], log=print) -> None:
+                 meta: dict[str, Any], log=print, dist: Dist | None = None) -> None:
         self.task, self.model, self.cfg, self.run_dir, self.device, self.meta, self.log = (
             task, model, cfg, Path(run_dir), device, meta, log)
+        self.dist = dist if dist is not None else current()
+        if not self.dist.is_main:
+            self.log = lambda *a, **k: None  # rank 0 alone prints
         model.to(device)
+        # What the loop calls: the model itself, or (several processes) the model in DDP, which starts
+        # every rank from rank 0's weights. Checkpoints always hold the model's own state_dict.
+        self.net = model
+        if self.dist.enabled:
+            self.dist.barrier()  # rank 0 may still be preparing alone (word vectors, the run folder)
+            with self.dist.guard("while wrapping the model in DDP"):
+                self.net = self.dist.wrap(model, device)
+            self.group = self.dist.compute_group(device)
+            if not self.dist.is_main:  # dropout and token dropout: an own random stream per rank
+                torch.manual_seed(cfg.seed * 1_000_003 + self.dist.rank)
         self.opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
         self.steps_per_epoch = task.num_batches("train", cfg.batch_size)
         self.sched, self.per_batch = make_schedule(cfg, self.opt, self.steps_per_epoch, task.monitor_mode)
@@ -131,35 +185,57 @@ class Trainer:
     # --- 1. restore -------------------------------------------------------------------------
     def restore(self) -> None:
         """Continue from last.pt: weights, optimizer, schedule, random state, counters and history."""
-        ckpt = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)
+        if self.dist.enabled:  # rank 0 reads, every rank gets it (no shared file system needed)
+            ckpt = self.dist.on_main(load_checkpoint, self.run_dir / "last.pt", map_location="cpu")
+        else:
+            ckpt = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         if self.sched is not None and "scheduler" in ckpt:
             self.sched.load_state_dict(ckpt["scheduler"])
         self.state.update(ckpt["meta"]["train_state"])
         self.history = list(ckpt["meta"].get("history", []))
-        torch.set_rng_state(ckpt["rng"])
+        torch.set_rng_state(self._rng_of(ckpt))
         if self.state["stop"] == Stop.EPOCHS.value and self.state["epoch"] < self.cfg.epochs:
             self.state["stop"] = Stop.NOT_YET.value  # a finished run resumed with more --epochs trains on
         if self.state["stop"] == Stop.TIME.value and (not self.cfg.max_time or self.state["elapsed"] < self.cfg.max_time):
             self.state["stop"] = Stop.NOT_YET.value  # resumed with a larger (or no) --max-time
         # The checkpoint is the truth: lines written after it (an epoch that will run again) go, and a
         # line lost to an interruption between the checkpoint and the append comes back.
-        write_jsonl(self.run_dir / "metrics.jsonl", self.history)
+        if self.dist.is_main:
+            write_jsonl(self.run_dir / "metrics.jsonl", self.history)
         self.log(f"resuming {self.run_dir} after epoch {self.state['epoch']} (step {self.state['step']})")
+
+    def _rng_of(self, ckpt: dict) -> torch.Tensor:
+        """This rank's random state in ``ckpt``: its own when the run had as many processes, else rank 0's
+        (rank 0 and a single process) or a fresh stream per rank."""
+        d = self.dist
+        ranks = ckpt.get("rng_ranks")
+        if d.enabled and ranks is not None and len(ranks) == d.world_size:
+            return ranks[d.rank]
+        if d.is_main:
+            return ckpt["rng"]
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + d.rank * 7919 + self.state["step"]).get_state()
 
     # --- 2. one epoch -----------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> tuple[float, float, bool]:
         """Train one epoch -> (mean training loss, seconds, whether --max-time ran out)."""
-        cfg, model, state = self.cfg, self.model, self.state
+        cfg, model, state = self.cfg, self.net, self.state
         model.train()
         # Shuffling depends only on (seed, epoch): a resumed run sees the same batches.
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         t0 = time.perf_counter()
         total_loss, seen, out_of_time = 0.0, 0, False
         batches = _progress(self.task.batches("train", cfg.batch_size, True, gen), self.steps_per_epoch,
-                            f"epoch {epoch}/{cfg.epochs}", cfg.progress)
+                            f"epoch {epoch}/{cfg.epochs}", cfg.progress and self.dist.is_main)
         for batch in batches:
+            if self.dist.enabled:
+                loss, out_of_time = self._parallel_step(batch, epoch, t0)
+                total_loss += loss
+                seen += 1
+                if out_of_time:
+                    break
+                continue
             batch = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
             _, loss = model(**batch)
             if not torch.isfinite(loss):
@@ -180,15 +256,53 @@ class Trainer:
                 break
         return total_loss / max(seen, 1), time.perf_counter() - t0, out_of_time
 
+    def _parallel_step(self, batch: dict, epoch: int, t0: float) -> tuple[float, bool]:
+        """One step on this rank's share of the global batch -> (the global batch's loss, whether rank 0
+        says --max-time ran out). The gradient DDP averages equals the single-process batch gradient."""
+        cfg, d, state = self.cfg, self.dist, self.state
+        rows = batch_rows(batch)
+        total = loss_weight(self.task, batch)
+        lo, hi = row_range(rows, d.world_size, d.rank)
+        local = local_rows(batch, rows, lo, hi)
+        mine = loss_weight(self.task, local) if hi > lo else 0.0
+        local = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in local.items()}
+        share = mine / total if total > 0 else 0.0
+        with d.guard("in a training step", self.run_dir):
+            _, loss = self.net(**local)
+            # One small reduction per step: the global loss (for the log and the divergence check, the
+            # same on every rank) and rank 0's clock, so that every rank stops after the same step.
+            late = d.is_main and bool(cfg.max_time) and state["elapsed"] + time.perf_counter() - t0 >= cfg.max_time
+            both = torch.tensor([0.0, float(late)], dtype=torch.float64, device=self.device)
+            if share:
+                both[0] = loss.detach().double() * share
+            d.all_reduce_sum(both, self.group)
+            global_loss, out_of_time = both.tolist()
+            if not math.isfinite(global_loss):
+                raise UserError(f"training diverged at epoch {epoch}, step {state['step'] + 1} (loss {global_loss}); "
+                                "lower --lr or keep --clip on")
+            self.opt.zero_grad(set_to_none=True)
+            (loss * (d.world_size * share)).backward()  # DDP divides the summed gradients by world_size
+            if cfg.clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+            self.opt.step()
+        if self.per_batch:
+            self.sched.step()
+        state["step"] += 1
+        return global_loss, out_of_time > 0
+
     # --- 3. evaluate and checkpoint ----------------------------------------------------------
     def evaluate_and_checkpoint(self, epoch: int, train_loss: float, seconds: float, out_of_time: bool) -> dict:
         cfg, state, task = self.cfg, self.state, self.task
+        if self.dist.enabled:  # rank 0 evaluates; every rank takes its figures and its clock
+            scores, seconds = self.dist.on_main(lambda: (self._scores(), seconds))
         state["elapsed"] += seconds
         state["epoch"] = epoch
         row: dict[str, Any] = {"epoch": epoch, "step": state["step"], "lr": self.opt.param_groups[0]["lr"],
                                "train_loss_running": train_loss}
+        if not self.dist.enabled:
+            scores = self._scores()
         for split in ("train", "val"):
-            row.update({f"{split}_{k}": v for k, v in task.evaluate(self.model, split, self.device).items()})
+            row.update({f"{split}_{k}": v for k, v in scores[split].items()})
         row.setdefault("train_loss", row["train_loss_running"])  # tasks that do not re-score training data
         row["epoch_time"] = round(seconds, 3)
         row["elapsed"] = round(state["elapsed"], 3)
@@ -208,10 +322,11 @@ class Trainer:
         elif epoch >= cfg.epochs:
             state["stop"] = Stop.EPOCHS.value
         self.history.append(row)
-        if improved:
-            self._checkpoint("best.pt", with_optimizer=False)
-        self._checkpoint("last.pt", with_optimizer=True)  # holds the history: the line below is a copy
-        append_jsonl(self.run_dir / "metrics.jsonl", row)
+        if self.dist.enabled:  # rank 0 writes (every rank's random state in last.pt); the others wait for it
+            rngs = self.dist.gather_objects(torch.get_rng_state())
+            self.dist.on_main(self._write_epoch, row, improved, rngs)
+        else:
+            self._write_epoch(row, improved)
         self.log(f"epoch {epoch:>3}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
                  f"val {task.monitor} {value:.4f}{'  *' if improved else ''}  ({seconds:.1f} s)")
         if state["stop"] == Stop.TIME.value:
@@ -220,7 +335,16 @@ class Trainer:
             self.log(f"stopping early: no improvement in val {task.monitor} for {cfg.patience} epochs")
         return row
 
-    def _checkpoint(self, name: str, with_optimizer: bool) -> None:
+    def _scores(self) -> dict[str, dict]:
+        return {split: self.task.evaluate(self.model, split, self.device) for split in ("train", "val")}
+
+    def _write_epoch(self, row: dict, improved: bool, rngs: list | None = None) -> None:
+        if improved:
+            self._checkpoint("best.pt", with_optimizer=False)
+        self._checkpoint("last.pt", with_optimizer=True, rngs=rngs)  # holds the history: the line below is a copy
+        append_jsonl(self.run_dir / "metrics.jsonl", row)
+
+    def _checkpoint(self, name: str, with_optimizer: bool, rngs: list | None = None) -> None:
         meta = {**self.meta, "train_config": asdict(self.cfg), "train_state": dict(self.state)}
         if with_optimizer:
             meta["history"] = self.history
@@ -230,6 +354,8 @@ class Trainer:
             payload["optimizer"] = self.opt.state_dict()
             if self.sched is not None:
                 payload["scheduler"] = self.sched.state_dict()
+            if rngs is not None:  # several processes: each rank's random state, for an exact resume
+                payload["rng_ranks"] = rngs
         save_checkpoint(self.run_dir / name, **payload)
 
     # --- the whole run ------------------------------------------------------------------------
@@ -240,12 +366,14 @@ class Trainer:
             if self.state["stop"]:
                 break
             self.evaluate_and_checkpoint(epoch, *self.train_epoch(epoch))
-        best = load_checkpoint(self.run_dir / "best.pt", map_location=self.device)
-        self.model.load_state_dict(best["model"])
         state = self.state
         summary = {"best_epoch": state["best_epoch"], f"best_val_{self.task.monitor}": state["best"],
                    "epochs_run": state["epoch"], "steps": state["step"], "train_time": round(state["elapsed"], 2),
                    "stopped": state["stop"]}
+        if not self.dist.is_main:  # the others are done: rank 0 reports
+            return summary
+        best = load_checkpoint(self.run_dir / "best.pt", map_location=self.device)
+        self.model.load_state_dict(best["model"])
         write_json(self.run_dir / "train_summary.json", summary)
         return summary
 
@@ -256,7 +384,8 @@ def fit(task: LoopTask, model: nn.Module, cfg: TrainConfig, run_dir: Path, devic
 
     ``meta`` (model config, task state such as the vocabulary) goes into every checkpoint, so
     that a checkpoint alone rebuilds the model. With ``resume`` the loop continues from
-    ``run_dir/last.pt``. Returns a summary; the model holds the best weights afterwards.
+    ``run_dir/last.pt``. Returns a summary; the model holds the best weights afterwards (on several
+    processes: on rank 0, which alone writes and reports).
     """
     return Trainer(task, model, cfg, run_dir, device, meta, log).fit(resume)
 

@@ -37,9 +37,19 @@ class Vocab:
     def build(cls, texts: Iterable[Iterable[str]], min_count: int = 1, specials: Sequence[str] = CLASSIFIER_SPECIALS,
               by_frequency: bool = False) -> "Vocab":
         """Every token seen at least ``min_count`` times in ``texts``, sorted (or most frequent first,
-        which an adaptive softmax needs: its clusters are ranges of ids)."""
+        which an adaptive softmax needs: its clusters are ranges of ids). No token left is an error
+        (naming --min-count and the most frequent token's count): a model of special tokens alone
+        trains on nothing and reports flattering figures."""
         counts = Counter(tok for text in texts for tok in text)
         kept = [(t, n) for t, n in counts.items() if n >= min_count]
+        if not kept:
+            from .errors import UserError
+
+            if not counts:
+                raise UserError("no tokens in the training data: every training text is empty")
+            top, n = counts.most_common(1)[0]
+            raise UserError(f"--min-count {min_count}: no token occurs that often in the training data (the most "
+                            f"frequent, {top!r}, occurs {n:,} time{'s' if n != 1 else ''}); give --min-count {n} or less")
         order = sorted(kept, key=lambda tn: (-tn[1], tn[0])) if by_frequency else sorted(kept)
         return cls([t for t, _ in order], specials)
 

@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import CellBase, RecurrentStack, recurrent_weight_grads
+from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_batched, recurrent_weight_grads,
+                   reject_projection, replay)
 
 
-def gru_cell(x: Tensor, h: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> Tensor:
-    """One GRU step, written as the equations above (autograd does the backward)."""
-    xr, xz, xn = F.linear(x, w_ih, b_ih).chunk(3, dim=-1)
+def gru_step(xg: Tensor, h: Tensor, w_hh, b_hh=None) -> Tensor:
+    """One GRU step given the input projection xg = W_ih x_t + b_ih (B, 3H), written as the
+    equations above (autograd does the backward)."""
+    xr, xz, xn = xg.chunk(3, dim=-1)
     hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
     r = torch.sigmoid(xr + hr)
     z = torch.sigmoid(xz + hz)
@@ -30,14 +32,23 @@ def gru_cell(x: Tensor, h: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> Tensor:
     return (1 - z) * n + z * h
 
 
+def gru_cell(x: Tensor, h: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> Tensor:
+    """One GRU step, written as the equations above (autograd does the backward)."""
+    return gru_step(F.linear(x, w_ih, b_ih), h, w_hh, b_hh)
+
+
 class GRUCell(CellBase):
     __doc__ = __doc__
     gates = 3
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        if hx is None:
-            hx = self._zeros(input)
-        return gru_cell(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        x, (h,), batched = self._batched(input, hx)  # x (B, I), h (B, H)
+        h = gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return h if batched else h.squeeze(0)
+
+
+def _replay_gru(xg, h0, w_hh, b_hh, mask):
+    return replay(lambda x, h: (gru_step(x, h, w_hh, b_hh),), xg, (h0,), mask)
 
 
 class GRURecurrence(torch.autograd.Function):
@@ -69,14 +80,16 @@ class GRURecurrence(torch.autograd.Function):
                 h = torch.where(keep[t], h, hs[t])
             hs[t + 1] = h
         out = hs[1:] * mask if mask is not None else hs[1:].clone()
-        ctx.save_for_backward(act, hn_all, hs, w_hh, mask)
+        # The inputs too: a double backward replays the forward from them (differentiable_backward).
+        ctx.save_for_backward(act, hn_all, hs, w_hh, mask, xg, h0, b_hh)
         ctx.has_bias = b_hh is not None
         return out, hs[steps].clone()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, d_h):
-        act, hn_all, hs, w_hh, mask = ctx.saved_tensors
+        act, hn_all, hs, w_hh, mask, xg, h0, b_hh = ctx.saved_tensors
+        if torch.is_grad_enabled() or grads_are_batched(d_out, d_h):  # create_graph=True, or vmap
+            return differentiable_backward(ctx, _replay_gru, (xg, h0, w_hh, b_hh, mask), (d_out, d_h))
         steps, batch, three_h = act.shape
         H = three_h // 3
         r, z, n = act.chunk(3, dim=-1)
@@ -112,6 +125,12 @@ class GRU(RecurrentStack):
     gates = 3
     fold_recurrent_bias = False
 
-    def recurrence(self, xg, state, w_hh, b_hh, mask):
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None, **kwargs):
+        reject_projection(kwargs)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+                         device, dtype)
+
+    def recurrence(self, xg, state, w_hh, b_hh, mask, w_hr=None):
         out, h = GRURecurrence.apply(xg, state[0], w_hh, b_hh, mask)
         return out, (h,)

@@ -12,8 +12,7 @@ once, so that a name never waits behind a queue of poems), under ``torch.inferen
 the field: 400 for values the model refuses and for bodies that are not JSON objects, 404 for an
 unknown run or route, 405 for a wrong method, 409 for a run that cannot be loaded yet (no
 checkpoint), 413 for a body over the size limit, 415 for a body sent as something other than JSON,
-422 for a field outside its declared range or of the wrong type, 501 for a feature this rnnlab
-lacks. A 500 is a bug: it is logged with its traceback and answered without it.
+422 for a field outside its declared range or of the wrong type. A 500 is a bug: it is logged with its traceback and answered without it.
 
 Files: the page's own files (``static/``) and, for each listed run, only its plain report files
 (report.html, the plots, metrics, summary) -- looked up by name in the listing, never by joining a
@@ -460,27 +459,10 @@ def _poem_chars(content: str, alternatives: list[dict] | None) -> list[list[dict
     return out
 
 
-def _unsupported(err: TypeError, name: str) -> bool:
-    return f"unexpected keyword argument '{name}'" in str(err)
-
-
 def generate_one(run, options: dict, prefix: str | None = None) -> tuple[str, dict]:
-    """One poem's content and what ``details=True`` adds (rhyme group, pattern, log-probability).
-    An rnnlab whose generate() lacks ``details`` still writes poems; one that lacks ``prefix``
-    cannot rewrite a line (501)."""
-    args = {"n": 1, "details": True, **({"prefix": prefix} if prefix is not None else {}), **options}
-    while True:
-        try:
-            d = run.generate(**args)[0]
-            break
-        except TypeError as err:
-            if "prefix" in args and _unsupported(err, "prefix"):
-                raise ApiError(501, "line: rewriting one line needs generate(prefix=...), which this rnnlab lacks") from None
-            if "details" not in args or not _unsupported(err, "details"):
-                raise
-            del args["details"]
-    if isinstance(d, str):
-        return d, {}
+    """One poem's content and what ``details=True`` adds (rhyme group, pattern, log-probability);
+    with ``prefix`` the model continues that content (the lines kept when one line is rewritten)."""
+    d = run.generate(n=1, details=True, **({"prefix": prefix} if prefix is not None else {}), **options)[0]
     return d["poem"], {k: d.get(k) for k in ("rhyme_group", "pattern", "logprob")}
 
 
@@ -490,7 +472,7 @@ def _generate_options(body: PoemOptions) -> dict:
 
 
 def _poem_answer(rid: str, run, content: str, top: int, extra: dict | None = None) -> dict:
-    alternatives = run.alternatives(content, top=top) if hasattr(run, "alternatives") else None
+    alternatives = run.alternatives(content, top=top)
     lines = _poem_lines(content)
     answer = {"run": rid, "poem": content, "lines": lines, "chars": _poem_chars(content, alternatives)}
     for k, v in (extra or {}).items():

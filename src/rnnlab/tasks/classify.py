@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..options import Options, option
 from .base import Task
 from ..metrics import classification_metrics, classification_report
 from ..models import ClassifierConfig, build_classifier, predict_batches
@@ -42,6 +43,8 @@ def slice_inputs(tensors: dict[str, torch.Tensor], idx: torch.Tensor, trim: bool
 
 
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+# A class with fewer units (distinct texts) than this cannot have one in each of train, validation and test.
+MIN_CLASS_ITEMS = 3
 SPLITS = ("grouped", "random")
 
 
@@ -60,6 +63,19 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
     if val_fraction + test_fraction >= 1:
         raise ValueError(f"--val-fraction {val_fraction:g} and --test-fraction {test_fraction:g} leave nothing to "
                          "train on: their sum must be below 1")
+
+
+@dataclass(frozen=True)
+class SplitOptions(Options):
+    """The data options every classification task has: its split, loss weights and a training subset."""
+
+    val_fraction: float = option(0.1, "share of the items for validation", above=0, below=1)
+    test_fraction: float = option(0.1, "share of the items for the test", above=0, below=1)
+    class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
+    limit: int = option(0, "use only this many training items (0 = all): quick runs and tests", min=0)
+
+    def check(self) -> None:
+        check_fractions(self.val_fraction, self.test_fraction)
 
 
 def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float, test_fraction: float,
@@ -86,6 +102,7 @@ def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float
         strata = {}
         for item in items:
             strata.setdefault(item[1], []).append([item])
+    report["small_classes"] = {label: len(units) for label, units in sorted(strata.items()) if len(units) < MIN_CLASS_ITEMS}
     out: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
     for label in sorted(strata):
         units = strata[label]
@@ -138,7 +155,8 @@ class TextClassificationTask(Task):
     def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
         return replace(model_cfg, vocab_size=len(self.vocab), num_classes=len(self.labels))
 
-    def build_model(self, model_cfg: ClassifierConfig):
+    def build_model(self, model_cfg: ClassifierConfig, fresh: bool = True):
+        # The loss weights are a training choice, not part of the weights: a resumed run needs them too.
         return self.rebuild_model(model_cfg, class_weights(self.train_counts, self.cfg.class_weights))
 
     @classmethod
@@ -159,6 +177,15 @@ class TextClassificationTask(Task):
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
             yield slice_inputs(tensors, order[start : start + batch_size])
+
+    def loss_weight(self, batch: dict) -> float:
+        """Items; with class weights the sum of the targets' weights (cross-entropy's weighted mean)."""
+        if not hasattr(self, "_loss_weights"):
+            self._loss_weights = class_weights(self.train_counts, getattr(self.cfg, "class_weights", "none"))
+        targets = batch["targets"]
+        if self._loss_weights is None:
+            return float(len(targets))
+        return float(self._loss_weights[targets.cpu()].sum())
 
     def predict_split(self, model, split: str, device) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and targets of a split, in the split's order."""
@@ -218,7 +245,23 @@ class TextClassificationTask(Task):
         counts = [f"{r.get('train_items_used', r.get('train_items', 0))} train", f"{r.get('val_items', 0)} val",
                   f"{r.get('test_items', 0)} test"]
         dropped = [f"{r.get(k, 0)} {k.replace('_', ' ')}" for k in ("duplicates_dropped", "junk", "empty")]
-        return f"data: {', '.join(counts)} ({r['protocol']} split); dropped: {', '.join(dropped)}"
+        dropped += [f"{r[k]} {k.replace('_', ' ')}" for k in ("too_long",) if r.get(k)]
+        line = f"data: {', '.join(counts)} ({r['protocol']} split); dropped: {', '.join(dropped)}"
+        notes = [f"{r['texts_cut']} texts cut to {r['max_text_chars']:,} characters"] if r.get("texts_cut") else []
+        if r.get("labels_normalised"):
+            notes.append(f"{r['labels_normalised']} numeric labels normalised (e.g. 1.0 -> 1)")
+        return line + "".join(f"; {n}" for n in notes) + "".join(f"; warning: {w}" for w in r.get("warnings", []))
+
+    def _warn_small_classes(self) -> None:
+        """A class with too few examples to appear in every split: a warning in the data report (and
+        so in the log line), named by label."""
+        small = self.data_report.pop("small_classes", {})
+        if small:
+            shown = ", ".join(f"{self.labels[k]!r} ({n})" for k, n in list(small.items())[:5])
+            more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+            self.data_report.setdefault("warnings", []).append(
+                f"{len(small)} class{'es' if len(small) > 1 else ''} with fewer than {MIN_CLASS_ITEMS} examples, too "
+                f"few to appear in every split: {shown}{more}")
 
     @staticmethod
     def headline(test: dict) -> str:

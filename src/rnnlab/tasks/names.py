@@ -23,16 +23,17 @@ import numpy as np
 import torch
 
 from ..bundle import default_data_dir
+from ..datafiles import read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig
-from ..options import Options, option
+from ..options import option
 from ..train import TrainConfig
 from ..vocab import Vocab
 from .base import register
-from .classify import (CLASS_WEIGHTS, SPLITS, TextClassificationTask, check_fractions, encode_batch,
-                       split_items)
+from .classify import SPLITS, SplitOptions, TextClassificationTask, encode_batch, split_items
 
-MAX_NAME_CHARS = 100  # longest name accepted at predict time
+# The longest name: predict refuses longer ones, and training drops longer lines (counted as too_long).
+MAX_NAME_CHARS = 100
 _NAME_RE = re.compile(r"[^\W\d_]+(?:[ '\-.\u2019]+[^\W\d_]+)*\.?")
 
 
@@ -43,41 +44,42 @@ DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, lr=3e-3)
 
 
 @dataclass(frozen=True)
-class NamesConfig(Options):
-    """The names task's data options."""
+class NamesConfig(SplitOptions):
+    """The names task's data options (and the split options every classification task has)."""
 
     data: str = option("", "folder of <label>.txt files, one name per line (default: the bundled names)",
                        metavar="DIR")
     split: str = option("grouped", "grouped: no name in two splits; random: a plain row split (leaks names)",
                         choices=SPLITS)
-    val_fraction: float = option(0.1, "share of the names for validation", above=0, below=1)
     test_fraction: float = option(0.2, "share of the names for the test", above=0, below=1)
     max_words: int = option(3, "lines with more words are junk", min=1, max=100)
-    class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
-    limit: int = option(0, "use only this many training items (0 = all): quick runs and tests", min=0)
-
-    def check(self) -> None:
-        check_fractions(self.val_fraction, self.test_fraction)
 
 
 def read_label_folder(path: Path, max_words: int = 3) -> tuple[list[str], list[tuple[str, int]], dict]:
-    """Read ``<label>.txt`` files -> (label names, [(text, label index)], report of what was dropped)."""
+    """Read ``<label>.txt`` files -> (label names, [(text, label index)], report of what was dropped).
+    Lines longer than ``MAX_NAME_CHARS`` are dropped and counted (``too_long``), as predict refuses them:
+    a 100,000-character line would otherwise be padded into every batch it lands in."""
     path = Path(path)
     if not path.is_dir():
-        raise UserError(f"{path}: data folder not found")
-    files = sorted(f for f in path.glob("*.txt") if f.is_file())
+        raise UserError(f"{path}: a file, not a folder of <label>.txt files" if path.is_file()
+                        else f"{path}: data folder not found")
+    files = sorted(path.glob("*.txt"))
     if not files:
         raise UserError(f"{path}: no <label>.txt files in this folder")
     items, labels = [], []
-    report = {"lines": 0, "empty": 0, "junk": 0, "junk_examples": []}
+    report = {"lines": 0, "empty": 0, "junk": 0, "too_long": 0, "junk_examples": []}
     for f in files:
         label_items = []
-        for lineno, raw in enumerate(f.read_bytes().split(b"\n"), 1):
-            try:
-                line = raw.decode("utf-8").strip().lstrip("\ufeff")
-            except UnicodeDecodeError as e:
-                raise UserError(f"{f}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                                "save the file as UTF-8") from None
+        raw_file = read_bytes(f, "names file")
+        for lineno, raw in enumerate(raw_file.split(b"\n"), 1):
+            line = _decode_line(raw, f, lineno).strip().lstrip("\ufeff")
+            if len(line) > MAX_NAME_CHARS:
+                report["lines"] += 1
+                report["too_long"] += 1
+                if len(report["junk_examples"]) < 10:
+                    report["junk_examples"].append(f"{f.name}:{lineno}: a line of {len(line):,} characters "
+                                                   f"(the limit is {MAX_NAME_CHARS})")
+                continue
             if not line:
                 if raw.strip():
                     report["empty"] += 1
@@ -98,6 +100,14 @@ def read_label_folder(path: Path, max_words: int = 3) -> tuple[list[str], list[t
         found = ", ".join(labels) or "none"
         raise UserError(f"{path}: need at least 2 labels with items to classify, found {len(labels)} ({found})")
     return labels, items, report
+
+
+def _decode_line(raw: bytes, f: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{f}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                        "save the file as UTF-8") from None
 
 
 class NamesPredictor:
@@ -227,6 +237,12 @@ class NamesTask(TextClassificationTask):
     baseline_candidates = [("raw: character 1-4-gram TF-IDF + logistic regression",
                             dict(analyzer="char_wb", ngram_range=(1, 4)), "logreg")]
 
+    @classmethod
+    def check_options(cls, task_cfg: NamesConfig, model_cfg: ClassifierConfig, given=frozenset()) -> None:
+        if model_cfg.freeze_embedding:
+            raise UserError("--freeze-vectors: the names task has no pretrained vectors to keep fixed (its "
+                             "embedding is learnt with the model)")
+
     def __init__(self, cfg: NamesConfig, seed: int, state: dict | None = None):
         """``state`` (from a checkpoint) fixes the labels and vocabulary of a resumed run."""
         self.cfg = cfg
@@ -234,11 +250,14 @@ class NamesTask(TextClassificationTask):
         data_dir = Path(cfg.data) if cfg.data else default_data_dir() / "names"
         found_labels, items, self.data_report = read_label_folder(data_dir, cfg.max_words)
         if labels is not None and labels != found_labels:
-            raise UserError(f"{data_dir}: labels differ from the run's ({', '.join(labels)})")
+            raise UserError(f"{data_dir}: the labels differ from the run's ({', '.join(labels)}): now "
+                            f"{', '.join(found_labels)}; the data changed since the run began")
         self.labels = found_labels
         self.data_report["data"] = str(data_dir)
+        self.data_files = sorted(data_dir.glob("*.txt"))  # what data_fingerprint() hashes
         self.splits, split_report = split_items(items, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
         self.data_report.update(split_report)
+        self._warn_small_classes()
         if cfg.limit and cfg.limit < len(self.splits["train"]):
             keep = np.random.default_rng(seed).permutation(len(self.splits["train"]))[: cfg.limit]
             self.splits["train"] = [self.splits["train"][i] for i in sorted(keep)]
@@ -246,5 +265,8 @@ class NamesTask(TextClassificationTask):
         for split in ("train", "val", "test"):
             if not self.splits[split]:
                 raise UserError(f"{data_dir}: too little data: the {split} split is empty")
+        if len({label for _, label in self.splits["train"]}) < 2:
+            raise UserError(f"--limit {cfg.limit}: the training items left hold one label only; give a larger --limit"
+                            if cfg.limit else f"{data_dir}: too little data: the training split holds one label only")
         self.tokens = {split: [t for t, _ in rows] for split, rows in self.splits.items()}  # a name's tokens: its letters
         self._index(Vocab(state["chars"]) if state else Vocab.build(self.tokens["train"]))

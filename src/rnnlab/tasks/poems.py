@@ -16,7 +16,6 @@ are 24, 32, 48 or 64 characters long), where course code pads each batch to its 
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from collections import Counter
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
+from ..datafiles import check_file, iter_jsonl
 from ..errors import UserError
 from ..models import LanguageModel, LanguageModelConfig
 from ..poetry import FORMS, corpus_reference, form_of, lines_of, odd_characters, quality
@@ -75,26 +75,21 @@ def _poem_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
+        if path.exists() or path.is_symlink():
+            check_file(path, "poems file")  # a broken link, a special file ...
         raise UserError(f"{path}: no such file or folder")
-    files = sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith((".json", ".jsonl", ".jsonl.gz")))
+    files = sorted(f for f in path.rglob("*") if f.name.endswith((".json", ".jsonl", ".jsonl.gz")) and not f.is_dir())
     if not files:
         raise UserError(f"{path}: no chinese-poetry .json (or .jsonl/.jsonl.gz) files here")
     return files
 
 
-def _records(f: Path) -> list:
+def _records(f: Path) -> list[tuple[str, object]]:
+    """(where, item) for every poem record of a file: ``FILE:LINE`` for JSON lines, ``FILE: poem N`` for
+    a JSON list. Decode, gzip and JSON problems are errors naming the file and line."""
     if f.name.endswith((".jsonl", ".jsonl.gz")):
-        opener = gzip.open if f.name.endswith(".gz") else open
-        out = []
-        with opener(f, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise UserError(f"{f}:{lineno}: malformed JSON: {e.msg}") from None
-        return out
-    return read_poem_json(f)
+        return [(f"{f}:{lineno}: poem", item) for lineno, item in iter_jsonl(f, "poems file")]
+    return [(f"{f}: poem {i}", item) for i, item in enumerate(read_poem_json(f))]
 
 
 def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
@@ -106,10 +101,11 @@ def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
         t2s = opencc.OpenCC("t2s")
     poems, files = [], _poem_files(path)
     for f in files:
-        for i, item in enumerate(_records(f)):
+        for where, item in _records(f):
             paragraphs = item.get("paragraphs") if isinstance(item, dict) else None
             if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
-                raise UserError(f"{f}: poem {i} has no 'paragraphs' list of strings")
+                raise UserError(f"{where} has no 'paragraphs' list of strings (a poem is "
+                                '{"title": ..., "author": ..., "paragraphs": ["line", ...]})')
             content = "".join(p.strip() for p in paragraphs)
             title, author = str(item.get("title", "")), str(item.get("author", ""))
             if t2s is not None:
@@ -150,24 +146,51 @@ def _parse_forms(text: str) -> tuple[str, ...]:
 
 
 def samples_section(test: dict) -> str:
-    """The report's samples part: quality of unconstrained samples beside the training corpus."""
+    """The report's samples part: free samples and regulated ones (each form written under the rules)
+    beside the training corpus."""
     import html
     import json
 
     from ..poetry import format_poem
     from ..report import table
 
-    s, c = test["samples"], test["corpus"]
-    rows = table(["", "samples", "training poems"], [
-        ["well-formed 5/7-character quatrain or regulated verse", f"{s['well_formed']:.1%}", f"{c['well_formed']:.1%}"],
-        ["even lines rhyme (of the well-formed)", f"{s['rhyme_rate']:.1%}", f"{c['rhyme_rate']:.1%}"],
-        ["distinct lines", f"{s['distinct_lines']:.3f}", ""], ["lines copied from the training poems", f"{s['copy_rate']:.1%}", ""],
-        ["how many", s["samples"], c["poems"]]])
+    s, c, r = test["samples"], test["corpus"], test.get("regulated")
+    reg = r["all"] if r else {}
+
+    def pct(d: dict, key: str) -> str:
+        return f"{d[key]:.1%}" if key in d else ""
+
+    measures = [("well-formed 5/7-character quatrain or regulated verse", "well_formed"),
+                ("even lines rhyme, same Mandarin final (of the well-formed)", "rhyme_rate"),
+                ("even lines rhyme, Pingshui 平水韵 level-tone group", "rhyme_rate_pingshui"),
+                ("even lines rhyme, 中华新韵 level-tone group", "rhyme_rate_xinyun"),
+                ("2-4-6 tone pattern kept (平仄, Pingshui)", "tone_pattern_rate"),
+                ("every rule: rhyme, pattern, line ends (Pingshui)", "regulated_rate")]
+    rows = [[label, pct(s, key), pct(reg, key), pct(c, key)] for label, key in measures]
+    rows += [["distinct lines", f"{s['distinct_lines']:.3f}", f"{reg['distinct_lines']:.3f}" if reg else "",
+              f"{c['distinct_lines']:.3f}" if "distinct_lines" in c else ""],
+             ["lines copied from the training poems", f"{s['copy_rate']:.1%}", pct(reg, "copy_rate"), ""],
+             ["model's log-probability per token", f"{s['logprob']:.3f}" if "logprob" in s else "",
+              f"{reg['logprob']:.3f}" if reg else "", ""],
+             ["how many", s["samples"], reg.get("samples", ""), c["poems"]]]
+    rows = table(["", "free samples", "regulated samples", "training poems"], rows)
     poems = "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in test.get("examples", []))
     settings = ", ".join(f"{k} {v}" for k, v in s.get("settings", {}).items())
-    return (f"<h2>Unconstrained samples</h2><p>{s['samples']} poems sampled freely ({html.escape(settings)}), "
-            f"beside the training corpus.</p>{rows}<p>Forms of the samples: {html.escape(json.dumps(s['forms']))}</p>"
-            f"<h3>Some samples</h3>{poems}")
+    out = (f"<h2>Unconstrained samples, and regulated ones</h2><p>{s['samples']} poems sampled freely "
+           f"({html.escape(settings)}), beside the training corpus.</p>{rows}"
+           f"<p>Forms of the free samples: {html.escape(json.dumps(s['forms']))}</p>")
+    if r:
+        forms = table(["form", "rhyme (Pingshui)", "rhyme (新韵)", "tone pattern", "every rule", "distinct lines",
+                       "copied lines", "log-probability"],
+                      [[f, pct(q, "rhyme_rate_pingshui"), pct(q, "rhyme_rate_xinyun"), pct(q, "tone_pattern_rate"),
+                        pct(q, "regulated_rate"), f"{q['distinct_lines']:.3f}", pct(q, "copy_rate"), f"{q['logprob']:.3f}"]
+                       for f, q in r["forms"].items()])
+        out += (f"<h3>Regulated samples</h3><p>{r['per_form']} poems of each form written under the rules "
+                f"({html.escape(r['rhyme_scheme'])} rhyme groups and tones, as <code>rnnlab generate --form</code> "
+                f"writes them). What the rules cost in fluency: negative log-probability per token "
+                f"{r['nll_ratio']:.2f}x the free samples'.</p>{forms}"
+                + "".join(f"<pre>{html.escape(format_poem(p))}</pre>" for p in r.get("examples", [])))
+    return out + f"<h3>Some free samples</h3>{poems}"
 
 
 class PoemsPredictor:
@@ -209,8 +232,14 @@ class PoemsPredictor:
     @torch.no_grad()
     def predict(self, texts: list[str], top: int = 3) -> list[dict]:
         """For each text: its perplexity as a poem, and the likeliest next characters after it."""
+        if not texts:
+            raise UserError("no texts: give at least one")
+        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+            raise UserError(f"--top {top}: give a number from 1 to 1000")
         out = []
         for text in texts:
+            if not isinstance(text, str):
+                raise UserError(f"{text!r}: a text must be a string")
             text = "".join(text.split())
             if not text:
                 raise UserError("empty text: give at least one character")
@@ -254,6 +283,7 @@ class PoemsTask(Task):
         path = Path(cfg.data) if cfg.data else default_data_dir() / POEMS_FILE
         convert = cfg.convert == "t2s" or (cfg.convert == "auto" and bool(cfg.data))
         poems, self.data_report = read_poems(path, convert)
+        self.data_files = _poem_files(path)  # what data_fingerprint() hashes
         kept, clean_report = clean(poems, cfg.min_chars, cfg.max_chars, _parse_forms(cfg.forms))
         self.data_report.update(clean_report, data=str(path), converted_t2s=convert)
         if len(kept) < 3:
@@ -323,6 +353,10 @@ class PoemsTask(Task):
             ids = torch.cat([torch.full((len(idx), 1), BOS), targets[:, :-1]], dim=1)  # inputs: <s> + all but the last
             yield {"ids": ids, "lengths": (targets > 0).sum(1), "targets": targets}
 
+    def loss_weight(self, batch: dict) -> float:
+        """The loss is a mean over real target tokens (padding is ignored)."""
+        return float((batch["targets"] != PAD).sum())
+
     @torch.no_grad()
     def evaluate(self, model, split: str, device) -> dict:
         model.eval()
@@ -337,9 +371,12 @@ class PoemsTask(Task):
         loss = nll / max(count, 1)
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
-    def final_report(self, model, device, seed: int = 0, temperature: float | None = None) -> dict:
+    def final_report(self, model, device, seed: int = 0, temperature: float | None = None,
+                     rhyme_scheme: str = "pingshui") -> dict:
         """Test perplexity, and the quality of unconstrained samples (free form, sampled as
-        ``rnnlab generate`` samples by default) beside the corpus's own figures."""
+        ``rnnlab generate`` samples by default) beside the corpus's own figures; then regulated
+        samples of each form (``generate --form``'s defaults: rhyme and tone pattern kept) and what
+        the rules cost in fluency (the model's log-probability per token, regulated vs free)."""
         from ..generate import PoemSampler
         from ..options import DEFAULT_TEMPERATURE
 
@@ -349,10 +386,16 @@ class PoemsTask(Task):
         settings = {"temperature": DEFAULT_TEMPERATURE if temperature is None else temperature, "top_k": 0, "top_p": 1.0,
                     "seed": seed}
         poems = sampler.sample(self.cfg.samples, **settings) if self.cfg.samples else []
-        report["samples"] = quality(poems, self.training_lines())
+        training_lines = self.training_lines()
+        report["samples"] = quality(poems, training_lines)
         report["samples"]["settings"] = settings
         report["corpus"] = corpus_reference([p["content"] for p in self.splits["train"]])
         report["examples"] = poems[:12]
+        per_form = min(50, self.cfg.samples)
+        if per_form:
+            report["samples"]["logprob"] = float(np.mean(sampler.logprob(poems)))
+            report["regulated"] = self._regulated_report(sampler, per_form, settings, rhyme_scheme, training_lines,
+                                                         report["samples"]["logprob"])
         return report
 
     def baseline(self) -> dict:
@@ -385,6 +428,27 @@ class PoemsTask(Task):
 
         return table(["", "value"], [["test perplexity (per character)", test["test_perplexity"]],
                                      ["validation perplexity", test["val_perplexity"]]]) + samples_section(test)
+
+    @staticmethod
+    def _regulated_report(sampler, per_form: int, settings: dict, rhyme_scheme: str, training_lines: set,
+                          free_logprob: float) -> dict:
+        """``per_form`` regulated poems of each form, measured like the free ones."""
+        out, every = {"per_form": per_form, "rhyme_scheme": rhyme_scheme, "forms": {}}, []
+        for i, form in enumerate(FORMS):
+            # A seed of its own per form: with one seed, 5x4 and 5x8 poems would share their first lines.
+            made = sampler.sample(per_form, form=form, rhyme_scheme=rhyme_scheme, details=True,
+                                  **{**settings, "seed": settings["seed"] + 1 + i})
+            q = quality([d["poem"] for d in made], training_lines)
+            q["logprob"] = float(np.mean([d["logprob"] for d in made]))
+            out["forms"][form] = {k: v for k, v in q.items() if k != "forms"}
+            every += made
+        out["all"] = quality([d["poem"] for d in every], training_lines)
+        out["all"]["logprob"] = float(np.mean([d["logprob"] for d in every]))
+        # What the rules cost in fluency: the regulated poems' negative log-probability per token
+        # over the free samples' (1.0 = no cost; the free ones set the model's own level).
+        out["nll_ratio"] = out["all"]["logprob"] / free_logprob if free_logprob else float("nan")
+        out["examples"] = [d["poem"] for d in every[::per_form]]  # the first poem of each form
+        return out
 
     @staticmethod
     def headline(test: dict) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import math
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,17 +31,20 @@ from pathlib import Path
 import torch
 
 from ..bundle import default_data_dir
+from ..datafiles import decode_error, read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
 from ..vocab import UNK, Vocab
-from ..options import Options, option
+from ..options import option
 from .base import register
-from .classify import (CLASS_WEIGHTS, TextClassificationTask, check_fractions, encode_batch, slice_inputs,
-                       split_items)
+from .classify import SplitOptions, TextClassificationTask, encode_batch, slice_inputs, split_items
 
 TOKENIZERS = ("jieba", "char", "jieba+char")
-MAX_PREDICT_CHARS = 20_000
+# The longest text read: predict refuses longer ones, and the CSV reader cuts longer fields to it (counted
+# in the data report as texts_cut) -- far beyond --max-tokens, so the cut changes nothing but the time.
+MAX_TEXT_CHARS = 20_000
+MAX_PREDICT_CHARS = MAX_TEXT_CHARS
 BUNDLED = "sentiment/ChnSentiCorp_htl_all.csv"
 # Words that stop-word lists hold but sentiment needs: negations, degree, contrast.
 KEEP_WORDS = frozenset("""不 没 没有 无 非 未 别 莫 勿 毋 否 不是 不会 不要 不能 不够 不太 不再 不必 不用 没什么 并不
@@ -56,8 +60,8 @@ DEFAULT_TRAIN = TrainConfig(epochs=4, batch_size=32, lr=2e-3, patience=3, max_ti
 
 
 @dataclass(frozen=True)
-class SentimentConfig(Options):
-    """The sentiment task's data and text options."""
+class SentimentConfig(SplitOptions):
+    """The sentiment task's data and text options (and the split options every classification task has)."""
 
     data: str = option("", "label,text CSV file (default: the bundled hotel reviews)", metavar="CSV")
     label_col: str = option("label", "CSV label column")
@@ -72,27 +76,37 @@ class SentimentConfig(Options):
     w2v_epochs: int = option(10, "word2vec training epochs", min=1, max=1000)
     min_count: int = option(2, "rarer tokens become <unk>", min=1)
     max_tokens: int = option(400, "texts are cut to this many tokens", min=1, max=100_000)
-    val_fraction: float = option(0.1, "share of the texts for validation", above=0, below=1)
-    test_fraction: float = option(0.1, "share of the texts for the test", above=0, below=1)
-    class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
-    limit: int = option(0, "use only this many training rows (0 = all): quick runs and tests", min=0)
 
     def check(self) -> None:
-        check_fractions(self.val_fraction, self.test_fraction)
+        super().check()
+        if self.label_col == self.text_col:
+            raise ValueError(f"--label-col and --text-col are both {self.label_col!r}: give two columns")
 
 
 # --- reading ----------------------------------------------------------------------------------
 def _decode(path: Path) -> tuple[str, str]:
-    raw = path.read_bytes()
+    raw = read_bytes(path, "CSV file")
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
         try:
             return raw.decode("gb18030"), "gb18030"  # GBK and its superset: common for Chinese CSVs
         except UnicodeDecodeError:
-            raise UserError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x}) nor GBK; convert it, e.g. "
-                            f"iconv -f GBK -t UTF-8 {path.name} > utf8.csv") from None
+            raise decode_error(raw, e, path, f"not GBK either; convert it, e.g. iconv -f GBK -t UTF-8 {path.name} > "
+                               "utf8.csv") from None
+
+
+def normalise_label(label: str) -> str:
+    """A label as the CSV gives it, with numbers written one way: ``1``, ``1.0``, `` 1 ``, ``+1`` -> ``1``
+    (so that a column mixing ``1`` and ``1.0`` does not make two classes); other text is kept."""
+    label = label.strip()
+    try:
+        value = float(label)
+    except ValueError:
+        return label
+    if not math.isfinite(value):
+        return label
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _allow_huge_fields() -> None:
@@ -108,8 +122,6 @@ def _allow_huge_fields() -> None:
 def read_labeled_csv(path: Path, label_col: str, text_col: str) -> tuple[list[str], list[tuple[str, int]], dict]:
     """A ``label,text`` CSV -> (label names, [(text, label index)], report)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: CSV file not found")
     text, encoding = _decode(path)
     _allow_huge_fields()
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -124,14 +136,18 @@ def read_labeled_csv(path: Path, label_col: str, text_col: str) -> tuple[list[st
         raise UserError(f"{path}: no column {' or '.join(map(repr, missing))}; the file has {', '.join(map(repr, header))} "
                         "(choose with --label-col / --text-col)")
     li, ti = header.index(label_col), header.index(text_col)
-    rows, skipped = [], 0
+    rows, skipped, cut, normalised = [], 0, 0, 0
     try:
         for values in reader:
-            label = values[li].strip() if li < len(values) else ""
+            raw_label = values[li].strip() if li < len(values) else ""
             body = values[ti].strip() if ti < len(values) else ""
-            if not label or not body:
+            if not raw_label or not body:
                 skipped += 1
                 continue
+            label = normalise_label(raw_label)
+            normalised += label != raw_label
+            if len(body) > MAX_TEXT_CHARS:  # tokenizing a 100 MB field would take minutes for 400 tokens
+                body, cut = body[:MAX_TEXT_CHARS], cut + 1
             rows.append((body, label))
     except csv.Error as e:
         raise UserError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
@@ -140,7 +156,8 @@ def read_labeled_csv(path: Path, label_col: str, text_col: str) -> tuple[list[st
         raise UserError(f"{path}: need at least 2 labels in column {label_col!r}, found {len(names)} ({', '.join(names) or 'none'})")
     index = {n: i for i, n in enumerate(names)}
     report = {"data": str(path), "encoding": encoding, "rows": len(rows), "empty": skipped,
-              "label_column": label_col, "text_column": text_col}
+              "label_column": label_col, "text_column": text_col, "labels_normalised": normalised,
+              "texts_cut": cut, "max_text_chars": MAX_TEXT_CHARS}
     return names, [(body, index[lab]) for body, lab in rows], report
 
 
@@ -383,6 +400,21 @@ class SentimentTask(TextClassificationTask):
                 "words": {split: [" ".join(t) for t in lists] for split, lists in self.tokens.items()
                           if split in ("train", "val", "test")}}
 
+    @classmethod
+    def check_options(cls, task_cfg: SentimentConfig, model_cfg: ClassifierConfig, given=frozenset()) -> None:
+        """Options that the other choices make meaningless are errors, not silent no-ops."""
+        if task_cfg.user_dict and task_cfg.tokenizer == "char":
+            raise UserError("--user-dict: --tokenizer char does not use jieba's dictionary")
+        if "w2v_epochs" in given and task_cfg.vectors != "word2vec":
+            raise UserError(f"--w2v-epochs: only --vectors word2vec trains vectors (--vectors {task_cfg.vectors})")
+        if model_cfg.freeze_embedding and task_cfg.vectors == "random":
+            raise UserError("--freeze-vectors: --vectors random has no pretrained vectors to keep fixed")
+        if task_cfg.vectors != "random" and model_cfg.input != "embedding":
+            raise UserError(f"--vectors {task_cfg.vectors} needs --input embedding (or give --vectors random)")
+        if task_cfg.tokenizer == "jieba+char" and model_cfg.members < 2:
+            raise UserError(f"--tokenizer jieba+char needs --ensemble 2 or more (members read words and characters "
+                             f"in turn), got {model_cfg.members}; for one model give --tokenizer jieba or char")
+
     def __init__(self, cfg: SentimentConfig, seed: int, state: dict | None = None):
         self.cfg = cfg
         if cfg.vectors not in ("random", "word2vec") and not Path(cfg.vectors).is_file():
@@ -391,11 +423,14 @@ class SentimentTask(TextClassificationTask):
         self.pipeline = TextPipeline(cfg.tokenizer, cfg.user_dict, stopwords, cfg.max_tokens)
         path = Path(cfg.data) if cfg.data else default_data_dir() / BUNDLED
         labels, items, self.data_report = read_labeled_csv(path, cfg.label_col, cfg.text_col)
+        self.data_files = [path]  # what data_fingerprint() hashes
         if state is not None and state["labels"] != labels:
-            raise UserError(f"{path}: labels differ from the run's ({', '.join(state['labels'])})")
+            raise UserError(f"{path}: the labels differ from the run's ({', '.join(state['labels'])}): now "
+                            f"{', '.join(labels)}; the data changed since the run began")
         self.labels = labels
         self.splits, split_report = split_items(items, "grouped", cfg.val_fraction, cfg.test_fraction, seed)
         self.data_report.update(split_report)
+        self._warn_small_classes()
         if cfg.limit and cfg.limit < len(self.splits["train"]):
             step = len(self.splits["train"]) / cfg.limit  # an even sample keeps every label
             self.splits["train"] = [self.splits["train"][int(i * step)] for i in range(cfg.limit)]
@@ -437,19 +472,27 @@ class SentimentTask(TextClassificationTask):
     def rebuild_model(cls, model_cfg: ClassifierConfig, class_weights=None):
         return build_sentiment_model(model_cfg, class_weights)
 
-    def build_model(self, model_cfg: ClassifierConfig):
-        model = super().build_model(model_cfg)
-        if self.cfg.vectors == "random":
+    def build_model(self, model_cfg: ClassifierConfig, fresh: bool = True):
+        from ..distributed import current
+
+        model = super().build_model(model_cfg, fresh)
+        if self.cfg.vectors == "random" or not fresh:  # resuming: the checkpoint's weights replace the vectors
             return model
         if model_cfg.input != "embedding":
             raise UserError("--vectors needs --input embedding")
-        train_tokens = self.view_tokens("train")
-        kv = (train_word2vec(train_tokens, model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
-              if self.cfg.vectors == "word2vec" else load_vectors(self.cfg.vectors))
-        if kv.vector_size != model_cfg.embed_dim:
-            raise UserError(f"--vectors {self.cfg.vectors}: vectors have {kv.vector_size} dimensions; "
-                            f"give --embed-dim {kv.vector_size}")
-        self.data_report["vectors"] = {"source": self.cfg.vectors, **init_embeddings(model, self.vocab, kv, train_tokens)}
+
+        def vectors() -> dict:
+            train_tokens = self.view_tokens("train")
+            kv = (train_word2vec(train_tokens, model_cfg.embed_dim, self.cfg.w2v_epochs, seed=0)
+                  if self.cfg.vectors == "word2vec" else load_vectors(self.cfg.vectors))
+            if kv.vector_size != model_cfg.embed_dim:
+                raise UserError(f"--vectors {self.cfg.vectors}: vectors have {kv.vector_size} dimensions; "
+                                f"give --embed-dim {kv.vector_size}")
+            return {"source": self.cfg.vectors, **init_embeddings(model, self.vocab, kv, train_tokens)}
+
+        # Several processes: rank 0 alone makes the vectors (its report reaches every rank); DDP then
+        # starts every rank from rank 0's weights.
+        self.data_report["vectors"] = current().on_main(vectors)
         return model
 
     def final_report(self, model, device) -> dict:
