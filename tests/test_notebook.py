@@ -48,4 +48,7 @@ def test_notebook_runs(tmp_path, monkeypatch):
         assert "Satoshi: Japanese" in text
         assert any("image/png" in o.get("data", {}) for o in outputs)  # the trace heatmap
     assert "max |difference|" in text and "Takahashi" in text
+    have = rnnlab.bundled_models()
+    assert ("skipped: no bundled 'poems'" in text) != ("poems" in have)
+    assert ("every word's effect" in text) == ("sentiment" in have)
     print(f"notebook executed in {seconds:.1f} s")
