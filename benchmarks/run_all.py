@@ -1,7 +1,8 @@
 """Run every benchmark one after another (never in parallel: they time the same cores) and write
 ``benchmarks/RESULTS.md`` with what each printed, the date, the machine and the commit.
 
-    python benchmarks/run_all.py [--quick] [--only cells,names,poems,sentiment] [--poems-budget SECONDS]
+    python benchmarks/run_all.py [--quick] [--only cells,names,poems,sentiment,serve,distributed]
+                                 [--poems-budget SECONDS | --poems-run RUN_DIR]
     python benchmarks/run_all.py --rebuild      # rewrite RESULTS.md from the sections, running nothing
 
 Each benchmark's section is kept in ``benchmarks/results/<name>.md`` with its own date and commit,
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("cells", "names", "poems", "sentiment")
+SCRIPTS = ("cells", "names", "poems", "sentiment", "serve", "distributed")
 KEPT = ("readme-tables",)  # sections written by hand, appended after the benchmarks'
 
 
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=",".join(SCRIPTS))
     p.add_argument("--poems-budget", type=float, default=900.0,
                    help="poems training seconds (default %(default)s, which keeps make bench near 45 minutes; 3600: the full target)")
+    p.add_argument("--poems-run", help="measure the poems samples of this trained run (benchmarks/poems.py --run) "
+                   "instead of training for --poems-budget")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", help="results file (default: benchmarks/RESULTS.md; with --quick RESULTS-quick.md, not kept in git)")
     p.add_argument("--rebuild", action="store_true", help="only rewrite the results file from the kept sections")
@@ -68,8 +71,11 @@ def main(argv=None) -> int:
     started, run_start = time.strftime("%Y-%m-%d %H:%M"), time.perf_counter()
     for name in names:
         cmd = [sys.executable, str(HERE / f"{name}.py"), "--threads", str(args.threads)]
-        cmd += ["--quick"] if args.quick else []
-        cmd += ["--budget", str(args.poems_budget)] if name == "poems" and not args.quick else []
+        cmd += ["--quick"] if args.quick and name != "serve" else []
+        if name == "poems" and not args.quick:
+            cmd += ["--run", args.poems_run] if args.poems_run else ["--budget", str(args.poems_budget)]
+        if name == "serve" and args.quick:
+            cmd += ["--duration", "5"]
         print(f"== {name}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}", flush=True)
         t, when = time.perf_counter(), f"{time.strftime('%Y-%m-%d %H:%M')}, commit {_commit()}"
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
