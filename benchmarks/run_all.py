@@ -3,9 +3,12 @@
 
     python benchmarks/run_all.py [--quick] [--only cells,names,poems,sentiment,serve,distributed]
                                  [--poems-budget SECONDS | --poems-run RUN_DIR]
+    python benchmarks/run_all.py --rebuild      # rewrite RESULTS.md from the sections, running nothing
 
 Each benchmark's section is kept in ``benchmarks/results/<name>.md`` with its own date and commit,
 and RESULTS.md is rebuilt from all of them, so ``--only`` refreshes one section and keeps the others.
+``benchmarks/results/readme-tables.md`` (the measured tables that left the README, kept by hand) is
+appended as it is.
 
 ``make bench`` runs it in full (40 minutes on 2 CPU cores); ``make bench-quick`` is the
 smoke check (a few minutes). Every script prints its baseline(s), rnnlab, the ratio, wall time,
@@ -22,6 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("cells", "names", "poems", "sentiment", "serve", "distributed")
+KEPT = ("readme-tables",)  # sections written by hand, appended after the benchmarks'
 
 
 def _commit() -> str:
@@ -44,8 +48,14 @@ def main(argv=None) -> int:
                    "instead of training for --poems-budget")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", help="results file (default: benchmarks/RESULTS.md; with --quick RESULTS-quick.md, not kept in git)")
+    p.add_argument("--rebuild", action="store_true", help="only rewrite the results file from the kept sections")
     args = p.parse_args(argv)
     args.out = args.out or str(HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md"))
+    if args.rebuild:
+        Path(args.out).write_text(assemble(Path(args.out).parent / ("results-quick" if args.quick else "results"), args.quick),
+                                  encoding="utf-8")
+        print(f"wrote {args.out}")
+        return 0
     names = [s for s in args.only.split(",") if s]
     bad = [s for s in names if s not in SCRIPTS]
     if bad:
@@ -60,7 +70,8 @@ def main(argv=None) -> int:
     sections, failed = [], []
     started, run_start = time.strftime("%Y-%m-%d %H:%M"), time.perf_counter()
     for name in names:
-        cmd = [sys.executable, str(HERE / f"{name}.py"), "--threads", str(args.threads)]
+        # The server's --threads is per request (several run at once): one each keeps it from oversubscribing.
+        cmd = [sys.executable, str(HERE / f"{name}.py"), "--threads", "1" if name == "serve" else str(args.threads)]
         cmd += ["--quick"] if args.quick and name != "serve" else []
         if name == "poems" and not args.quick:
             cmd += ["--run", args.poems_run] if args.poems_run else ["--budget", str(args.poems_budget)]
@@ -85,24 +96,29 @@ def main(argv=None) -> int:
         (sections_dir / f"{name}.md").write_text("\n".join([
             f"## {name}{status}", "", f"`{cmd}` ({seconds / 60:.1f} min), run on {when}, "
             f"machine: {machine_info()}.", "", "```", text, "```", ""]), encoding="utf-8")
-    body = [f"# Benchmark results{' (QUICK smoke run: not the targets)' if args.quick else ''}", "",
-            "Written by `benchmarks/run_all.py` (`make bench`) from the sections in "
-            f"`benchmarks/{sections_dir.name}/`, each with the date, commit and machine it was measured on.", "",
-            "Each section is what the script printed: baselines and rnnlab measured in the same run, ratios, and "
-            "each issue target as met or not met.", ""]
     if names == list(SCRIPTS):  # a whole run: its wall time is the suite's (issue: about 45 minutes)
         cmd = " ".join(["python benchmarks/run_all.py", *(sys.argv[1:] if argv is None else argv)])
         (sections_dir / "suite.md").write_text(
             f"Whole suite: `{cmd}` took {(time.perf_counter() - run_start) / 60:.1f} min, started {started}, "
             f"commit {_commit()}{f', {len(failed)} failed' if failed else ''}.\n", encoding="utf-8")
+    Path(args.out).write_text(assemble(sections_dir, args.quick), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 1 if failed else 0
+
+
+def assemble(sections_dir: Path, quick: bool) -> str:
+    """The results file: a header, then the kept sections (suite, each benchmark, the hand-kept ones)."""
+    body = [f"# Benchmark results{' (QUICK smoke run: not the targets)' if quick else ''}", "",
+            "Written by `benchmarks/run_all.py` (`make bench`) from the sections in "
+            f"`benchmarks/{sections_dir.name}/`, each with the date, commit and machine it was measured on.", "",
+            "Each section is what the script printed: baselines and rnnlab measured in the same run, ratios, and "
+            "each issue target as met or not met.", ""]
     # poems-training: the poems section of the last run that trained (kept when --poems-run measures a trained run).
-    for name in ("suite", "cells", "names", "poems-training", "poems", "sentiment", "serve", "distributed"):
+    for name in ("suite", "cells", "names", "poems-training", *SCRIPTS[2:], *KEPT):
         part = sections_dir / f"{name}.md"
         if part.is_file():
             body.append(part.read_text(encoding="utf-8"))
-    Path(args.out).write_text("\n".join(body), encoding="utf-8")
-    print(f"wrote {args.out}")
-    return 1 if failed else 0
+    return "\n".join(body)
 
 
 if __name__ == "__main__":

@@ -220,8 +220,9 @@ def load_run(spec: str | Path, device: str = "cpu") -> Run:
 def train_task(task: str, out: str | Path | None = None, log=print, **options: Any) -> Path:
     """Train ``task`` with options given by their config field names (``hidden=64, epochs=3, data=...``):
     each goes to the task, model or training config that declares it; an unknown name is an error.
-    Returns the run folder."""
+    Returns the run folder. Paths may be given as ``pathlib.Path`` (``data=tmp / "names"``)."""
     from .experiment import configs_from_options, run_training
 
+    options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
     task_cfg, model_cfg, train_cfg = configs_from_options(task, options)
     return run_training(task, task_cfg, model_cfg, train_cfg, out=out, log=log)
