@@ -91,7 +91,7 @@ def write_index(models: Path) -> None:
         size = (folder / "model.safetensors").stat().st_size
         rows.append(f"## {folder.name}\n\n{made.get('what', meta['task'])}.\n\n"
                     f"- command: `{made.get('command', '?')}` then `rnnlab export --run RUN --to models/{folder.name}`\n"
-                    f"- seed 0, commit {made.get("commit", "?")} (HEAD of main when recorded), {made.get('date', '?')}, "
+                    f"- seed 0, commit {made.get('commit', '?')} (HEAD of main when recorded), {made.get('date', '?')}, "
                     f"training {made.get('training_wall_s', '?')} s with {made.get('threads', '?')} threads\n"
                     f"- data: the bundled `data/` (see data/SOURCES.md), the task's default split\n"
                     f"- weights: {meta.get('weights')}, {size / 1e6:.1f} MB\n"
