@@ -54,6 +54,6 @@ data: $(STAMP)
 clean:
 	rm -rf $(VENV) runs .pytest_cache
 
-# Retrain the bundled models (models/) with their recorded commands and write models/MODELS.md (about 30 min).
+# Retrain the bundled models (models/) with their recorded commands and write models/MODELS.md (see its training times).
 models: $(STAMP)
 	$(BIN)/python tools/make_models.py
