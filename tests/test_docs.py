@@ -54,7 +54,7 @@ def test_the_readmes_show_commands():
 @pytest.mark.parametrize("readme,command", CASES)
 def test_readme_command_parses(readme, command, monkeypatch, tmp_path, capsys):
     for target, name in [(experiment, "run_training"), (experiment, "resume_training"), (cli, "_load"),
-                         (cli, "cmd_gradients"), (cli, "cmd_longrange"), (cli, "cmd_report")]:
+                         (cli, "cmd_gradients"), (cli, "cmd_longrange"), (cli, "cmd_report"), (cli, "launch")]:
         monkeypatch.setattr(target, name, _stop)
     monkeypatch.setattr(serve_cli, "cmd_serve", _serve_stop)
     monkeypatch.chdir(tmp_path)  # relative folders a command names (runs) are made here, not in the checkout

@@ -88,7 +88,7 @@ def task_parser(command: str, task_cls) -> Parser:
         run.add_argument("--nproc", type=int, default=0, metavar="N",
                          help="train data-parallel on N processes of this machine (one per CPU core or GPU), "
                               "launched with torch's elastic launcher (torchrun); with torchrun itself for "
-                              "several machines (see the README, "More than one process")")
+                              "several machines (see the README's 'More than one process')")
     p.set_defaults(
         train_names=add_declared(p.add_argument_group("training"), TrainConfig, task_cls.default_train, resume_note=True),
         model_names=add_declared(p.add_argument_group("model"), task_cls.model_config_cls, task_cls.default_model),
