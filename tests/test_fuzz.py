@@ -27,6 +27,8 @@ from rnnlab.tasks.poems import PoemsConfig
 from rnnlab.tasks.sentiment import SentimentConfig
 from rnnlab.train import TrainConfig
 
+from test_names import tiny_folder  # noqa: E402
+
 QUIET = dict(log=lambda *a: None)
 TINY = ["--epochs", "1", "--hidden", "8", "--embed-dim", "8", "--no-progress"]
 POEMS = TINY + ["--samples", "0", "--softmax", "full"]
@@ -36,12 +38,7 @@ QUATRAINS = ["床前明月光，疑是地上霜。举头望明月，低头思故
 
 
 def write_names(folder: Path, n: int = 20) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    stems = ["Ab", "Ka", "Mor", "Tel", "Sin", "Dru", "Pal", "Ven", "Gor", "Lis"]
-    for label, ending in (("Ovic", "ovic"), ("Sonne", "sonne")):
-        names = [f"{stems[i % 10]}{'aeiou'[i // 10 % 5]}{ending}" for i in range(n)]
-        (folder / f"{label}.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
-    return folder
+    return tiny_folder(folder, per_label=n)
 
 
 def poem_lines(n: int = 40) -> str:
