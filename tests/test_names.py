@@ -260,3 +260,12 @@ def test_ensemble_averages_member_probabilities_and_token_dropout_only_in_traini
     torch.manual_seed(0)
     a = model.members[0].inputs(batch["ids"])
     assert not torch.equal(a, model.members[0].embed(batch["ids"]))  # some characters hidden
+
+
+def test_a_small_class_is_warned_about_by_its_examples_not_its_strata():
+    """A name listed under two labels is stratified under the first; the second label still has it."""
+    from rnnlab.tasks.classify import split_items
+
+    items = [(f"n{i}", 0) for i in range(30)] + [(f"n{i}", 1) for i in range(5)] + [("solo", 2)]
+    _, report = split_items(items, "grouped", 0.1, 0.2, seed=0)
+    assert report["small_classes"] == {2: 1}  # label 1 has 5 examples, all names shared with label 0

@@ -102,7 +102,9 @@ def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float
         strata = {}
         for item in items:
             strata.setdefault(item[1], []).append([item])
-    report["small_classes"] = {label: len(units) for label, units in sorted(strata.items()) if len(units) < MIN_CLASS_ITEMS}
+    # Examples per label (a name under several labels counts for each; strata count it once, under its first).
+    per_label = Counter(label for units in strata.values() for unit in units for _, label in unit)
+    report["small_classes"] = {label: n for label, n in sorted(per_label.items()) if n < MIN_CLASS_ITEMS}
     out: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
     for label in sorted(strata):
         units = strata[label]
