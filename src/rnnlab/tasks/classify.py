@@ -218,7 +218,9 @@ class TextClassificationTask(Task):
         return report
 
     # --- the baseline ----------------------------------------------------------------------------
-    baseline_candidates: list = []  # (name, TfidfVectorizer arguments, "logreg" | "svm"), per task
+    # ("FEATURES: name", TfidfVectorizer arguments, "logreg" | "svm"), per task; FEATURES names the texts of
+    # baseline_texts() it reads.
+    baseline_candidates: list = []
 
     def baseline_texts(self) -> dict[str, dict[str, list[str]]]:
         """Featurisation name -> split -> texts the baseline reads (default: the raw texts)."""
@@ -233,6 +235,8 @@ class TextClassificationTask(Task):
             found = tfidf_baseline(texts, labels, [c for c in self.baseline_candidates if c[0].startswith(feature)])
             if found and (not best or found["val"]["accuracy"] > best["val"]["accuracy"]):
                 best = found
+        if best:
+            best["name"] = best["name"].split(": ", 1)[1]  # "raw: character 1-4-gram ..." -> its own name
         return best
 
     def versus_baseline(self, test: dict, baseline: dict) -> dict:
