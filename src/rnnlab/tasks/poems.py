@@ -16,7 +16,6 @@ are 24, 32, 48 or 64 characters long), where course code pads each batch to its 
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -206,27 +205,42 @@ class PoemsPredictor:
     def generate(self, **options) -> list:
         return self.sampler.sample(**options)
 
+    def _text(self, text, what: str) -> str:
+        """A given poem or text without whitespace, checked: a string, not empty, at most 2,000 characters."""
+        if not isinstance(text, str):
+            raise UserError(f"{text!r}: a text must be a string")
+        text = "".join(text.split())
+        if not text:
+            raise UserError(f"empty {what}: give at least one character")
+        if len(text) > 2000:
+            raise UserError(f"{what} of {len(text):,} characters is longer than the limit of 2000")
+        return text
+
+    def _logits(self, targets: list[int]) -> torch.Tensor:
+        """Teacher forcing: the model reads <s> + all targets but the last -> (T, V) scores of each target."""
+        target_ids = torch.tensor([targets])  # (1, T)
+        ids = torch.cat([torch.tensor([[BOS]]), target_ids[:, :-1]], dim=1)
+        logits, _ = self.model(ids.to(self.device))
+        return logits[0].float().cpu()
+
+    def _choices(self, probs: torch.Tensor, top: int) -> list[dict]:
+        """The ``top`` likeliest characters of one (V,) distribution (special tokens left out)."""
+        probs = probs.clone()
+        probs[: self.vocab.offset] = 0
+        values, indices = probs.topk(min(top, len(self.vocab.chars)))
+        return [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)} for p, i in zip(values, indices)]
+
     @torch.no_grad()
     def alternatives(self, content: str, top: int = 5) -> list[dict]:
         """For each character of ``content``: its probability under the model at that position and
         the model's ``top`` likeliest characters there (what else the poem could have said)."""
-        text = "".join(content.split())
-        if not text:
-            raise UserError("empty poem: give at least one character")
-        if len(text) > 2000:
-            raise UserError(f"poem of {len(text):,} characters is longer than the limit of 2000")
+        text = self._text(content, "poem")
         if not 1 <= top <= 100:
             raise UserError(f"top {top}: give a number from 1 to 100")
-        targets = torch.tensor([self.vocab.encode(text)])  # (1, T)
-        ids = torch.cat([torch.tensor([[BOS]]), targets[:, :-1]], dim=1)
-        self.model.eval()
-        logits, _ = self.model(ids.to(self.device))
-        probs = logits[0].float().cpu().softmax(-1)  # (T, V)
-        probs[:, : self.vocab.offset] = 0
-        values, indices = probs.topk(min(top, len(self.vocab.chars)), dim=-1)
-        return [{"char": ch, "probability": round(float(probs[t, targets[0, t]]), 4) if ch in self.vocab else None,
-                 "alternatives": [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)}
-                                  for p, i in zip(values[t], indices[t])]}
+        targets = self.vocab.encode(text)
+        probs = self._logits(targets).softmax(-1)  # (T, V)
+        return [{"char": ch, "probability": round(float(probs[t, targets[t]]), 4) if ch in self.vocab else None,
+                 "alternatives": self._choices(probs[t], top)}
                 for t, ch in enumerate(text)]
 
     @torch.no_grad()
@@ -238,24 +252,13 @@ class PoemsPredictor:
             raise UserError(f"--top {top}: give a number from 1 to 1000")
         out = []
         for text in texts:
-            if not isinstance(text, str):
-                raise UserError(f"{text!r}: a text must be a string")
-            text = "".join(text.split())
-            if not text:
-                raise UserError("empty text: give at least one character")
-            if len(text) > 2000:
-                raise UserError(f"text of {len(text):,} characters is longer than the limit of 2000")
-            targets = torch.tensor([encode_poem(self.vocab, text)])  # (1, T) characters + </s>
-            ids = torch.cat([torch.tensor([[BOS]]), targets[:, :-1]], dim=1)
-            logits, _ = self.model(ids.to(self.device))
-            nll = F.cross_entropy(logits[0].float().cpu(), targets[0]).item()
-            probs = logits[0, -1].float().cpu().softmax(-1)
-            probs[: self.vocab.offset] = 0
-            values, indices = probs.topk(min(top, len(self.vocab.chars)))
+            text = self._text(text, "text")
+            targets = encode_poem(self.vocab, text)  # characters + </s>
+            logits = self._logits(targets)  # (T, V); the last row: what follows the whole text
+            nll = F.cross_entropy(logits, torch.tensor(targets)).item()
             out.append({"text": text, "perplexity": round(math.exp(nll), 2), "form": form_of(text),
-                        "unknown_characters": sorted({c for c in text if c not in self.vocab}),
-                        "next": [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)}
-                                 for p, i in zip(values, indices)]})
+                        "unknown_characters": self.vocab.unknown(text),
+                        "next": self._choices(logits[-1].softmax(-1), top)})
         return out
 
     @staticmethod
