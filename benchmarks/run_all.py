@@ -1,7 +1,7 @@
 """Run every benchmark one after another (never in parallel: they time the same cores) and write
 ``benchmarks/RESULTS.md`` with what each printed, the date, the machine and the commit.
 
-    python benchmarks/run_all.py [--quick] [--only cells,names,poems,sentiment,serve,distributed]
+    python benchmarks/run_all.py [--quick] [--only cells,contention,names,poems,sentiment,serve,distributed]
                                  [--poems-budget SECONDS | --poems-run RUN_DIR]
     python benchmarks/run_all.py --rebuild      # rewrite RESULTS.md from the sections, running nothing
 
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("cells", "names", "poems", "sentiment", "serve", "distributed")
+SCRIPTS = ("cells", "contention", "names", "poems", "sentiment", "serve", "distributed")
 KEPT = ("readme-tables",)  # sections written by hand, appended after the benchmarks'
 
 
@@ -71,7 +71,9 @@ def main(argv=None) -> int:
     started, run_start = time.strftime("%Y-%m-%d %H:%M"), time.perf_counter()
     for name in names:
         # The server's --threads is per request (several run at once): one each keeps it from oversubscribing.
-        cmd = [sys.executable, str(HERE / f"{name}.py"), "--threads", "1" if name == "serve" else str(args.threads)]
+        # contention sets each policy's threads itself.
+        cmd = [sys.executable, str(HERE / f"{name}.py")]
+        cmd += [] if name == "contention" else ["--threads", "1" if name == "serve" else str(args.threads)]
         cmd += ["--quick"] if args.quick and name != "serve" else []
         if name == "poems" and not args.quick:
             cmd += ["--run", args.poems_run] if args.poems_run else ["--budget", str(args.poems_budget)]
@@ -114,7 +116,7 @@ def assemble(sections_dir: Path, quick: bool) -> str:
             "Each section is what the script printed: baselines and rnnlab measured in the same run, ratios, and "
             "each issue target as met or not met.", ""]
     # poems-training: the poems section of the last run that trained (kept when --poems-run measures a trained run).
-    for name in ("suite", "cells", "names", "poems-training", *SCRIPTS[2:], *KEPT):
+    for name in ("suite", "cells", "contention", "names", "poems-training", *SCRIPTS[3:], *KEPT):
         part = sections_dir / f"{name}.md"
         if part.is_file():
             body.append(part.read_text(encoding="utf-8"))
