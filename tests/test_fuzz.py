@@ -149,7 +149,10 @@ DATA_CASES = {
     "sentiment: empty": ("sentiment", lambda w, t: wb(t / "s.csv", b""), "empty file"),
     "sentiment: header only": ("sentiment", lambda w, t: wb(t / "s.csv", b"label,review\n"), "need at least 2 labels"),
     "sentiment: no such column": ("sentiment", lambda w, t: wb(t / "s.csv", b"a,b\n1,2\n"), "no column 'label'"),
-    "sentiment: a folder": ("sentiment", lambda w, t: t, "a folder, not a CSV file"),
+    "sentiment: a folder without label files": ("sentiment", lambda w, t: t, "no <label>.txt files in this folder"),
+    "sentiment: a label file, not its folder": ("sentiment", lambda w, t: wb(t / "pos.txt", "好\n".encode()), "a .txt file"),
+    "sentiment: latin-1 label file": ("sentiment", lambda w, t: wb(t / "pos.txt", b"ok\n\xfc\n") and wb(t / "neg.txt", b"x\n") and t,
+                                      "pos.txt:2: not UTF-8"),
     "sentiment: missing": ("sentiment", lambda w, t: t / "nope.csv", "CSV file not found"),
     "sentiment: too few rows": ("sentiment", lambda w, t: wb(t / "s.csv", b"label,review\n1,good\n0,bad\n"), "too little data"),
 }
