@@ -230,6 +230,16 @@ def test_long_lines_odd_labels_and_empty_vocabularies(world, tmp_path, capsys):
     (["sentiment", "--vectors", "random", "--freeze-vectors"], "--freeze-vectors: --vectors random"),
     (["sentiment", "--input", "onehot"], "needs --input embedding"),
     (["sentiment", "--ensemble", "1"], "--tokenizer jieba+char needs --ensemble 2"),
+    # repeated runs: --folds / --seeds
+    (["names", "--folds", "1"], "--folds 1: give 0 (off) or 2 to 20 folds"),
+    (["names", "--folds", "21"], "--folds 21: must be >= 0 and <= 20"),
+    (["names", "--seeds", "0"], "--seeds 0: must be >= 1"),
+    (["poems", "--folds", "3"], "--folds: not an option of the poems task"),
+    (["poems", "--seeds", "3"], "--seeds: not an option of the poems task"),
+    (["names", "--folds", "3", "--seeds", "2"], "--folds 3 and --seeds 2: choose one"),
+    (["names", "--folds", "3", "--test-fraction", "0.3"], "--test-fraction: --folds 3"),
+    (["names", "--folds", "2", "--val-fraction", "0.5"], "leave nothing to train on"),
+    (["sentiment", "--folds", "3", "--nproc", "2"], "--nproc 2: --folds/--seeds train their runs one after another"),
 ])
 def test_unused_options_are_errors(args, expect, tmp_path, capsys):
     refused(["train", *args, "--epochs", "1", "--out", tmp_path / "never"], capsys, expect)
@@ -248,6 +258,8 @@ def test_empty_folder_options_and_run_options_that_conflict(world, tmp_path, cap
         (["report", ""], "empty folder name"),
         (["train", "names", "--data", world["names"], *TINY, "--limit", "1", "--out", tmp_path / "l"], "--limit 1"),
         (["train", "sentiment", "--label-col", "review", "--text-col", "review"], "give two columns"),
+        (["compare", "names", "--folds", "3", "--out", tmp_path / "c"], "--folds/--seeds: compare trains one run per cell"),
+        (["train", "sentiment", "--resume", run], "a names run, not a sentiment one"),
         (["train", "names", "--resume", run, "--device", "cuda"] if not __import__("torch").cuda.is_available()
          else ["train", "names", "--resume", run, "--lr", "1"], "--"),
     ]:

@@ -234,3 +234,24 @@ def test_bad_label_folders_get_one_line_errors(tmp_path, capsys, make, args, mes
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1, err
     assert not (tmp_path / "r").exists()
+
+
+def test_seeds_train_member_runs_on_a_label_folder(tmp_path, capsys):
+    """--seeds 2 on the command line: seed-0 and seed-1 are ordinary runs with their own seed (so their
+    own split), and the terminal shows the mean ± std table."""
+    folder = review_folder(tmp_path / "reviews")
+    parent = tmp_path / "seeds"
+    assert main(["train", "sentiment", "--data", str(folder), "--seeds", "2", "--tokenizer", "char", "--vectors",
+                 "random", "--ensemble", "1", "--epochs", "1", "--hidden", "8", "--embed-dim", "8", "--no-progress",
+                 "--out", str(parent)]) == 0
+    out = capsys.readouterr().out
+    assert "sentiment, 2 seeds: test figures, mean ± std" in out and "roc auc" in out and " of 2 seeds (" in out
+    tests = []
+    for seed in (0, 1):
+        config = json.loads((parent / f"seed-{seed}" / "config.json").read_text(encoding="utf-8"))
+        assert config["train_config"]["seed"] == seed and config["task_config"]["seeds"] == 1
+        task = SentimentTask(SentimentConfig.from_dict(config["task_config"]), seed=seed)
+        tests.append(task.splits["test"])
+    assert tests[0] != tests[1]
+    summary = json.loads((parent / "summary.json").read_text(encoding="utf-8"))
+    assert summary["kind"] == "seeds" and set(summary["model"]) >= {"accuracy", "macro_f1", "roc_auc"}

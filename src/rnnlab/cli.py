@@ -152,6 +152,11 @@ def cmd_train(argv: list[str]) -> int:
     if task_cls is None:
         return 0
     if targs.nproc:
+        repeated = getattr(targs, "folds", None) or (getattr(targs, "seeds", None) or 1) > 1 or (
+            targs.resume and (Path(targs.resume) / "repeats.json").is_file())
+        if repeated:
+            raise UserError(f"--nproc {targs.nproc}: --folds/--seeds train their runs one after another in one "
+                            "process; drop --nproc")
         return launch(targs, argv, task_cls)
     _threads(targs.threads)
     _not_empty(targs, "out", "resume")
@@ -257,6 +262,8 @@ def cmd_compare(argv: list[str]) -> int:
     for cell in cells:
         targs.cell = cell
         plans[cell] = configs_from_args(task_cls, targs)
+        if getattr(plans[cell][0], "repeats", 0):
+            raise UserError("--folds/--seeds: compare trains one run per cell; give them to rnnlab train, once per --cell")
     dist = setup()  # under torchrun: rank 0 alone makes the folder, writes and prints
     out = dist.on_main(lambda: output_folder(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare"))
     runs = {}
@@ -382,7 +389,11 @@ def cmd_report(args) -> int:
     if not args.run.strip():
         raise UserError("report: empty folder name; give a run or comparison folder")
     run = Path(args.run)
-    if (run / "compare.json").is_file():
+    if (run / "repeats.json").is_file():
+        from .runreport import render_repeats_report
+
+        print(render_repeats_report(run))
+    elif (run / "compare.json").is_file():
         names = read_json(run / "compare.json", dict).get("runs")
         if not isinstance(names, dict) or not names or not all(isinstance(v, str) for v in names.values()):
             raise UserError(f"{run / 'compare.json'}: damaged ('runs' is not a map of names to run folders)")

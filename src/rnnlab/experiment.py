@@ -108,13 +108,18 @@ def _remove_if_empty(folder: Path) -> None:
 def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
                  out: str | Path | None = None, runs_root: str | Path = "runs", log=print) -> Path:
     """Train a fresh run; returns its folder. The folder is locked (``RunLock``, held by rank 0) from
-    before any data is read until after the report."""
+    before any data is read until after the report. Options asking for repeated runs (``--folds``,
+    ``--seeds``) train each member run here in a folder under ``out`` (rnnlab.repeats)."""
     from .device import resolve_device
     from .tasks import get_task
 
     task_cls = get_task(task_name)
     task_cls.check_options(task_cfg, model_cfg, frozenset())  # before any data is read
     resolve_device(train_cfg.device)  # --device cuda without CUDA: said before anything is made
+    if getattr(task_cfg, "repeats", 0):  # --folds K / --seeds N: member runs of this function, and a summary
+        from .repeats import run_repeats
+
+        return run_repeats(task_name, task_cfg, model_cfg, train_cfg, out=out, runs_root=runs_root, log=log)
     dist = distributed.setup()
     log = log if dist.is_main else _quiet
     held: dict[str, Any] = {}
@@ -238,6 +243,10 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
         from .device import resolve_device
 
         resolve_device(changes["device"])
+    if (run_dir / "repeats.json").is_file():  # a --folds / --seeds run: finish its members
+        from .repeats import resume_repeats
+
+        return resume_repeats(run_dir, task=task, log=log, **changes)
     dist = distributed.setup()
     log = log if dist.is_main else _quiet
     held: dict[str, Any] = {}

@@ -134,6 +134,40 @@ def _render_compare(out_dir: Path, run_dirs: dict, metrics: dict, summaries: dic
     return out
 
 
+def render_repeats_report(parent: str | Path) -> Path:
+    """The report of a --folds / --seeds run: mean ± std of every test figure, model and baseline, the
+    count of members where the model beat the baseline, each member's figures and a link to its report."""
+    from .repeats import PLAN_FILE, summary_table, versus_line
+
+    parent = Path(parent)
+    summary = read_json(parent / "summary.json", dict)
+    plan = read_json(parent / PLAN_FILE, dict)
+    try:
+        header, rows = summary_table(summary)
+        what = "folds" if summary["kind"] == "folds" else "seeds"
+        body = (f"<p>{summary['runs']} {what}: test figures, mean ± sample standard deviation (n-1).</p>"
+                + table(header, rows) + f"<p>{html.escape(versus_line(summary))}</p>")
+        keys = list(next(iter(summary["per_run"].values()))["test"])
+        base_keys = list(next(iter(summary["per_run"].values()))["baseline"])
+        member_rows = [[f"{name}", *(r["test"].get(k, "") for k in keys), *(r["baseline"].get(k, "") for k in base_keys),
+                        "" if r["difference"] is None else f"{r['difference'] * 100:+.1f}",
+                        " / ".join(str(r["data"].get(f"{s}_items", "")) for s in ("train", "val", "test"))]
+                       for name, r in summary["per_run"].items()]
+        body += ("<h2>Each run</h2>" + table(["run", *keys, *(f"baseline {k}" for k in base_keys), "difference (points)",
+                                            "train / val / test items"], member_rows)
+                 + "<ul>" + "".join(f"<li><a href='{html.escape(name)}/report.html'>report</a> of {html.escape(name)}</li>"
+                                    for name in summary["per_run"]) + "</ul>")
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, StopIteration) as e:
+        raise UserError(f"{parent}: its summary.json is damaged, so the report cannot be drawn "
+                        f"({type(e).__name__}: {e})") from None
+    body += "<h2>Configuration</h2><pre>" + html.escape(json.dumps(
+        {k: plan.get(k) for k in ("task_config", "model_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"
+    out = parent / "report.html"
+    out.write_text(page(f"rnnlab {summary.get('task', '')}: {summary.get('runs', '')} {summary.get('kind', '')}", body),
+                   encoding="utf-8")
+    return out
+
+
 def baseline_section(baseline: dict, versus: dict) -> str:
     """The run's classical baseline (same split) and the model against it."""
     rows = [[f"{split} {k.replace('_', ' ')}", v] for split in ("val", "test") for k, v in baseline.get(split, {}).items()]

@@ -131,9 +131,9 @@ class SplitOptions(Options):
     class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
     limit: int = option(0, "use only this many training items (0 = all): quick runs and tests", min=0)
     folds: int = option(0, "K-fold cross-validation: K runs (fold-1 ... fold-K in the run folder), each testing on "
-                        "another K-th of the items, validation carved from the rest with --val-fraction; a summary "
-                        "with mean and std of every test figure, model and baseline (0 = off; not with --seeds, "
-                        "nor --test-fraction)", min=0, max=MAX_REPEATS)
+                        "another K-th of the items, with --val-fraction of the items from the rest for validation; a "
+                        "summary with mean and std of every test figure, model and baseline (0 = off, else 2 or "
+                        "more; not with --seeds, nor --test-fraction)", min=0, max=MAX_REPEATS)
     seeds: int = option(1, "repeat the run with seeds --seed, --seed+1, ... (seed-0 ... in the run folder: other "
                         "splits and initial weights); a summary with mean and std of every test figure, model and "
                         "baseline (1 = one run; not with --folds)", min=1, max=MAX_REPEATS)
