@@ -171,6 +171,9 @@ def test_bad_data_files(world, tmp_path, capsys, case):
     task, make, expect = DATA_CASES[case]
     data = make(world, tmp_path)
     refused(["train", task, "--data", data, *FLAGS[task], "--out", tmp_path / "run"], capsys, expect)
+    if task != "poems":  # the same with --folds: the first member says it, and no folder is left behind
+        refused(["train", task, "--data", data, *FLAGS[task], "--folds", "3", "--out", tmp_path / "cv"], capsys, expect)
+        assert not (tmp_path / "cv").exists()
     assert not (tmp_path / "run").exists()  # nothing left behind
 
 

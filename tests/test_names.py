@@ -320,6 +320,8 @@ def test_folds_train_member_runs_and_summarise_them(tmp_path):
     assert summary["versus"]["model_better"] == sum(r["versus"]["difference"] > 0 for r in runs)
     assert "mean ± sample standard deviation" in (parent / "report.html").read_text(encoding="utf-8")
     assert load_run(members[1]).predict(["Abovic"])[0]["top"]
+    with pytest.raises(UserError, match=r"a --folds/--seeds run of several models; give one of its runs, e\.g\. .*fold-1"):
+        load_run(parent)
     # Interrupted: fold-2 never began, fold-3 stopped before its report; the resume finishes both.
     shutil.rmtree(members[1])
     (members[2] / "summary.json").unlink()

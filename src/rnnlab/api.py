@@ -202,6 +202,9 @@ def load_run(spec: str | Path, device: str = "cpu") -> Run:
             raise UserError(f"{path / META_FILE}: not an rnnlab model description")
         check_run_meta(meta, path / META_FILE)
         return Run(path, meta, None, device, weights_file=path / WEIGHTS_FILE)
+    if (path / "repeats.json").is_file() and not (path / "best.pt").is_file():
+        first = next((p.name for p in sorted(path.iterdir()) if (p / "best.pt").is_file()), "fold-1")
+        raise UserError(f"{path}: a --folds/--seeds run of several models; give one of its runs, e.g. {path / first}")
     checkpoint = find_checkpoint(path)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     meta = check_run_meta(ckpt["meta"], checkpoint)

@@ -58,25 +58,38 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
                 runs_root: str | Path = "runs", log=print) -> Path:
     """Train every member run of ``--folds`` / ``--seeds`` into ``out`` (made like a run folder) and
     summarise them; returns the parent folder."""
-    from .experiment import _check_holds_no_run, _ready_out_dir
+    from .experiment import _check_holds_no_run, _ready_out_dir, _remove_if_empty
     from .runs import new_run_dir
 
     _refuse_several_processes()
     if train_cfg.seed + task_cfg.seeds - 1 > 2**32 - 1:
         raise UserError(f"--seed {train_cfg.seed} and --seeds {task_cfg.seeds}: the last seed would pass {2**32 - 1}")
-    parent = _ready_out_dir(Path(out))[0] if out else new_run_dir(runs_root, task_name, model_cfg.cell, _kind(task_cfg))
-    with RunLock(parent, log=log):
+    parent, created = _ready_out_dir(Path(out)) if out else (
+        new_run_dir(runs_root, task_name, model_cfg.cell, _kind(task_cfg)), True)
+    runs = members(task_cfg, train_cfg)
+    lock, undo = RunLock(parent, log=log), False
+    try:
+        lock.acquire()
         if out:
             _check_holds_no_run(parent)
             if (parent / PLAN_FILE).is_file() or (parent / "config.json").is_file():
                 raise UserError(f"{parent} already holds a run; use --resume {parent} to continue it, or choose "
                                 "another --out")
-        runs = members(task_cfg, train_cfg)
         write_json(parent / PLAN_FILE, {
             "task": task_name, "kind": _kind(task_cfg), "members": [name for name, _, _ in runs],
             "task_config": asdict(task_cfg), "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
             "rnnlab_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
         return _run_members(parent, task_name, runs, model_cfg, {}, log)
+    except BaseException:
+        # Failed before any member began (bad data, a lock): leave no trace, as a single run does.
+        undo = not any((parent / name).exists() for name, _, _ in runs)
+        if undo:
+            (parent / PLAN_FILE).unlink(missing_ok=True)
+        raise
+    finally:
+        lock.release()
+        if undo and created:
+            _remove_if_empty(parent)
 
 
 def resume_repeats(parent: Path, task: str | None = None, log=print, **train_changes) -> Path:
