@@ -174,6 +174,7 @@ def summarise(parent: Path, names: list[str]) -> dict:
                              "model_better": sum(v["difference"] > 0 for v in versus),
                              "model_better_outside_noise": sum(v["difference"] > 0 and not v["within_noise"]
                                                                for v in versus)}
+        out["train_time"] = mean_std([float(s["train"]["train_time"]) for s in summaries.values()])
         out["per_run"] = {name: {"test": {k: v for k, v in s["test"].items() if isinstance(v, float)},
                                  "baseline": s.get("baseline", {}).get("test", {}),
                                  "difference": s.get("versus", {}).get("difference"),
