@@ -223,7 +223,9 @@ def load_run(spec: str | Path, device: str = "cpu") -> Run:
 def train_task(task: str, out: str | Path | None = None, log=print, **options: Any) -> Path:
     """Train ``task`` with options given by their config field names (``hidden=64, epochs=3, data=...``):
     each goes to the task, model or training config that declares it; an unknown name is an error.
-    Returns the run folder. Paths may be given as ``pathlib.Path`` (``data=tmp / "names"``)."""
+    Returns the run folder. Paths may be given as ``pathlib.Path`` (``data=tmp / "names"``). With
+    ``folds=K`` or ``seeds=N`` (names, sentiment) the folder holds one run per fold or seed and their
+    mean ± std ``summary.json`` (rnnlab.repeats)."""
     from .experiment import configs_from_options, run_training
 
     options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
