@@ -109,7 +109,7 @@ def resume_repeats(parent: Path, task: str | None = None, log=print, **train_cha
             model_cfg = task_cls.model_config_cls.from_dict(plan["model_config"], where)
             train_cfg = replace(TrainConfig.from_dict(plan["train_config"], where), **train_changes)
         except (KeyError, TypeError, ValueError) as e:
-            raise UserError(f"{where}: damaged ({type(e).__name__}: {e})".replace(f"{where}: {where}", where)) from None
+            raise UserError(str(e) if where in str(e) else f"{where}: damaged ({type(e).__name__}: {e})") from None
         if task is not None and plan["task"] != task:
             raise UserError(f"--resume {parent}: a {plan['task']} run, not a {task} one; continue it with "
                             f"rnnlab train {plan['task']} --resume {parent}")
