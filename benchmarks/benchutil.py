@@ -122,11 +122,6 @@ def repeats_of(parser, args, task_cfg) -> dict:
     return {k: v for k, v in given.items() if k == "folds" or v > 1}  # --seeds 1: one run
 
 
-def pm(figure: dict | None, scale: float = 1.0, digits: int = 4) -> str:
-    """A mean ± std figure of a repeated run's summary.json as text."""
-    return f"{figure['mean'] * scale:.{digits}f} ± {figure['std'] * scale:.{digits}f}" if figure else "-"
-
-
 def repeated_rows(task: str, runs: list[tuple], out_root) -> tuple[list[dict], list[tuple]]:
     """Train each (name, task config with folds/seeds, model config, train config) as one repeated run
     (``rnnlab train --folds/--seeds``: member runs, each with its own classical baseline) -> the table's
@@ -134,13 +129,15 @@ def repeated_rows(task: str, runs: list[tuple], out_root) -> tuple[list[dict], l
     import re
     from pathlib import Path
 
-    from rnnlab.experiment import run_training
+    from rnnlab.repeats import run_repeats
+    from rnnlab.runreport import plus_minus
     from rnnlab.runs import read_json
 
+    pm = lambda figure, *args: plus_minus(figure, *args) or "-"  # noqa: E731
     rows, checks = [], []
     for name, task_cfg, model_cfg, train_cfg in runs:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        parent = run_training(task, task_cfg, model_cfg, train_cfg, out=Path(out_root) / slug, log=lambda *_: None)
+        parent = run_repeats(task, task_cfg, model_cfg, train_cfg, out=Path(out_root) / slug, log=lambda *_: None)
         s = read_json(parent / "summary.json")
         base, versus = s.get("baseline", {}), s.get("versus")
         what = "folds" if s["kind"] == "folds" else "seeds"
@@ -148,7 +145,7 @@ def repeated_rows(task: str, runs: list[tuple], out_root) -> tuple[list[dict], l
                      "baseline_acc": pm(base.get("accuracy")), "baseline_macro_f1": pm(base.get("macro_f1")),
                      "beat_baseline": f"{versus['model_better']} of {s['runs']} {what}" if versus else "-",
                      "diff_points": pm(versus["difference"], 100, 1) if versus else "-",
-                     "train_s": pm(s["train_time"], digits=1)})
+                     "train_s": pm(s["train_time"], 1, 1)})
         if versus:
             better = s["model"]["accuracy"]["mean"] > base["accuracy"]["mean"]
             checks.append((f"{name}: mean test accuracy above the baseline's ({s.get('baseline_name', '')})",

@@ -295,6 +295,7 @@ def test_folds_train_member_runs_and_summarise_them(tmp_path):
     import statistics
 
     from rnnlab import train_task
+    from rnnlab.repeats import resume_job
 
     data = tiny_folder(tmp_path / "names", per_label=30)
     parent = train_task("names", out=tmp_path / "cv", data=data, folds=3, epochs=1, hidden=8, embed_dim=8,
@@ -325,7 +326,9 @@ def test_folds_train_member_runs_and_summarise_them(tmp_path):
     # Interrupted: fold-2 never began, fold-3 stopped before its report; the resume finishes both.
     shutil.rmtree(members[1])
     (members[2] / "summary.json").unlink()
-    resume_training(parent, epochs=2, log=lambda *a: None)
+    with pytest.raises(UserError, match="a --folds/--seeds folder of several runs"):
+        resume_training(parent, epochs=2, log=lambda *a: None)
+    resume_job(parent, epochs=2, log=lambda *a: None)
     assert [len(read_jsonl(m / "metrics.jsonl")) for m in members] == [1, 2, 2]
     again = json.loads((parent / "summary.json").read_text(encoding="utf-8"))
     assert again["per_run"]["fold-1"] == summary["per_run"]["fold-1"] and again["runs"] == 3

@@ -146,7 +146,7 @@ def _task_args(command: str, argv: list[str]):
 
 # --- commands -----------------------------------------------------------------------------------
 def cmd_train(argv: list[str]) -> int:
-    from .experiment import resume_training, run_training
+    from .repeats import resume_job, run_job
 
     task_cls, targs = _task_args("train", argv)
     if task_cls is None:
@@ -167,10 +167,10 @@ def cmd_train(argv: list[str]) -> int:
         if other:
             raise UserError(f"{', '.join(flag_of(k) for k in other)}: the run's own data and model options are kept "
                             "on --resume; train a new run to change them")
-        resume_training(targs.resume, task=task_cls.name, **given_values(targs, targs.train_names))
+        resume_job(targs.resume, task=task_cls.name, **given_values(targs, targs.train_names))
         return 0
     task_cfg, model_cfg, train_cfg = configs_from_args(task_cls, targs)
-    run_training(task_cls.name, task_cfg, model_cfg, train_cfg, out=targs.out)
+    run_job(task_cls.name, task_cfg, model_cfg, train_cfg, out=targs.out)
     return 0
 
 

@@ -29,9 +29,28 @@ from typing import Any
 
 from ._version import __version__
 from .errors import UserError
-from .runs import RunLock, read_json, write_json
+from .runs import REPEATS_FILE, RunLock, read_json, write_json
 
-PLAN_FILE = "repeats.json"
+
+
+def run_job(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path | None = None,
+            runs_root: str | Path = "runs", log=print) -> Path:
+    """What ``rnnlab train`` and ``rnnlab.train_task`` run: one run (``run_training``), or with
+    ``--folds`` / ``--seeds`` the member runs and their summary (``run_repeats``)."""
+    from .experiment import run_training
+
+    run = run_repeats if getattr(task_cfg, "repeats", 0) else run_training
+    return run(task_name, task_cfg, model_cfg, train_cfg, out=out, runs_root=runs_root, log=log)
+
+
+def resume_job(run_dir: str | Path, task: str | None = None, log=print, **train_changes) -> Path:
+    """What ``rnnlab train --resume`` runs: ``resume_training`` for a run folder, ``resume_repeats``
+    for a --folds / --seeds folder."""
+    from .experiment import resume_training
+
+    if (Path(run_dir) / REPEATS_FILE).is_file():
+        return resume_repeats(run_dir, task=task, log=log, **train_changes)
+    return resume_training(run_dir, task=task, log=log, **train_changes)
 
 
 def members(task_cfg, train_cfg) -> list[tuple[str, Any, Any]]:
@@ -72,10 +91,10 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
         lock.acquire()
         if out:
             _check_holds_no_run(parent)
-            if (parent / PLAN_FILE).is_file() or (parent / "config.json").is_file():
+            if (parent / REPEATS_FILE).is_file() or (parent / "config.json").is_file():
                 raise UserError(f"{parent} already holds a run; use --resume {parent} to continue it, or choose "
                                 "another --out")
-        write_json(parent / PLAN_FILE, {
+        write_json(parent / REPEATS_FILE, {
             "task": task_name, "kind": _kind(task_cfg), "members": [name for name, _, _ in runs],
             "task_config": asdict(task_cfg), "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
             "rnnlab_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
@@ -84,7 +103,7 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
         # Failed before any member began (bad data, a lock): leave no trace, as a single run does.
         undo = not any((parent / name).exists() for name, _, _ in runs)
         if undo:
-            (parent / PLAN_FILE).unlink(missing_ok=True)
+            (parent / REPEATS_FILE).unlink(missing_ok=True)
         raise
     finally:
         lock.release()
@@ -95,14 +114,16 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
 def resume_repeats(parent: Path, task: str | None = None, log=print, **train_changes) -> Path:
     """Finish a ``--folds`` / ``--seeds`` run: keep the finished members, resume the interrupted ones,
     train those not begun; then summarise. Only the options a resume may change can change."""
+    from .experiment import resume_changes
     from .tasks import get_task
     from .train import TrainConfig
 
+    train_changes = resume_changes(train_changes)
     _refuse_several_processes()
     parent = Path(parent)
     with RunLock(parent, log=log, hint="wait for it to finish"):
-        plan = read_json(parent / PLAN_FILE, dict)
-        where = str(parent / PLAN_FILE)
+        plan = read_json(parent / REPEATS_FILE, dict)
+        where = str(parent / REPEATS_FILE)
         try:
             task_cls = get_task(plan["task"])
             task_cfg = task_cls.config_cls.from_dict(plan["task_config"], where)
@@ -122,7 +143,7 @@ def resume_repeats(parent: Path, task: str | None = None, log=print, **train_cha
 def _run_members(parent: Path, task_name: str, runs: list, model_cfg, resume_changes: dict, log) -> Path:
     """Train (or finish) each member in turn, then write the summary and the report."""
     from .experiment import resume_training, run_training
-    from .runreport import render_repeats_report
+    from .runreport import render_repeats_report, summary_lines
 
     for i, (name, task_cfg, train_cfg) in enumerate(runs, 1):
         folder = parent / name
@@ -160,7 +181,7 @@ def _figures(tests: list[dict]) -> dict[str, dict]:
 def summarise(parent: Path, names: list[str]) -> dict:
     """The parent's summary.json from its members' summary.json files."""
     summaries = {name: read_json(parent / name / "summary.json", dict) for name in names}
-    plan = read_json(parent / PLAN_FILE, dict)
+    plan = read_json(parent / REPEATS_FILE, dict)
     try:
         out: dict = {"task": plan["task"], "kind": plan["kind"], "runs": len(names), "members": names,
                      "model": _figures([s["test"] for s in summaries.values()])}
@@ -185,38 +206,4 @@ def summarise(parent: Path, names: list[str]) -> dict:
     return out
 
 
-def _pm(figure: dict | None) -> str:
-    return f"{figure['mean']:.4f} ± {figure['std']:.4f}" if figure else ""
-
-
-def summary_table(summary: dict) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the figures' mean ± std, model and baseline side by side."""
-    baseline = summary.get("baseline", {})
-    keys = list(summary["model"]) + [k for k in baseline if k not in summary["model"]]
-    return (["test figure", "model", "baseline"],
-            [[k.replace("_", " "), _pm(summary["model"].get(k)), _pm(baseline.get(k))] for k in keys])
-
-
-def versus_line(summary: dict) -> str:
-    """In how many members the model beat the baseline, and the mean difference."""
-    v = summary.get("versus")
-    if not v:
-        return "no baseline (--no-baseline)"
-    what = "folds" if summary["kind"] == "folds" else "seeds"
-    d = v["difference"]
-    return (f"the model beat the baseline ({summary.get('baseline_name', '')}) in {v['model_better']} of "
-            f"{summary['runs']} {what} ({v['model_better_outside_noise']} outside the noise of their test set); "
-            f"{v['metric']} difference {d['mean'] * 100:+.1f} ± {d['std'] * 100:.1f} points")
-
-
-def summary_lines(summary: dict) -> list[str]:
-    """The summary for the terminal: a title, the table, the line against the baseline."""
-    header, rows = summary_table(summary)
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    what = f"{summary['runs']} {'folds' if summary['kind'] == 'folds' else 'seeds'}"
-    return [f"{summary['task']}, {what}: test figures, mean ± std (sample std, n-1)", fmt(header),
-            *(fmt(r) for r in rows), versus_line(summary)]
-
-
-__all__ = ["members", "run_repeats", "resume_repeats", "summarise", "mean_std", "summary_lines", "PLAN_FILE"]
+__all__ = ["run_job", "resume_job", "members", "run_repeats", "resume_repeats", "summarise", "mean_std"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .report import page, plot_confusions, plot_curves, table
 from .errors import UserError
-from .runs import read_json, read_jsonl
+from .runs import REPEATS_FILE, read_json, read_jsonl
 
 
 def render_run_report(run_dir: str | Path) -> Path:
@@ -137,11 +137,9 @@ def _render_compare(out_dir: Path, run_dirs: dict, metrics: dict, summaries: dic
 def render_repeats_report(parent: str | Path) -> Path:
     """The report of a --folds / --seeds run: mean ± std of every test figure, model and baseline, the
     count of members where the model beat the baseline, each member's figures and a link to its report."""
-    from .repeats import PLAN_FILE, summary_table, versus_line
-
     parent = Path(parent)
     summary = read_json(parent / "summary.json", dict)
-    plan = read_json(parent / PLAN_FILE, dict)
+    plan = read_json(parent / REPEATS_FILE, dict)
     try:
         header, rows = summary_table(summary)
         what = "folds" if summary["kind"] == "folds" else "seeds"
@@ -166,6 +164,42 @@ def render_repeats_report(parent: str | Path) -> Path:
     out.write_text(page(f"rnnlab {summary.get('task', '')}: {summary.get('runs', '')} {summary.get('kind', '')}", body),
                    encoding="utf-8")
     return out
+
+
+# --- a --folds / --seeds summary (rnnlab.repeats) in words: the terminal's lines and the report's table
+def plus_minus(figure: dict | None, scale: float = 1.0, digits: int = 4) -> str:
+    """A ``{"mean", "std"}`` figure as ``mean ± std`` (times ``scale``); "" for none."""
+    return f"{figure['mean'] * scale:.{digits}f} ± {figure['std'] * scale:.{digits}f}" if figure else ""
+
+
+def summary_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the figures' mean ± std, model and baseline side by side."""
+    baseline = summary.get("baseline", {})
+    keys = list(summary["model"]) + [k for k in baseline if k not in summary["model"]]
+    return (["test figure", "model", "baseline"],
+            [[k.replace("_", " "), plus_minus(summary["model"].get(k)), plus_minus(baseline.get(k))] for k in keys])
+
+
+def versus_line(summary: dict) -> str:
+    """In how many members the model beat the baseline, and the mean difference."""
+    v = summary.get("versus")
+    if not v:
+        return "no baseline (--no-baseline)"
+    what = "folds" if summary["kind"] == "folds" else "seeds"
+    d = v["difference"]
+    return (f"the model beat the baseline ({summary.get('baseline_name', '')}) in {v['model_better']} of "
+            f"{summary['runs']} {what} ({v['model_better_outside_noise']} outside the noise of their test set); "
+            f"{v['metric']} difference {plus_minus(d, 100, 1)} points")
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The summary for the terminal: a title, the table, the line against the baseline."""
+    header, rows = summary_table(summary)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    what = f"{summary['runs']} {'folds' if summary['kind'] == 'folds' else 'seeds'}"
+    return [f"{summary['task']}, {what}: test figures, mean ± std (sample std, n-1)", fmt(header),
+            *(fmt(r) for r in rows), versus_line(summary)]
 
 
 def baseline_section(baseline: dict, versus: dict) -> str:
