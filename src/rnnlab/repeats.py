@@ -32,7 +32,6 @@ from .errors import UserError
 from .runs import REPEATS_FILE, RunLock, read_json, write_json
 
 
-
 def run_job(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path | None = None,
             runs_root: str | Path = "runs", log=print) -> Path:
     """What ``rnnlab train`` and ``rnnlab.train_task`` run: one run (``run_training``), or with
@@ -86,7 +85,7 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
     parent, created = _ready_out_dir(Path(out)) if out else (
         new_run_dir(runs_root, task_name, model_cfg.cell, _kind(task_cfg)), True)
     runs = members(task_cfg, train_cfg)
-    lock, undo = RunLock(parent, log=log), False
+    lock, wrote, undo = RunLock(parent, log=log), False, False
     try:
         lock.acquire()
         if out:
@@ -98,10 +97,11 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
             "task": task_name, "kind": _kind(task_cfg), "members": [name for name, _, _ in runs],
             "task_config": asdict(task_cfg), "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
             "rnnlab_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        wrote = True
         return _run_members(parent, task_name, runs, model_cfg, {}, log)
     except BaseException:
-        # Failed before any member began (bad data, a lock): leave no trace, as a single run does.
-        undo = not any((parent / name).exists() for name, _, _ in runs)
+        # Failed before any member began (bad data): leave no trace, as a single run does.
+        undo = wrote and not any((parent / name).exists() for name, _, _ in runs)
         if undo:
             (parent / REPEATS_FILE).unlink(missing_ok=True)
         raise
@@ -140,7 +140,7 @@ def resume_repeats(parent: Path, task: str | None = None, log=print, **train_cha
         return _run_members(parent, plan["task"], runs, model_cfg, train_changes, log)
 
 
-def _run_members(parent: Path, task_name: str, runs: list, model_cfg, resume_changes: dict, log) -> Path:
+def _run_members(parent: Path, task_name: str, runs: list, model_cfg, changes: dict, log) -> Path:
     """Train (or finish) each member in turn, then write the summary and the report."""
     from .experiment import resume_training, run_training
     from .runreport import render_repeats_report, summary_lines
@@ -152,7 +152,7 @@ def _run_members(parent: Path, task_name: str, runs: list, model_cfg, resume_cha
             continue
         log(f"== {name} ({i} of {len(runs)}) ==")
         if (folder / "last.pt").is_file():
-            resume_training(folder, task=task_name, log=log, **resume_changes)
+            resume_training(folder, task=task_name, log=log, **changes)
         else:
             run_training(task_name, task_cfg, model_cfg, train_cfg, out=folder, log=log)
     summary = summarise(parent, [name for name, _, _ in runs])
