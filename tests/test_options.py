@@ -52,7 +52,7 @@ def test_every_numeric_option_out_of_range_is_one_line_naming_the_flag(task, tmp
     (["train", "poems", "--pool", "max"], "--pool: not an option of the poems task"),
     (["train", "poems", "--softmax", "adaptive", "--tie-weights"], "--no-tie-weights"),
     (["train", "nosuch"], "unknown task 'nosuch'"),
-    (["train", "names", "--threads", "-1"], "--threads -1"),
+    (["train", "names", "--threads", "-1"], "--threads: -1: give auto or a number of threads"),
     (["compare", "names", "--cells", "lstm,lstm"], "each cell once"),
     (["gradients", "--scales", "abc"], "give comma-separated numbers"),
     (["gradients", "--hidden", "0"], "--hidden 0: must be >= 1"),

@@ -9,6 +9,11 @@ The Python API (see rnnlab.api)::
 """
 
 from ._version import __version__
+from .threads import ensure_reproducible_products
+
+# Before torch runs its first matrix product: MKL's results then do not depend on the thread count, so
+# that --threads auto may change it during a run without changing a seeded run's numbers (rnnlab.threads).
+ensure_reproducible_products()
 
 __all__ = ["__version__", "load_run", "train_task", "bundled_models"]
 

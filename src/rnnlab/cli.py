@@ -20,6 +20,7 @@ from pathlib import Path
 from ._version import __version__
 from .errors import UserError
 from .options import DEFAULT_TEMPERATURE, DEVICES, POEM_FORMS, declared, field_kind, flag_of
+from .threads import AUTO, parse_threads
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,7 +84,6 @@ def task_parser(command: str, task_cls) -> Parser:
                               "task, model and data options and the data files are the run's own)")
     else:
         run.add_argument("--cells", default="rnn,lstm,gru", help="cells to compare, comma-separated (default %(default)s)")
-    run.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     if command == "train":
         run.add_argument("--nproc", type=int, default=0, metavar="N",
                          help="train data-parallel on N processes of this machine (one per CPU core or GPU), "
@@ -116,13 +116,13 @@ def _not_empty(args, *names: str) -> None:
             raise UserError(f"--{name}: empty; give a folder")
 
 
-def _threads(n: int) -> None:
-    if n < 0 or n > 1024:
-        raise UserError(f"--threads {n}: give 0 (torch's choice) or a number of threads from 1 to 1024")
-    if n:
-        import torch
+def _threads(spec: str) -> None:
+    """gradients / longrange: the thread policy's starting count (rnnlab.threads; training follows the load)."""
+    from .threads import ThreadGovernor
 
-        torch.set_num_threads(n)
+    governor = ThreadGovernor(spec, follow=False)
+    governor.start()
+    print(governor.describe())
 
 
 def _task_args(command: str, argv: list[str]):
@@ -158,7 +158,6 @@ def cmd_train(argv: list[str]) -> int:
             raise UserError(f"--nproc {targs.nproc}: --folds/--seeds train their runs one after another in one "
                             "process; drop --nproc")
         return launch(targs, argv, task_cls)
-    _threads(targs.threads)
     _not_empty(targs, "out", "resume")
     if targs.resume is not None:
         if targs.out is not None:
@@ -199,7 +198,7 @@ def launch(targs, argv: list[str], task_cls) -> int:
             raise UserError(f"--nproc {n}: this machine has {have} GPU{'s' if have != 1 else ''} (one process per GPU)")
     else:
         have = cpu_count()
-        threads = targs.threads or 1
+        threads = 1 if targs.threads in (None, "auto") else int(targs.threads)  # auto: one per process
         if n * threads > have:
             raise UserError(f"--nproc {n}: this machine has {have} CPU core{'s' if have != 1 else ''} for this "
                             f"process ({n} processes x {threads} thread{'s' if threads != 1 else ''} would not fit)")
@@ -247,7 +246,6 @@ def cmd_compare(argv: list[str]) -> int:
     task_cls, targs = _task_args("compare", argv)
     if task_cls is None:
         return 0
-    _threads(targs.threads)
     _not_empty(targs, "out")
     try:
         cells = parse_names(CELLS)(targs.cells)
@@ -488,7 +486,8 @@ def _run_experiment(name: str, module: str, cfg_name: str, rest: list[str]) -> i
     names = add_declared(p.add_argument_group("experiment"), cfg_cls, cfg_cls())
     p.add_argument("--out", help=f"output folder (default: runs/{name}-<time>)")
     p.add_argument("--quick", action="store_true", help="a small configuration that finishes in seconds")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=parse_threads, default=AUTO, metavar="auto|N",
+                   help="CPU threads: auto (one per core other processes leave free) or a number (default auto)")
     if name == "longrange":
         p.add_argument("--device", default="auto", choices=DEVICES)
     args = p.parse_args(rest)

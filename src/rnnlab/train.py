@@ -39,6 +39,7 @@ from .distributed import Dist, current, row_range
 from .errors import UserError
 from .options import DEVICES, OPTIMIZERS, SCHEDULES, Options, option
 from .runs import append_jsonl, load_checkpoint, save_checkpoint, write_json, write_jsonl
+from .threads import AUTO, ThreadGovernor, parse_threads
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,20 @@ class TrainConfig(Options):
     progress: bool = option(True, "a progress bar on a terminal", resume=True)
     baseline: bool = option(True, "also fit the task's classical baseline on the same split and compare with it "
                             "(seconds)", resume=True)
+    threads: str = option(AUTO, "CPU threads: auto (one per core that other processes leave free, followed while "
+                          "training; see rnnlab.threads) or a fixed number", parse=parse_threads, resume=True,
+                          metavar="auto|N")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threads, int) and not isinstance(self.threads, bool):  # threads=2 from Python
+            object.__setattr__(self, "threads", str(self.threads))
+        super().__post_init__()
+
+    def check(self) -> None:
+        try:
+            parse_threads(self.threads)
+        except ValueError as e:
+            raise ValueError(f"--threads {e}") from None
 
     def implied(self, given: set[str]) -> "TrainConfig":
         if "momentum" in given and self.optimizer not in ("sgd", "rmsprop"):
@@ -181,6 +196,12 @@ class Trainer:
         self.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": 0, "bad_epochs": 0, "elapsed": 0.0,
                       "stop": Stop.NOT_YET.value}
         self.history: list[dict] = []  # every epoch's metrics row, also kept in last.pt
+        # Threads: on CPU, ``auto`` follows the cores other processes leave free (several processes: fixed).
+        self.threads = ThreadGovernor(cfg.threads, follow=not self.dist.enabled)
+        self._changes_logged = 0
+        if device.type == "cpu":
+            self.threads.start()
+            self.log(self.threads.describe())
 
     # --- 1. restore -------------------------------------------------------------------------
     def restore(self) -> None:
@@ -251,6 +272,7 @@ class Trainer:
             state["step"] += 1
             total_loss += loss.item()
             seen += 1
+            self.threads.tick()
             if cfg.max_time and state["elapsed"] + time.perf_counter() - t0 >= cfg.max_time:
                 out_of_time = True
                 break
@@ -328,7 +350,9 @@ class Trainer:
         else:
             self._write_epoch(row, improved)
         self.log(f"epoch {epoch:>3}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-                 f"val {task.monitor} {value:.4f}{'  *' if improved else ''}  ({seconds:.1f} s)")
+                 f"val {task.monitor} {value:.4f}{'  *' if improved else ''}  ({seconds:.1f} s)"
+                 f"{self.threads.epoch_note(self._changes_logged)}")
+        self._changes_logged = len(self.threads.changes)
         if state["stop"] == Stop.TIME.value:
             self.log(f"stopping: --max-time {cfg.max_time:g} s reached")
         elif state["stop"] == Stop.EARLY.value:
@@ -370,6 +394,8 @@ class Trainer:
         summary = {"best_epoch": state["best_epoch"], f"best_val_{self.task.monitor}": state["best"],
                    "epochs_run": state["epoch"], "steps": state["step"], "train_time": round(state["elapsed"], 2),
                    "stopped": state["stop"]}
+        if self.device.type == "cpu":
+            summary["threads"] = self.threads.summary()
         if not self.dist.is_main:  # the others are done: rank 0 reports
             return summary
         best = load_checkpoint(self.run_dir / "best.pt", map_location=self.device)

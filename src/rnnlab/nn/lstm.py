@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_batched, recurrent_weight_grads,
                    replay)
+from .fused import lstm_kernels
 
 
 def lstm_step(xg: Tensor, h: Tensor, c: Tensor, w_hh, b_hh=None, w_hr=None) -> tuple[Tensor, Tensor]:
@@ -86,8 +87,6 @@ class LSTMRecurrence(torch.autograd.Function):
     def forward(ctx, xg, h0, c0, w_hh, b_hh, mask):
         steps, batch, four_h = xg.shape
         H = four_h // 4
-        # fold the recurrent bias into every step's input projection, once
-        pre_x = xg + b_hh if b_hh is not None else xg
         keep = mask.bool() if mask is not None else None
         act = xg.new_empty(steps, batch, four_h)  # activated gates i, f, g, o
         hs = xg.new_empty(steps + 1, batch, H)  # h_0 .. h_T
@@ -95,18 +94,30 @@ class LSTMRecurrence(torch.autograd.Function):
         tanh_c = xg.new_empty(steps, batch, H)  # tanh of each step's new cell
         hs[0], cs[0] = h0, c0
         w_t = w_hh.t()
-        for t in range(steps):
-            pre = torch.addmm(pre_x[t], hs[t], w_t)  # (B, 4H): the only sequential matmul
-            a = act[t]
-            torch.sigmoid(pre, out=a)
-            torch.tanh(pre[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
-            i, f, g, o = a.chunk(4, dim=1)
-            c, h = cs[t + 1], hs[t + 1]  # written in place: these buffers are what backward reads
-            torch.mul(f, cs[t], out=c).addcmul_(i, g)  # c_t = f*c_{t-1} + i*g
-            torch.mul(o, torch.tanh(c, out=tanh_c[t]), out=h)  # h_t = o*tanh(c_t)
-            if keep is not None:  # padded steps carry the state through unchanged
-                c.copy_(torch.where(keep[t], c, cs[t]))
-                h.copy_(torch.where(keep[t], h, hs[t]))
+        fused = lstm_kernels(act)  # the pointwise part in one pass of C (rnnlab.nn.fused), or None
+        if fused:
+            # act starts as the input projections plus the recurrent bias; each step adds W_hh h_{t-1}
+            # in place, and the kernel turns those pre-activations into the gates, also in place.
+            torch.add(xg, b_hh, out=act) if b_hh is not None else act.copy_(xg)
+            keep_bytes = keep.squeeze(-1).to(torch.uint8).contiguous() if keep is not None else None
+            for t in range(steps):
+                act[t].addmm_(hs[t], w_t)
+                fused.forward_step(act[t], cs[t], hs[t], keep_bytes[t] if keep_bytes is not None else None,
+                                   cs[t + 1], hs[t + 1], tanh_c[t])
+        else:
+            pre_x = xg + b_hh if b_hh is not None else xg  # the recurrent bias folded in once
+            for t in range(steps):
+                pre = torch.addmm(pre_x[t], hs[t], w_t)  # (B, 4H): the only sequential matmul
+                a = act[t]
+                torch.sigmoid(pre, out=a)
+                torch.tanh(pre[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
+                i, f, g, o = a.chunk(4, dim=1)
+                c, h = cs[t + 1], hs[t + 1]  # written in place: these buffers are what backward reads
+                torch.mul(f, cs[t], out=c).addcmul_(i, g)  # c_t = f*c_{t-1} + i*g
+                torch.mul(o, torch.tanh(c, out=tanh_c[t]), out=h)  # h_t = o*tanh(c_t)
+                if keep is not None:  # padded steps carry the state through unchanged
+                    c.copy_(torch.where(keep[t], c, cs[t]))
+                    h.copy_(torch.where(keep[t], h, hs[t]))
         out = hs[1:] * mask if mask is not None else hs[1:].clone()  # (T, B, H), zero on padding
         # The inputs too: a double backward replays the forward from them (differentiable_backward).
         ctx.save_for_backward(act, hs, cs, tanh_c, w_hh, mask, xg, h0, c0, b_hh)
@@ -120,6 +131,9 @@ class LSTMRecurrence(torch.autograd.Function):
             return differentiable_backward(ctx, _replay_lstm, (xg, h0, c0, w_hh, b_hh, mask), (d_out, d_h, d_c))
         steps, batch, four_h = act.shape
         H = four_h // 4
+        fused = lstm_kernels(act)
+        if fused:
+            return _fused_backward(fused, ctx, act, hs, cs, tanh_c, w_hh, mask, d_out, d_h, d_c)
         i, f, g, o = act.chunk(4, dim=-1)
         c_prev = cs[:-1]
         # Local derivatives of every step at once (vectorised over T), so the sequential loop
@@ -159,6 +173,31 @@ class LSTMRecurrence(torch.autograd.Function):
             dh, dc = dh_prev, dc_prev
         d_w_hh, d_b_hh = recurrent_weight_grads(d_gates, hs[:-1], ctx.has_bias)
         return d_gates, dh, dc, d_w_hh, d_b_hh, None
+
+
+def _fused_backward(fused, ctx, act, hs, cs, tanh_c, w_hh, mask, d_out, d_h, d_c):
+    """LSTMRecurrence.backward with each step's pointwise part in one pass of C (rnnlab.nn.fused):
+    the same loop as the eager code, without the local derivatives precomputed for all steps."""
+    steps, batch, four_h = act.shape
+    keep = mask.squeeze(-1).to(torch.uint8).contiguous() if mask is not None else None
+    # dL/dh_t from the outputs, one contiguous copy; each step then adds the path through W_hh in place.
+    d_acc = torch.empty(d_out.shape, dtype=d_out.dtype).copy_(d_out)  # (T, B, H)
+    if mask is not None:
+        d_acc.mul_(mask)
+    d_gates = act.new_empty(steps, batch, four_h)  # dL/d(pre-activation) of every step
+    dc_bufs = act.new_empty(2, batch, four_h // 4)  # dL/dc, written in turn
+    dh, dc = d_acc[steps - 1].add_(d_h), d_c.contiguous()
+    for t in reversed(range(steps)):
+        dc_prev, dg = dc_bufs[t % 2], d_gates[t]
+        fused.backward_step(act[t], cs[t], tanh_c[t], dh, dc, keep[t] if keep is not None else None, dg, dc_prev)
+        if keep is not None:  # a padded step passes dL/dh straight through to the step before
+            dh_prev = torch.where(mask[t].bool(), dg @ w_hh, dh)
+            dh = dh_prev.add_(d_acc[t - 1]) if t > 0 else dh_prev
+        else:
+            dh = d_acc[t - 1].addmm_(dg, w_hh) if t > 0 else dg @ w_hh  # back through W_hh, plus the output
+        dc = dc_prev
+    d_w_hh, d_b_hh = recurrent_weight_grads(d_gates, hs[:-1], ctx.has_bias)
+    return d_gates, dh, dc.clone(), d_w_hh, d_b_hh, None
 
 
 class LSTMPRecurrence(torch.autograd.Function):
