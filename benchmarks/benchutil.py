@@ -79,7 +79,76 @@ def classifier_bench_parser(doc: str, configs: dict, quick_help: str, default: l
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help=quick_help)
-    p.add_argument("--configs", default=",".join(default or configs), help="comma-separated subset of: " + ", ".join(configs))
+    p.add_argument("--configs", help="comma-separated subset of: " + ", ".join(configs) + " (default: "
+                   + ", ".join(default or configs) + "; with --folds/--seeds the default configuration only)")
+    p.add_argument("--folds", type=int, default=0, metavar="K",
+                   help="K-fold cross-validation of each configuration (rnnlab train --folds K): mean ± std tables")
+    p.add_argument("--seeds", type=int, default=0, metavar="N",
+                   help="each configuration with N seeds (rnnlab train --seeds N): mean ± std tables")
     p.add_argument("--out", help="folder for the runs (default: a temporary folder)")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.set_defaults(default_configs=",".join(default or configs))
     return p
+
+
+def chosen_configs(args, configs: dict) -> list[str]:
+    """--configs, else the default list; with --folds/--seeds the default configuration (named
+    "... (default)") alone: each configuration is K or N runs."""
+    if args.configs is None:
+        repeated = [c for c in configs if c.endswith("(default)")] if args.folds or args.seeds else []
+        args.configs = ",".join(repeated) or args.default_configs
+    names = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in names if c not in configs]
+    if unknown:
+        raise SystemExit(f"--configs: unknown {', '.join(unknown)}; choose from {', '.join(configs)}")
+    return names
+
+
+# --- repeated runs: --folds K / --seeds N ------------------------------------------------------------
+REPEAT_COLUMNS = ["model", "test_acc", "test_macro_f1", "baseline_acc", "baseline_macro_f1", "beat_baseline",
+                  "diff_points", "train_s"]
+
+
+def repeats_of(parser, args, task_cfg) -> dict:
+    """The --folds / --seeds of a classification benchmark as task options ({} for single runs),
+    checked by the task config's own declarations (one line through ``parser.error``)."""
+    from dataclasses import replace
+
+    given = {k: v for k, v in (("folds", args.folds), ("seeds", args.seeds)) if v}
+    try:
+        replace(task_cfg, **given)
+    except ValueError as e:
+        parser.error(str(e))
+    return {k: v for k, v in given.items() if k == "folds" or v > 1}  # --seeds 1: one run
+
+
+def repeated_rows(task: str, runs: list[tuple], out_root) -> tuple[list[dict], list[tuple]]:
+    """Train each (name, task config with folds/seeds, model config, train config) as one repeated run
+    (``rnnlab train --folds/--seeds``: member runs, each with its own classical baseline) -> the table's
+    rows (mean ± sample std over the members, model and baseline) and one check per configuration."""
+    import re
+    from pathlib import Path
+
+    from rnnlab.repeats import run_repeats
+    from rnnlab.runreport import plus_minus
+    from rnnlab.runs import read_json
+
+    pm = lambda figure, *args: plus_minus(figure, *args) or "-"  # noqa: E731
+    rows, checks = [], []
+    for name, task_cfg, model_cfg, train_cfg in runs:
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        parent = run_repeats(task, task_cfg, model_cfg, train_cfg, out=Path(out_root) / slug, log=lambda *_: None)
+        s = read_json(parent / "summary.json")
+        base, versus = s.get("baseline", {}), s.get("versus")
+        what = "folds" if s["kind"] == "folds" else "seeds"
+        rows.append({"model": name, "test_acc": pm(s["model"]["accuracy"]), "test_macro_f1": pm(s["model"]["macro_f1"]),
+                     "baseline_acc": pm(base.get("accuracy")), "baseline_macro_f1": pm(base.get("macro_f1")),
+                     "beat_baseline": f"{versus['model_better']} of {s['runs']} {what}" if versus else "-",
+                     "diff_points": pm(versus["difference"], 100, 1) if versus else "-",
+                     "train_s": pm(s["train_time"], 1, 1)})
+        if versus:
+            better = s["model"]["accuracy"]["mean"] > base["accuracy"]["mean"]
+            checks.append((f"{name}: mean test accuracy above the baseline's ({s.get('baseline_name', '')})",
+                           f"{rows[-1]['test_acc']} vs {rows[-1]['baseline_acc']}; better in {rows[-1]['beat_baseline']} "
+                           f"({versus['model_better_outside_noise']} outside the noise)", "met" if better else "NOT met"))
+    return rows, checks

@@ -9,6 +9,8 @@ Targets (issue "Names -> language"):
   * an LSTM reaches the baseline's test accuracy within 60 s of training on 2 CPU cores.
 
     python benchmarks/names.py [--quick] [--threads 2] [--seed 0]
+    python benchmarks/names.py --folds 5 [--configs ...]   # the default configuration and the baseline,
+                                                           # mean ± std over 5 folds (or --seeds N)
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from benchutil import classifier_bench_parser, classifier_checks, finish, print_table, round_rows
+from benchutil import (REPEAT_COLUMNS, chosen_configs, classifier_bench_parser, classifier_checks, finish, print_table,
+                       repeated_rows, repeats_of, round_rows)
 from rnnlab.experiment import run_training
 from rnnlab.metrics import classification_metrics
 from rnnlab.runs import read_json
@@ -75,6 +78,15 @@ def inference_speed(run: Path, names: list[str], batch: int = 512) -> int:
     return round(len(names) / median(times))
 
 
+def train_config(name: str, args) -> TrainConfig:
+    """The training options of a configuration: its overrides, or a short run with --quick."""
+    train = {**asdict(DEFAULT_TRAIN), "epochs": args.epochs, "seed": args.seed, "progress": False, **CONFIGS[name][1]}
+    if args.quick:
+        train.pop("max_time", None)
+        train["epochs"] = 2
+    return TrainConfig(**train)
+
+
 def main(argv=None) -> int:
     p = classifier_bench_parser(__doc__, CONFIGS, "a few epochs on a slice: a smoke check, not the targets")
     p.add_argument("--epochs", type=int, default=DEFAULT_TRAIN.epochs)
@@ -82,20 +94,25 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     task_cfg = NamesConfig(limit=2000) if args.quick else NamesConfig()
+    configs = chosen_configs(args, CONFIGS)
+    repeats = repeats_of(p, args, task_cfg)
+    out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rnnlab-bench-names-"))
+    if repeats:  # each configuration as K folds or N seeds, with each run's own baseline
+        rows, checks = repeated_rows("names", [(name, replace(task_cfg, **repeats), CONFIGS[name][0],
+                                                train_config(name, args)) for name in configs], out_root)
+        what = f"{args.folds} folds" if args.folds else f"seeds {args.seed}..{args.seed + args.seeds - 1}"
+        print(f"names: grouped split, {what}; test figures, mean ± sample std{' (QUICK: not the targets)' * args.quick}")
+        print_table(rows, REPEAT_COLUMNS)
+        finish(checks, start, args.seed, f"runs in {out_root}", args.json, {"rows": rows})
+        return 0
     task = NamesTask(task_cfg, seed=args.seed)
     base = baseline(task)
     rows = [{"model": "tfidf-char1-4 + logreg", "val_acc": base["val"]["accuracy"], "test_acc": base["test"]["accuracy"],
              "test_macro_f1": base["test"]["macro_f1"], "train_s": base["train_time"], "params": "-"}]
-    out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rnnlab-bench-names-"))
-    for name in [c for c in args.configs.split(",") if c]:
-        model_cfg, overrides = CONFIGS[name]
-        train = {**asdict(DEFAULT_TRAIN), "epochs": 2 if args.quick else args.epochs, "seed": args.seed,
-                 "progress": False, **overrides}
-        if args.quick:
-            train.pop("max_time", None)
-        train["epochs"] = 2 if args.quick else train["epochs"]
+    for name in configs:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        run = run_training("names", task_cfg, model_cfg, TrainConfig(**train), out=out_root / slug, log=lambda *_: None)
+        run = run_training("names", task_cfg, CONFIGS[name][0], train_config(name, args), out=out_root / slug,
+                           log=lambda *_: None)
         s = read_json(run / "summary.json")
         best_val = s["train"]["best_val_accuracy"]
         rows.append({"model": name, "val_acc": best_val, "test_acc": s["test"]["accuracy"],

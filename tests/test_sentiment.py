@@ -185,3 +185,73 @@ def test_words_and_characters_ensemble(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)[0]
     assert result["label"] == "1" and {"干净", "热情"} <= {w["word"] for w in result["words"]}
     assert all("attention" in w for w in result["words"])  # from the members that read words
+
+
+def review_folder(root: Path, n: int = 20) -> Path:
+    """neg.txt and pos.txt, n distinct reviews each, with duplicates, a text under both labels, a blank
+    line and one of ideographic spaces."""
+    root.mkdir(parents=True, exist_ok=True)
+    pos = [f"{GOOD[i % 4]}{i}" for i in range(n)] + [f"{GOOD[i % 4]}{i}" for i in range(5)] + ["一般般"]
+    neg = [f"{BAD[i % 4]}{i}" for i in range(n)] + ["一般般", "一般般", "", "\u3000\u3000"]
+    (root / "pos.txt").write_text("\n".join(pos) + "\n", encoding="utf-8")
+    (root / "neg.txt").write_text("\ufeff" + "\n".join(neg) + "\n", encoding="utf-8")
+    return root
+
+
+def test_a_folder_of_label_files_drops_duplicates_and_texts_under_both_labels(tmp_path):
+    from rnnlab.tasks.sentiment import read_text_folder
+
+    folder = review_folder(tmp_path / "reviews")
+    task = SentimentTask(SentimentConfig(data=str(folder), tokenizer="char", vectors="random"), seed=0)
+    report = task.data_report
+    assert task.labels == ["neg", "pos"] and report["rows"] == 48 and report["empty"] == 1
+    # 48 rows, 42 distinct (text, label) pairs; "一般般" is under both labels: 40 items left.
+    assert report["duplicates_dropped"] == 6 and report["texts_with_several_labels"] == 1
+    items = [item for rows in task.splits.values() for item in rows]
+    assert len(items) == len(set(items)) == 40 and all(text != "一般般" for text, _ in items)
+    assert "6 duplicates dropped" in task.data_line() and "1 texts with several labels" in task.data_line()
+    assert task.data_fingerprint()["files"].keys() == {"neg.txt", "pos.txt"}
+    # Labels from file names are ordered as a CSV's: integers by value, then text.
+    numbers = tmp_path / "numbers"
+    numbers.mkdir()
+    for label in ("10", "2", "b", "a"):
+        (numbers / f"{label}.txt").write_text(f"评论{label}\n", encoding="utf-8")
+    assert read_text_folder(numbers)[0] == ["2", "10", "a", "b"]
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda d: d, [], "no <label>.txt files in this folder"),
+    (lambda d: review_folder(d) and (d / "pos.txt").write_bytes(b"ok\n\xff\xfe\n") and d, [], "pos.txt:2: not UTF-8"),
+    (lambda d: review_folder(d) / "pos.txt", [], "a .txt file; give the folder of <label>.txt files"),
+    (lambda d: review_folder(d) and (d / "pos.txt").write_text("\n", encoding="utf-8") and d, [],
+     "need at least 2 labels with items to classify, found 1 (neg)"),
+    (lambda d: review_folder(d), ["--label-col", "stars"], "--label-col: --data"),
+])
+def test_bad_label_folders_get_one_line_errors(tmp_path, capsys, make, args, message):
+    (tmp_path / "d").mkdir()
+    data = make(tmp_path / "d")
+    code = main(["train", "sentiment", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_seeds_train_member_runs_on_a_label_folder(tmp_path, capsys):
+    """--seeds 2 on the command line: seed-0 and seed-1 are ordinary runs with their own seed (so their
+    own split), and the terminal shows the mean ± std table."""
+    folder = review_folder(tmp_path / "reviews")
+    parent = tmp_path / "seeds"
+    assert main(["train", "sentiment", "--data", str(folder), "--seeds", "2", "--tokenizer", "char", "--vectors",
+                 "random", "--ensemble", "1", "--epochs", "1", "--hidden", "8", "--embed-dim", "8", "--no-progress",
+                 "--out", str(parent)]) == 0
+    out = capsys.readouterr().out
+    assert "sentiment, 2 seeds: test figures, mean ± std" in out and "roc auc" in out and " of 2 seeds (" in out
+    tests = []
+    for seed in (0, 1):
+        config = json.loads((parent / f"seed-{seed}" / "config.json").read_text(encoding="utf-8"))
+        assert config["train_config"]["seed"] == seed and config["task_config"]["seeds"] == 1
+        task = SentimentTask(SentimentConfig.from_dict(config["task_config"]), seed=seed)
+        tests.append(task.splits["test"])
+    assert tests[0] != tests[1]
+    summary = json.loads((parent / "summary.json").read_text(encoding="utf-8"))
+    assert summary["kind"] == "seeds" and set(summary["model"]) >= {"accuracy", "macro_f1", "roc_auc"}

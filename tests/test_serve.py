@@ -427,3 +427,15 @@ def test_chunked_bodies_over_the_limit_and_foreign_host_names(serve_runs):
         assert c.get("/api/health", headers={"host": "localhost:8000"}).status_code == 200
         assert c.get("/api/health", headers={"host": "[::1]:8000"}).status_code == 200
         assert "Host header" in error_of(c.get("/api/health", headers={"host": "evil.example:8000"}), 400)
+
+
+def test_the_runs_of_a_folds_folder_are_listed(tmp_path):
+    """A --folds / --seeds folder (repeats.json beside fold-1 ...) lists its runs as a comparison's."""
+    from rnnlab.serve.app import _run_folders
+
+    for name in ("fold-1", "fold-2"):
+        (tmp_path / "names-cv" / name).mkdir(parents=True)
+        (tmp_path / "names-cv" / name / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "names-cv" / "repeats.json").write_text("{}", encoding="utf-8")
+    assert [i for i, _ in _run_folders(tmp_path)] == ["names-cv/fold-1", "names-cv/fold-2"]
+    assert [i for i, _ in _run_folders(tmp_path / "names-cv")] == ["fold-1", "fold-2"]

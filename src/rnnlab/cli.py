@@ -146,12 +146,17 @@ def _task_args(command: str, argv: list[str]):
 
 # --- commands -----------------------------------------------------------------------------------
 def cmd_train(argv: list[str]) -> int:
-    from .experiment import resume_training, run_training
+    from .repeats import resume_job, run_job
 
     task_cls, targs = _task_args("train", argv)
     if task_cls is None:
         return 0
     if targs.nproc:
+        repeated = getattr(targs, "folds", None) or (getattr(targs, "seeds", None) or 1) > 1 or (
+            targs.resume and (Path(targs.resume) / "repeats.json").is_file())
+        if repeated:
+            raise UserError(f"--nproc {targs.nproc}: --folds/--seeds train their runs one after another in one "
+                            "process; drop --nproc")
         return launch(targs, argv, task_cls)
     _not_empty(targs, "out", "resume")
     if targs.resume is not None:
@@ -161,10 +166,10 @@ def cmd_train(argv: list[str]) -> int:
         if other:
             raise UserError(f"{', '.join(flag_of(k) for k in other)}: the run's own data and model options are kept "
                             "on --resume; train a new run to change them")
-        resume_training(targs.resume, task=task_cls.name, **given_values(targs, targs.train_names))
+        resume_job(targs.resume, task=task_cls.name, **given_values(targs, targs.train_names))
         return 0
     task_cfg, model_cfg, train_cfg = configs_from_args(task_cls, targs)
-    run_training(task_cls.name, task_cfg, model_cfg, train_cfg, out=targs.out)
+    run_job(task_cls.name, task_cfg, model_cfg, train_cfg, out=targs.out)
     return 0
 
 
@@ -255,6 +260,8 @@ def cmd_compare(argv: list[str]) -> int:
     for cell in cells:
         targs.cell = cell
         plans[cell] = configs_from_args(task_cls, targs)
+        if getattr(plans[cell][0], "repeats", 0):
+            raise UserError("--folds/--seeds: compare trains one run per cell; give them to rnnlab train, once per --cell")
     dist = setup()  # under torchrun: rank 0 alone makes the folder, writes and prints
     out = dist.on_main(lambda: output_folder(targs.out) if targs.out else new_run_dir("runs", task_cls.name, "compare"))
     runs = {}
@@ -380,7 +387,11 @@ def cmd_report(args) -> int:
     if not args.run.strip():
         raise UserError("report: empty folder name; give a run or comparison folder")
     run = Path(args.run)
-    if (run / "compare.json").is_file():
+    if (run / "repeats.json").is_file():
+        from .runreport import render_repeats_report
+
+        print(render_repeats_report(run))
+    elif (run / "compare.json").is_file():
         names = read_json(run / "compare.json", dict).get("runs")
         if not isinstance(names, dict) or not names or not all(isinstance(v, str) for v in names.values()):
             raise UserError(f"{run / 'compare.json'}: damaged ('runs' is not a map of names to run folders)")

@@ -33,7 +33,8 @@ from ._version import __version__
 from .errors import UserError
 from .models import count_parameters, describe
 from .options import declared
-from .runs import RunLock, check_run_meta, find_checkpoint, load_checkpoint, new_run_dir, read_json, write_json
+from .runs import (REPEATS_FILE, RunLock, check_run_meta, find_checkpoint, load_checkpoint, new_run_dir, read_json,
+                   write_json)
 from .train import TrainConfig, fit, seed_everything
 
 
@@ -108,13 +109,17 @@ def _remove_if_empty(folder: Path) -> None:
 def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
                  out: str | Path | None = None, runs_root: str | Path = "runs", log=print) -> Path:
     """Train a fresh run; returns its folder. The folder is locked (``RunLock``, held by rank 0) from
-    before any data is read until after the report."""
+    before any data is read until after the report. Options asking for several runs (``--folds``,
+    ``--seeds``) are rnnlab.repeats' (``run_job``), which calls this for each."""
     from .device import resolve_device
     from .tasks import get_task
 
     task_cls = get_task(task_name)
     task_cls.check_options(task_cfg, model_cfg, frozenset())  # before any data is read
     resolve_device(train_cfg.device)  # --device cuda without CUDA: said before anything is made
+    if getattr(task_cfg, "repeats", 0):  # --folds K / --seeds N: several runs, one level up
+        raise UserError("--folds/--seeds: several runs; train them with rnnlab.repeats.run_job (what rnnlab train "
+                        "and rnnlab.train_task do)")
     dist = distributed.setup()
     log = log if dist.is_main else _quiet
     held: dict[str, Any] = {}
@@ -228,16 +233,11 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
     from .tasks import get_task
 
     run_dir = Path(run_dir)
-    changes = {**train_changes, **{k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}}
-    allowed = {f.name for f, opt in declared(TrainConfig) if opt.resume}
-    fixed = sorted(set(changes) - allowed)
-    if fixed:
-        raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in fixed)}: cannot change when resuming "
-                        f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(allowed))} can)")
-    if "device" in changes:
-        from .device import resolve_device
-
-        resolve_device(changes["device"])
+    changes = resume_changes({**train_changes, **{k: v for k, v in (("epochs", epochs), ("device", device))
+                                                   if v is not None}})
+    if (run_dir / REPEATS_FILE).is_file():
+        raise UserError(f"--resume {run_dir}: a --folds/--seeds folder of several runs; resume it with rnnlab train "
+                        "--resume (rnnlab.repeats.resume_job), or one of its runs with this")
     dist = distributed.setup()
     log = log if dist.is_main else _quiet
     held: dict[str, Any] = {}
@@ -277,6 +277,20 @@ def resume_training(run_dir: str | Path, epochs: int | None = None, device: str 
     finally:
         if held:
             held["lock"].release()
+
+
+def resume_changes(changes: dict) -> dict:
+    """The training options a resume changes, refused unless declared changeable (``resume=True``)."""
+    allowed = {f.name for f, opt in declared(TrainConfig) if opt.resume}
+    fixed = sorted(set(changes) - allowed)
+    if fixed:
+        raise UserError(f"{', '.join('--' + k.replace('_', '-') for k in fixed)}: cannot change when resuming "
+                        f"(only {', '.join('--' + k.replace('_', '-') for k in sorted(allowed))} can)")
+    if "device" in changes:
+        from .device import resolve_device
+
+        resolve_device(changes["device"])
+    return changes
 
 
 def check_data(task, meta: dict, run_dir: Path, log=print) -> dict:
@@ -339,4 +353,4 @@ def _torch_version() -> str:
     return torch.__version__
 
 
-__all__ = ["configs_from_options", "default_configs", "run_training", "resume_training", "check_data"]
+__all__ = ["configs_from_options", "default_configs", "run_training", "resume_training", "resume_changes", "check_data"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .report import page, plot_confusions, plot_curves, table
 from .errors import UserError
-from .runs import read_json, read_jsonl
+from .runs import REPEATS_FILE, read_json, read_jsonl
 
 
 def render_run_report(run_dir: str | Path) -> Path:
@@ -132,6 +132,74 @@ def _render_compare(out_dir: Path, run_dirs: dict, metrics: dict, summaries: dic
     out = out_dir / "report.html"
     out.write_text(page(f"rnnlab {first['task']}: comparison", body), encoding="utf-8")
     return out
+
+
+def render_repeats_report(parent: str | Path) -> Path:
+    """The report of a --folds / --seeds run: mean ± std of every test figure, model and baseline, the
+    count of members where the model beat the baseline, each member's figures and a link to its report."""
+    parent = Path(parent)
+    summary = read_json(parent / "summary.json", dict)
+    plan = read_json(parent / REPEATS_FILE, dict)
+    try:
+        header, rows = summary_table(summary)
+        what = "folds" if summary["kind"] == "folds" else "seeds"
+        body = (f"<p>{summary['runs']} {what}: test figures, mean ± sample standard deviation (n-1).</p>"
+                + table(header, rows) + f"<p>{html.escape(versus_line(summary))}</p>")
+        keys = list(next(iter(summary["per_run"].values()))["test"])
+        base_keys = list(next(iter(summary["per_run"].values()))["baseline"])
+        member_rows = [[f"{name}", *(r["test"].get(k, "") for k in keys), *(r["baseline"].get(k, "") for k in base_keys),
+                        "" if r["difference"] is None else f"{r['difference'] * 100:+.1f}",
+                        " / ".join(str(r["data"].get(f"{s}_items", "")) for s in ("train", "val", "test"))]
+                       for name, r in summary["per_run"].items()]
+        body += ("<h2>Each run</h2>" + table(["run", *keys, *(f"baseline {k}" for k in base_keys), "difference (points)",
+                                            "train / val / test items"], member_rows)
+                 + "<ul>" + "".join(f"<li><a href='{html.escape(name)}/report.html'>report</a> of {html.escape(name)}</li>"
+                                    for name in summary["per_run"]) + "</ul>")
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, StopIteration) as e:
+        raise UserError(f"{parent}: its summary.json is damaged, so the report cannot be drawn "
+                        f"({type(e).__name__}: {e})") from None
+    body += "<h2>Configuration</h2><pre>" + html.escape(json.dumps(
+        {k: plan.get(k) for k in ("task_config", "model_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"
+    out = parent / "report.html"
+    out.write_text(page(f"rnnlab {summary.get('task', '')}: {summary.get('runs', '')} {summary.get('kind', '')}", body),
+                   encoding="utf-8")
+    return out
+
+
+# --- a --folds / --seeds summary (rnnlab.repeats) in words: the terminal's lines and the report's table
+def plus_minus(figure: dict | None, scale: float = 1.0, digits: int = 4) -> str:
+    """A ``{"mean", "std"}`` figure as ``mean ± std`` (times ``scale``); "" for none."""
+    return f"{figure['mean'] * scale:.{digits}f} ± {figure['std'] * scale:.{digits}f}" if figure else ""
+
+
+def summary_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the figures' mean ± std, model and baseline side by side."""
+    baseline = summary.get("baseline", {})
+    keys = list(summary["model"]) + [k for k in baseline if k not in summary["model"]]
+    return (["test figure", "model", "baseline"],
+            [[k.replace("_", " "), plus_minus(summary["model"].get(k)), plus_minus(baseline.get(k))] for k in keys])
+
+
+def versus_line(summary: dict) -> str:
+    """In how many members the model beat the baseline, and the mean difference."""
+    v = summary.get("versus")
+    if not v:
+        return "no baseline (--no-baseline)"
+    what = "folds" if summary["kind"] == "folds" else "seeds"
+    d = v["difference"]
+    return (f"the model beat the baseline ({summary.get('baseline_name', '')}) in {v['model_better']} of "
+            f"{summary['runs']} {what} ({v['model_better_outside_noise']} outside the noise of their test set); "
+            f"{v['metric']} difference {plus_minus(d, 100, 1)} points")
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The summary for the terminal: a title, the table, the line against the baseline."""
+    header, rows = summary_table(summary)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    what = f"{summary['runs']} {'folds' if summary['kind'] == 'folds' else 'seeds'}"
+    return [f"{summary['task']}, {what}: test figures, mean ± std (sample std, n-1)", fmt(header),
+            *(fmt(r) for r in rows), versus_line(summary)]
 
 
 def baseline_section(baseline: dict, versus: dict) -> str:

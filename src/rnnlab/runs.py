@@ -37,6 +37,10 @@ from .errors import UserError
 CHECKPOINT_FORMAT = "rnnlab-checkpoint-1"
 
 
+# A --folds / --seeds folder's plan (rnnlab.repeats): beside its runs fold-1 ... or seed-S ...
+REPEATS_FILE = "repeats.json"
+
+
 def new_run_dir(root: str | Path, *parts: str) -> Path:
     """A fresh folder ``root/<parts>-<YYYYmmdd-HHMMSS>`` (a suffix is added if it exists; two processes
     starting in the same second get different folders)."""

@@ -255,7 +255,8 @@ def read_metrics(path: Path) -> list[dict]:
 
 def _run_folders(root: Path) -> list[tuple[str, Path]]:
     """(id, folder) of every run under ``root``: ``root`` itself, its sub-folders, and the runs of a
-    comparison folder (``compare.json`` beside one folder per cell, id ``<comparison>/<cell>``)."""
+    comparison folder (``compare.json`` beside one folder per cell, id ``<comparison>/<cell>``) or of a
+    --folds/--seeds folder (``repeats.json`` beside fold-1 ..., id ``<folder>/fold-1``)."""
     if not root.is_dir():
         return []
     if (root / "config.json").is_file():
@@ -268,7 +269,7 @@ def _run_folders(root: Path) -> list[tuple[str, Path]]:
     for child in children:
         if (child / "config.json").is_file():
             out.append((child.name, child))
-        elif (child / "compare.json").is_file():
+        elif (child / "compare.json").is_file() or (child / "repeats.json").is_file():
             for sub in sorted(p for p in child.iterdir() if p.is_dir() and not p.is_symlink()):
                 if (sub / "config.json").is_file():
                     out.append((f"{child.name}/{sub.name}", sub))

@@ -7,11 +7,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..datafiles import read_bytes
+from ..errors import UserError
 from ..options import Options, option
 from .base import Task
 from ..metrics import classification_metrics, classification_report
@@ -42,6 +46,54 @@ def slice_inputs(tensors: dict[str, torch.Tensor], idx: torch.Tensor, trim: bool
     return out
 
 
+def read_label_files(path: Path, clean: Callable[[str, str, int], str | None], what: str = "data file",
+                      order: Callable[[str], object] = str) -> tuple[list[str], list[tuple[str, int]], dict]:
+    """A folder of ``<label>.txt`` files (UTF-8, one item per line) -> (label names in ``order`` of
+    the file names' stems, [(item, label index)], report). ``clean(line, file name, line number)``
+    -> the item, or None to drop the line (the caller counts its own drops); a line is given stripped
+    of surrounding white space and a byte-order mark; blank lines are skipped, and lines of white
+    space that bytes do not call blank (U+3000 ...) counted as ``empty``. Every problem is one line
+    naming the folder, or the file and line (a file, not a folder; no .txt files; not UTF-8; fewer
+    than two labels with items); a file with no items is listed under ``empty_files``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: a file, not a folder of <label>.txt files" if path.is_file()
+                        else f"{path}: data folder not found")
+    files = sorted(path.glob("*.txt"), key=lambda f: order(f.stem))
+    if not files:
+        raise UserError(f"{path}: no <label>.txt files in this folder")
+    labels: list[str] = []
+    items: list[tuple[str, int]] = []
+    report: dict = {"empty": 0}
+    for f in files:
+        label_items = []
+        for lineno, raw in enumerate(read_bytes(f, what).split(b"\n"), 1):
+            line = _decode_line(raw, f, lineno).strip().lstrip("\ufeff")
+            if not line:
+                report["empty"] += bool(raw.strip())
+                continue
+            item = clean(line, f.name, lineno)
+            if item is not None:
+                label_items.append(item)
+        if label_items:
+            labels.append(f.stem)
+            items.extend((text, len(labels) - 1) for text in label_items)
+        else:
+            report.setdefault("empty_files", []).append(f.name)
+    if len(labels) < 2:
+        found = ", ".join(labels) or "none"
+        raise UserError(f"{path}: need at least 2 labels with items to classify, found {len(labels)} ({found})")
+    return labels, items, report
+
+
+def _decode_line(raw: bytes, f: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{f}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                        "save the file as UTF-8") from None
+
+
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 # A class with fewer units (distinct texts) than this cannot have one in each of train, validation and test.
 MIN_CLASS_ITEMS = 3
@@ -65,25 +117,74 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
                          "train on: their sum must be below 1")
 
 
+# The most runs --folds and --seeds may ask for.
+MAX_REPEATS = 20
+
+
 @dataclass(frozen=True)
 class SplitOptions(Options):
-    """The data options every classification task has: its split, loss weights and a training subset."""
+    """The data options every classification task has: its split, loss weights, a training subset, and
+    repeated runs (K-fold cross-validation or several seeds: see rnnlab.repeats)."""
 
     val_fraction: float = option(0.1, "share of the items for validation", above=0, below=1)
     test_fraction: float = option(0.1, "share of the items for the test", above=0, below=1)
     class_weights: str = option("none", "loss weights against class imbalance", choices=CLASS_WEIGHTS)
     limit: int = option(0, "use only this many training items (0 = all): quick runs and tests", min=0)
+    folds: int = option(0, "K-fold cross-validation: K runs (fold-1 ... fold-K in the run folder), each testing on "
+                        "another K-th of the items, with --val-fraction of the items from the rest for validation; a "
+                        "summary with mean and std of every test figure, model and baseline (0 = off, else 2 or "
+                        "more; not with --seeds, nor --test-fraction)", min=0, max=MAX_REPEATS)
+    seeds: int = option(1, "repeat the run with seeds --seed, --seed+1, ... (seed-0 ... in the run folder: other "
+                        "splits and initial weights); a summary with mean and std of every test figure, model and "
+                        "baseline (1 = one run; not with --folds)", min=1, max=MAX_REPEATS)
+    # Which fold a member run of --folds K tests on (1..K); 0: not a member. Set by rnnlab.repeats.
+    fold: int = option(0, "the fold this run tests on", min=0, max=MAX_REPEATS, cli=False)
 
     def check(self) -> None:
-        check_fractions(self.val_fraction, self.test_fraction)
+        if self.folds == 1:
+            raise ValueError(f"--folds 1: give 0 (off) or 2 to {MAX_REPEATS} folds")
+        if self.folds and self.seeds > 1:
+            raise ValueError(f"--folds {self.folds} and --seeds {self.seeds}: choose one (K folds are K runs already)")
+        if self.fold > self.folds:
+            raise ValueError(f"fold {self.fold} of --folds {self.folds}: no such fold")
+        if self.folds and self.val_fraction + 1 / self.folds >= 1:
+            raise ValueError(f"--folds {self.folds} and --val-fraction {self.val_fraction:g} leave nothing to train "
+                             f"on: each fold tests on 1/{self.folds} of the items")
+        if not self.folds:
+            check_fractions(self.val_fraction, self.test_fraction)
+
+    def implied(self, given: set[str]):
+        if self.folds and "test_fraction" in given:
+            raise ValueError(f"--test-fraction: --folds {self.folds} tests on each 1/{self.folds} of the items in turn")
+        return self
+
+    @property
+    def repeats(self) -> int:
+        """How many member runs these options ask for: K folds, N seeds, or 0 for one ordinary run (a
+        member run itself, with its ``fold`` set, is an ordinary run)."""
+        if self.folds and not self.fold:
+            return self.folds
+        return self.seeds if self.seeds > 1 else 0
 
 
 def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float, test_fraction: float,
-                seed: int) -> tuple[dict[str, list[tuple[str, int]]], dict]:
-    """Stratified, seeded train/val/test split under the ``grouped`` or ``random`` protocol."""
+                seed: int, folds: int = 0, fold: int = 0,
+                drop_several_labels: bool = False) -> tuple[dict[str, list[tuple[str, int]]], dict]:
+    """Stratified, seeded train/val/test split under the ``grouped`` or ``random`` protocol.
+
+    With ``folds`` K and ``fold`` k (1..K), the test split is the k-th of K stratified folds (the
+    same permutation for every k, so the K test splits cover every unit once) and validation is
+    ``val_fraction`` of each stratum's units, taken from the other folds. ``drop_several_labels``
+    (grouped): a text under more than one label is dropped (counted as texts_with_several_labels)
+    rather than kept with all its labels in one split."""
     if protocol not in SPLITS:
         raise ValueError(f"--split {protocol!r}: choose one of {', '.join(SPLITS)}")
-    check_fractions(val_fraction, test_fraction)
+    if folds:
+        check_fractions(val_fraction, 1 / folds)
+        if not 1 <= fold <= folds:
+            raise ValueError(f"fold {fold} of --folds {folds}: no such fold")
+    else:
+        check_fractions(val_fraction, test_fraction)
     rng = np.random.default_rng(seed)
     report: dict = {"protocol": protocol}
     if protocol == "grouped":
@@ -92,7 +193,12 @@ def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float
         by_text: dict[str, list[int]] = {}
         for text, label in unique:
             by_text.setdefault(text, []).append(label)
-        report["names_with_several_labels"] = sum(1 for v in by_text.values() if len(v) > 1)
+        several = sum(1 for v in by_text.values() if len(v) > 1)
+        if drop_several_labels:
+            report["texts_with_several_labels"] = several
+            by_text = {text: labels for text, labels in by_text.items() if len(labels) == 1}
+        else:
+            report["names_with_several_labels"] = several
         # Units of the split are names; each is stratified under its first label.
         strata: dict[int, list[list[tuple[str, int]]]] = {}
         for text, group_labels in sorted(by_text.items()):
@@ -106,17 +212,28 @@ def split_items(items: list[tuple[str, int]], protocol: str, val_fraction: float
     per_label = Counter(label for units in strata.values() for unit in units for _, label in unit)
     report["small_classes"] = {label: n for label, n in sorted(per_label.items()) if n < MIN_CLASS_ITEMS}
     out: dict[str, list[tuple[str, int]]] = {"train": [], "val": [], "test": []}
+    offset = 0  # folds: each stratum's first unit goes to the fold after the last one's of the stratum before
     for label in sorted(strata):
         units = strata[label]
         order = rng.permutation(len(units))
-        n_test = int(round(test_fraction * len(units)))
         n_val = int(round(val_fraction * len(units)))
+        if folds:
+            tested = [(offset + rank) % folds == fold - 1 for rank in range(len(units))]
+            offset += len(units)
+            rest = [rank for rank in range(len(units)) if not tested[rank]]
+            val = set(rest[:n_val])
+            splits = ["test" if tested[rank] else "val" if rank in val else "train" for rank in range(len(units))]
+        else:
+            n_test = int(round(test_fraction * len(units)))
+            splits = ["test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+                      for rank in range(len(units))]
         for rank, i in enumerate(order):
-            split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-            out[split].extend(units[i])
+            out[splits[rank]].extend(units[i])
     for split in out:
         out[split].sort(key=lambda item: (item[1], item[0]))
     report.update({f"{k}_items": len(v) for k, v in out.items()})
+    if folds:
+        report["fold"] = f"{fold} of {folds}"
     return out, report
 
 
@@ -252,7 +369,9 @@ class TextClassificationTask(Task):
                   f"{r.get('test_items', 0)} test"]
         dropped = [f"{r.get(k, 0)} {k.replace('_', ' ')}" for k in ("duplicates_dropped", "junk", "empty")]
         dropped += [f"{r[k]} {k.replace('_', ' ')}" for k in ("too_long",) if r.get(k)]
-        line = f"data: {', '.join(counts)} ({r['protocol']} split); dropped: {', '.join(dropped)}"
+        dropped += [f"{r[k]} {k.replace('_', ' ')}" for k in ("texts_with_several_labels",) if k in r]
+        fold = f", fold {r['fold']}" if r.get("fold") else ""
+        line = f"data: {', '.join(counts)} ({r['protocol']} split{fold}); dropped: {', '.join(dropped)}"
         notes = [f"{r['texts_cut']} texts cut to {r['max_text_chars']:,} characters"] if r.get("texts_cut") else []
         if r.get("labels_normalised"):
             notes.append(f"{r['labels_normalised']} numeric labels normalised (e.g. 1.0 -> 1)")

