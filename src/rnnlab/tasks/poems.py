@@ -36,6 +36,7 @@ from ..vocab import BOS, EOS, LM_SPECIALS, PAD, UNK, Vocab
 from .base import Task, register
 
 CONVERSIONS = ("auto", "t2s", "none")
+REGULAR_FORMS = ",".join(FORMS)  # quatrains (绝句) and regulated verse (律诗) of 5 and 7 characters
 
 # What `rnnlab train poems` uses when no option says otherwise.
 # Speed is the lever (see benchmarks/poems.py): bucketed batches, torch's fused LSTM, and an adaptive
@@ -55,7 +56,9 @@ class PoemsConfig(Options):
                           "already simplified set)", choices=CONVERSIONS)
     min_chars: int = option(5, "shortest poem kept (characters with punctuation)", min=1, max=2000)
     max_chars: int = option(80, "longest poem kept", min=1, max=2000)
-    forms: str = option("", "keep only these forms, e.g. 5x4,7x4 (default: every poem)", metavar="FORMS")
+    # The four regular forms of 近体诗 are 81 % of the bundled poems; trained on them alone, a model's free
+    # samples keep a form far more often (2 epochs: 68 % well-formed against 46 % on every poem).
+    forms: str = option(REGULAR_FORMS, "keep only these forms (all: every poem, 古体 and 乐府 too)", metavar="FORMS")
     min_count: int = option(2, "rarer characters become <unk>", min=1)
     val_fraction: float = option(0.05, "share of the poems for validation", above=0, below=1)
     test_fraction: float = option(0.05, "share of the poems for the test", above=0, below=1)
@@ -137,10 +140,13 @@ def encode_poem(vocab: Vocab, content: str) -> list[int]:
 
 
 def _parse_forms(text: str) -> tuple[str, ...]:
+    """The forms to keep; () keeps every poem (``all``, or an empty text in runs made before the default)."""
+    if text.strip() == "all":
+        return ()
     forms = tuple(f.strip() for f in text.split(",") if f.strip())
     bad = [f for f in forms if f not in FORMS]
     if bad:
-        raise ValueError(f"--forms {text!r}: give a comma-separated list from {', '.join(FORMS)}")
+        raise ValueError(f"--forms {text!r}: give all, or a comma-separated list from {', '.join(FORMS)}")
     return forms
 
 
