@@ -73,6 +73,17 @@ def test_cleaning_converts_to_simplified_and_reports_drops(tmp_path):
     assert len(kept) == 1 and rep["dropped"] == {"form not kept": 4}
 
 
+def test_the_regular_forms_are_kept_by_default_and_all_keeps_every_poem(tmp_path):
+    root = poem_folder(tmp_path / "p", copies=2)
+    free = [{"author": "x", "title": f"古{i}", "paragraphs": ["君不见黄河之水天上来，", "奔流到海不复回。"]} for i in range(6)]
+    (root / "poet.tang.2.json").write_text(json.dumps(free, ensure_ascii=False), encoding="utf-8")
+    regular = PoemsTask(PoemsConfig(data=str(root)), seed=0).data_report
+    every = PoemsTask(PoemsConfig(data=str(root), forms="all"), seed=0).data_report
+    assert regular["dropped"]["form not kept"] == 6 and every["kept"] == regular["kept"] + 6
+    assert "form not kept" not in every["dropped"]
+    assert PoemsTask(PoemsConfig(data=str(root), forms=""), seed=0).data_report["kept"] == every["kept"]  # older runs
+
+
 def test_kneser_ney_is_a_distribution_and_uses_context():
     seqs = [[5, 6, 7, 8, EOS], [5, 6, 7, 9, EOS], [6, 7, 8, 5, EOS], [9, 9, 8, EOS]] * 5
     v = 10

@@ -16,8 +16,9 @@ default) uses::
     threads = max(1, min(cores, round(cores - others)))
 
 It is measured for 0.2 s before the first step, then every second while training (``tick`` after
-each step, a few microseconds): fewer threads at once when a neighbour appears, more again after two
-windows agree that it left. ``--threads N`` fixes N.
+each step, a few microseconds); the count changes when two windows in a row agree (a neighbour that
+arrives costs at most two slow seconds, a command that runs for one second changes nothing).
+``--threads N`` fixes N.
 
 Changing the count mid-run must not change a seeded run's numbers, and by default it would: MKL
 splits a matrix product differently for 1 and 2 threads, so the last bits differ (about 1e-7 after a
@@ -165,7 +166,7 @@ class ThreadGovernor:
     others: float | None = None
     changes: list = field(default_factory=list)  # (seconds since start, old, new, others' load)
     _last: Sample | None = None
-    _pending_up: int = 0
+    _pending: tuple = (0, 0)  # (the count the last windows wanted, how many windows in a row)
     _t0: float = 0.0
     _since: float = 0.0
     _seconds: dict = field(default_factory=dict)  # threads -> seconds spent at that count
@@ -204,12 +205,15 @@ class ThreadGovernor:
         self.others = others_load(self._last, current)
         self._last = current
         want = fitting(self.cores, self.others)
-        if want > self.threads:  # up only when two windows in a row agree (a neighbour may pause briefly)
-            self._pending_up += 1
-            if self._pending_up < 2:
-                return
-        self._pending_up = 0
-        if want != self.threads:
+        if want == self.threads:
+            self._pending = (0, 0)
+            return
+        # A change needs two windows in a row that want it: a command that runs for a second (or a
+        # neighbour that pauses for one) should not make the count flap.
+        seen = self._pending[1] + 1 if self._pending[0] == want else 1
+        self._pending = (want, seen)
+        if seen >= 2:
+            self._pending = (0, 0)
             self._account(now)
             self.changes.append((round(now - self._t0, 1), self.threads, want, round(self.others or 0.0, 2)))
             self.threads = want
