@@ -120,7 +120,7 @@ from rnnlab.cli import main
 state = {"i": 0}
 def flip(cores, others):
     state["i"] += 1
-    return (1, 2, 2)[state["i"] % 3]
+    return (1, 1, 2, 2)[state["i"] % 4]  # each count wanted by two windows in a row
 class Flipping(t.ThreadGovernor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
