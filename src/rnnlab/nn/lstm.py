@@ -76,7 +76,10 @@ class LSTMRecurrence(torch.autograd.Function):
     activated gates, cells and hidden states. Backward walks the steps in reverse, turning
     dL/dh_t and dL/dc_t into the gradients of the four gate pre-activations, then forms the weight
     gradient of all steps in one matmul. This is what makes the scratch LSTM nearly as fast as
-    torch's fused kernel: autograd's per-step bookkeeping is gone.
+    torch's fused kernel: autograd's per-step bookkeeping is gone. Where it applies (float32 on the
+    CPU), each step's pointwise part -- the gate activations and the cell update forward, the local
+    derivatives backward -- runs in one pass of C (rnnlab.nn.fused, lstm_step.c: the same equations);
+    the eager code below is the fallback and the reference the tests compare it with.
 
     Inputs: xg (T, B, 4H) = W_ih x_t + b_ih for every step; h0, c0 (B, H); w_hh (4H, H);
     b_hh (4H,) or None; mask (T, B, 1) or None (1 where the step is real, 0 where it is padding:
