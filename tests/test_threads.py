@@ -62,7 +62,7 @@ def test_the_cap_follows_omp_num_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     gov = ThreadGovernor("auto")
     assert gov.start() == 1 and torch.get_num_threads() == 1 and gov.others is None  # nothing to choose: no probe
-    assert "auto: 1 OMP_NUM_THREADS" in gov.describe() or len(threads.usable_cpus()) == 1
+    assert gov.describe() == "threads: 1 (auto: 1 at most, by OMP_NUM_THREADS)" or len(threads.usable_cpus()) == 1
 
 
 def scripted(monkeypatch, loads: list[float], cores: int = 2):

@@ -227,8 +227,8 @@ class ThreadGovernor:
         """One line for the run's log."""
         if not self.auto:
             return f"threads: {self.threads} (--threads {self.spec})"
-        if self.others is None:
-            return f"threads: {self.threads} (auto: {self.cores} {self.cap_reason})"
+        if self.others is None:  # one usable core, or no /proc/stat to read the load from
+            return f"threads: {self.threads} (auto: {self.cores} at most, by {self.cap_reason})"
         busy = "quiet" if self.others < 0.5 else f"other processes keep {self.others:.1f} core(s) busy"
         follow = "; followed while training" if self.follow and self.cores > 1 else ""
         return f"threads: {self.threads} of {self.cores} (auto: {busy}{follow})"
