@@ -94,8 +94,10 @@ def test_auto_follows_the_load_when_two_windows_agree(monkeypatch):
     # a neighbour appears (two windows), pauses for one window (no change), then leaves (two windows)
     assert seen == [2, 2, 1, 1, 1, 1, 2, 2]
     assert [c[1:3] for c in gov.changes] == [(2, 1), (1, 2)] and torch.get_num_threads() == 2
+    accounted = dict(gov._seconds)
     summary = gov.summary()
     assert summary["policy"] == "auto" and summary["cores"] == 2 and set(summary["seconds_at"]) == {"1", "2"}
+    assert gov._seconds == accounted and gov.summary() == summary  # reading the summary changes nothing
     torch.set_num_threads(1)
 
 

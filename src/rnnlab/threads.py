@@ -239,7 +239,10 @@ class ThreadGovernor:
         return "" if not new else "  threads " + " ".join(f"{a}->{b}" for _, a, b, _ in new)
 
     def summary(self) -> dict:
-        self._account(time.monotonic())
+        """What the run did so far (reading it changes nothing: the current count's open interval is
+        added to a copy)."""
+        seconds = dict(self._seconds)
+        seconds[self.threads] = seconds.get(self.threads, 0.0) + time.monotonic() - self._since
         return {"policy": self.spec, "cores": self.cores, "cap": self.cap_reason, "threads_now": self.threads,
                 "changes": [list(c) for c in self.changes],
-                "seconds_at": {str(k): round(v, 1) for k, v in sorted(self._seconds.items())}}
+                "seconds_at": {str(k): round(v, 1) for k, v in sorted(seconds.items())}}

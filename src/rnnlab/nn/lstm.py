@@ -166,16 +166,24 @@ class LSTMRecurrence(torch.autograd.Function):
             dc_prev = dc_new * f[t]  # the cell path: dc_t/dc_{t-1} = f_t
             if mask is not None:
                 dc_prev = torch.where(keep[t], dc_prev, dc)
-                dh_prev = torch.where(keep[t], dg @ w_hh, dh)
-                if t > 0:
-                    dh_prev = dh_prev + d_out[t - 1]
-            elif t > 0:
-                dh_prev = torch.addmm(d_out[t - 1], dg, w_hh)  # back through W_hh, plus the output at t-1
-            else:
-                dh_prev = dg @ w_hh
-            dh, dc = dh_prev, dc_prev
+            dh = dh_before(dg, w_hh, dh, keep[t] if mask is not None else None, d_out[t - 1] if t > 0 else None)
+            dc = dc_prev
         d_w_hh, d_b_hh = recurrent_weight_grads(d_gates, hs[:-1], ctx.has_bias)
         return d_gates, dh, dc, d_w_hh, d_b_hh, None
+
+
+def dh_before(dg: Tensor, w_hh: Tensor, dh: Tensor, keep_t: Tensor | None, d_out_prev: Tensor | None,
+              in_place: bool = False) -> Tensor:
+    """dL/dh_{t-1} in every LSTM backward loop: back through W_hh from step t's gates,
+    dL/d(gates_t) W_hh (a padded step, ``keep_t`` False, passes dL/dh_t through unchanged instead),
+    plus what the output at t-1 sent (``d_out_prev``; None at t = 0). With ``in_place`` the sum is
+    written into ``d_out_prev``, which the caller owns."""
+    if keep_t is not None:
+        back = torch.where(keep_t, dg @ w_hh, dh)
+        return back if d_out_prev is None else back.add_(d_out_prev)
+    if d_out_prev is None:
+        return dg @ w_hh
+    return d_out_prev.addmm_(dg, w_hh) if in_place else torch.addmm(d_out_prev, dg, w_hh)
 
 
 def _fused_backward(fused, ctx, act, hs, cs, tanh_c, w_hh, mask, d_out, d_h, d_c):
@@ -193,11 +201,9 @@ def _fused_backward(fused, ctx, act, hs, cs, tanh_c, w_hh, mask, d_out, d_h, d_c
     for t in reversed(range(steps)):
         dc_prev, dg = dc_bufs[t % 2], d_gates[t]
         fused.backward_step(act[t], cs[t], tanh_c[t], dh, dc, keep[t] if keep is not None else None, dg, dc_prev)
-        if keep is not None:  # a padded step passes dL/dh straight through to the step before
-            dh_prev = torch.where(mask[t].bool(), dg @ w_hh, dh)
-            dh = dh_prev.add_(d_acc[t - 1]) if t > 0 else dh_prev
-        else:
-            dh = d_acc[t - 1].addmm_(dg, w_hh) if t > 0 else dg @ w_hh  # back through W_hh, plus the output
+        # d_acc[t - 1] is this function's own copy, so dh_before may add into it in place.
+        dh = dh_before(dg, w_hh, dh, mask[t].bool() if keep is not None else None, d_acc[t - 1] if t > 0 else None,
+                       in_place=True)
         dc = dc_prev
     d_w_hh, d_b_hh = recurrent_weight_grads(d_gates, hs[:-1], ctx.has_bias)
     return d_gates, dh, dc.clone(), d_w_hh, d_b_hh, None
@@ -284,14 +290,8 @@ class LSTMPRecurrence(torch.autograd.Function):
             dc_prev = dc_new * f[t]
             if mask is not None:
                 dc_prev = torch.where(keep[t], dc_prev, dc)
-                dh_prev = torch.where(keep[t], dg @ w_hh, dh)
-                if t > 0:
-                    dh_prev = dh_prev + d_out[t - 1]
-            elif t > 0:
-                dh_prev = torch.addmm(d_out[t - 1], dg, w_hh)  # (B, P)
-            else:
-                dh_prev = dg @ w_hh
-            dh, dc = dh_prev, dc_prev
+            dh = dh_before(dg, w_hh, dh, keep[t] if mask is not None else None, d_out[t - 1] if t > 0 else None)  # (B, P)
+            dc = dc_prev
         d_w_hh, d_b_hh = recurrent_weight_grads(d_gates, hs[:-1], ctx.has_bias)
         d_w_hr = d_hs.reshape(-1, P).t() @ ms.reshape(-1, H)  # sum over all steps at once
         return d_gates, dh, dc, d_w_hh, d_b_hh, d_w_hr, None
