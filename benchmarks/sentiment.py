@@ -79,7 +79,8 @@ def baselines(task: SentimentTask) -> list[dict]:
 
 def train_config(name: str, args) -> TrainConfig:
     """The training options of a configuration: its overrides within the budget, or one epoch with --quick."""
-    train = {**asdict(DEFAULT_TRAIN), "seed": args.seed, "progress": False, "max_time": BUDGET, **CONFIGS[name][2]}
+    train = {**asdict(DEFAULT_TRAIN), "seed": args.seed, "progress": False, "max_time": BUDGET,
+             "threads": str(args.threads), **CONFIGS[name][2]}
     if args.quick:
         train.update(epochs=1, max_time=0.0)
     return TrainConfig(**train)
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
     out_root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="rnnlab-bench-sentiment-"))
     if repeats:  # each configuration as K folds or N seeds, with each run's own baseline
         rows, checks = repeated_rows("sentiment", [(name, replace(base_cfg, **CONFIGS[name][0], **repeats), CONFIGS[name][1],
-                                                    train_config(name, args)) for name in configs], out_root)
+                                                    train_config(name, args)) for name in configs], out_root,
+                                      budget=None if args.quick else BUDGET + 30)
         what = f"{args.folds} folds" if args.folds else f"seeds {args.seed}..{args.seed + args.seeds - 1}"
         print(f"sentiment: {domain}, grouped stratified split, {what}; test figures, mean ± sample std"
               f"{' (QUICK: not the targets)' * args.quick}")
