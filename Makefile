@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The names comparison (RNN, LSTM, GRU) on the bundled data; prints the report's path at the end.
 demo: $(STAMP)
-	$(BIN)/rnnlab compare names --cells rnn,lstm,gru
+	$(BIN)/rnnlab compare names --cells rnn,lstm,gru --ensemble 1
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q

@@ -105,7 +105,7 @@ def chosen_configs(args, configs: dict) -> list[str]:
 
 
 # --- repeated runs: --folds K / --seeds N ------------------------------------------------------------
-REPEAT_COLUMNS = ["model", "test_acc", "test_macro_f1", "baseline_acc", "baseline_macro_f1", "beat_baseline",
+REPEAT_COLUMNS = ["model", "val_acc", "test_acc", "test_macro_f1", "baseline_acc", "baseline_macro_f1", "beat_baseline",
                   "diff_points", "train_s"]
 
 
@@ -133,7 +133,7 @@ def repeated_rows(task: str, runs: list[tuple], out_root, budget: float | None =
     from pathlib import Path
 
     from rnnlab.options import declared
-    from rnnlab.repeats import resume_repeats, run_repeats
+    from rnnlab.repeats import mean_std, resume_repeats, run_repeats
     from rnnlab.runreport import plus_minus
     from rnnlab.runs import read_json
 
@@ -160,7 +160,8 @@ def repeated_rows(task: str, runs: list[tuple], out_root, budget: float | None =
         s = read_json(parent / "summary.json")
         base, versus = s.get("baseline", {}), s.get("versus")
         what = "folds" if s["kind"] == "folds" else "seeds"
-        rows.append({"model": name, "test_acc": pm(s["model"]["accuracy"]), "test_macro_f1": pm(s["model"]["macro_f1"]),
+        val = mean_std([read_json(parent / m / "summary.json")["train"]["best_val_accuracy"] for m in s["members"]])
+        rows.append({"model": name, "val_acc": pm(val), "test_acc": pm(s["model"]["accuracy"]), "test_macro_f1": pm(s["model"]["macro_f1"]),
                      "baseline_acc": pm(base.get("accuracy")), "baseline_macro_f1": pm(base.get("macro_f1")),
                      "beat_baseline": f"{versus['model_better']} of {s['runs']} {what}" if versus else "-",
                      "diff_points": pm(versus["difference"], 100, 1) if versus else "-",

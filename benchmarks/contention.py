@@ -52,7 +52,7 @@ def policies(cores: int) -> dict[str, tuple[list[str], dict[str, str]]]:
 
 
 def train_command(out: Path, args, flags: list[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "rnnlab", "train", "names", "--cell", "gru", "--epochs", str(args.epochs),
+    cmd = [sys.executable, "-m", "rnnlab", "train", "names", "--cell", "gru", "--ensemble", "1", "--epochs", str(args.epochs),
            "--patience", "0", "--no-baseline", "--no-progress", "--out", str(out), *flags]
     if args.limit:
         cmd += ["--limit", str(args.limit)]

@@ -22,9 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["--seed", "0", "--max-time", "0", "--no-progress"]
 # name -> (what it is, the training command's arguments after `rnnlab train`)
 MODELS = {
-    "names": ("names -> language, the default BiLSTM (our cells)", ["names", *COMMON]),
-    "names-rnn": ("names -> language, the same network with a vanilla tanh RNN", ["names", "--cell", "rnn", *COMMON]),
-    "names-gru": ("names -> language, the same network with a GRU", ["names", "--cell", "gru", *COMMON]),
+    # One network each (the default trains an ensemble of 3): the page traces it step by step, and the
+    # three compare the cells.
+    "names": ("names -> language, one network of the default BiLSTM (our cells)", ["names", "--ensemble", "1", *COMMON]),
+    "names-rnn": ("names -> language, the same network with a vanilla tanh RNN",
+                  ["names", "--cell", "rnn", "--ensemble", "1", *COMMON]),
+    "names-gru": ("names -> language, the same network with a GRU", ["names", "--cell", "gru", "--ensemble", "1", *COMMON]),
     # The default sentiment model (words + characters, two BiGRUs with attention on word2vec vectors); rarer
     # tokens pruned (--min-count 3) to keep the download small.
     "sentiment": ("hotel-review sentiment, the default two-view ensemble", ["sentiment", "--min-count", "3", *COMMON]),
