@@ -161,7 +161,7 @@ def repeated_rows(task: str, runs: list[tuple], out_root, budget: float | None =
         base, versus = s.get("baseline", {}), s.get("versus")
         what = "folds" if s["kind"] == "folds" else "seeds"
         val = mean_std([read_json(parent / m / "summary.json")["train"]["best_val_accuracy"] for m in s["members"]])
-        rows.append({"model": name, "val_acc": pm(val), "test_acc": pm(s["model"]["accuracy"]), "test_macro_f1": pm(s["model"]["macro_f1"]),
+        rows.append({"model": name, "val_mean": val["mean"], "val_acc": pm(val), "test_acc": pm(s["model"]["accuracy"]), "test_macro_f1": pm(s["model"]["macro_f1"]),
                      "baseline_acc": pm(base.get("accuracy")), "baseline_macro_f1": pm(base.get("macro_f1")),
                      "beat_baseline": f"{versus['model_better']} of {s['runs']} {what}" if versus else "-",
                      "diff_points": pm(versus["difference"], 100, 1) if versus else "-",
@@ -177,4 +177,10 @@ def repeated_rows(task: str, runs: list[tuple], out_root, budget: float | None =
                            f"{rows[-1]['beat_baseline']} ({versus['model_better_outside_noise']} outside the noise)"
                            + (f"; slowest run {slowest:.0f} s" if budget is not None else ""),
                            "met" if better and in_time else "NOT met"))
+    default = [r for r in rows if r["model"].endswith("(default)")]
+    if default and len(rows) > 1:  # the default is chosen on validation, never on test
+        best = max(rows, key=lambda r: r["val_mean"])
+        checks.append(("the default has the highest mean validation accuracy of the configurations run",
+                       ", ".join(f"{r['model']} {r['val_mean']:.4f}" for r in rows),
+                       "met" if best is default[0] else "NOT met"))
     return rows, checks

@@ -543,8 +543,8 @@ class SentimentTask(TextClassificationTask):
     def final_report(self, model, device) -> dict:
         from ..metrics import binary_auc
 
-        report = super().final_report(model, device)
         logits, targets = self.predict_split(model, "test", device)
+        report = self.test_report(logits, targets)
         probs = logits.softmax(-1)
         if len(self.labels) == 2:
             report["roc_auc"] = binary_auc(targets.numpy(), probs[:, 1].numpy())
