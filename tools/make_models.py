@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["--seed", "0", "--max-time", "0", "--no-progress"]
 # name -> (what it is, the training command's arguments after `rnnlab train`)
 MODELS = {
-    # One network each (the default trains an ensemble of 3): the page traces it step by step, and the
+    # One network each (the default trains an ensemble of 5): the page traces it step by step, and the
     # three compare the cells.
     "names": ("names -> language, one network of the default BiLSTM (our cells)", ["names", "--ensemble", "1", *COMMON]),
     "names-rnn": ("names -> language, the same network with a vanilla tanh RNN",
