@@ -129,11 +129,9 @@ def repeated_rows(task: str, runs: list[tuple], out_root, budget: float | None =
     (``budget``: the most seconds of training any member may take). A configuration whose folder in
     ``out_root`` holds an earlier repeated run is finished (``--resume``) and summarised, not retrained."""
     import re
-    from dataclasses import asdict
     from pathlib import Path
 
-    from rnnlab.options import declared
-    from rnnlab.repeats import mean_std, resume_repeats, run_repeats
+    from rnnlab.repeats import mean_std, run_repeats
     from rnnlab.runreport import plus_minus
     from rnnlab.runs import read_json
 
@@ -143,25 +141,15 @@ def repeated_rows(task: str, runs: list[tuple], out_root, budget: float | None =
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         parent = Path(out_root) / slug
         if (parent / "repeats.json").is_file():  # an earlier benchmark's folder (--out): finish it, keep what is done
-            plan, train = read_json(parent / "repeats.json"), asdict(train_cfg)
-            changeable = {f.name for f, opt in declared(type(train_cfg)) if opt.resume}  # threads, epochs, ...
-            fixed = lambda d: {k: v for k, v in d.items() if k not in changeable}  # noqa: E731
-            differ = [what for what, old, new in (("task", plan["task_config"], asdict(task_cfg)),
-                                                  ("model", plan["model_config"], asdict(model_cfg)),
-                                                  ("training", fixed(plan["train_config"]), fixed(train)))
-                      if old != new]
-            if differ:
-                raise SystemExit(f"--out: {parent} holds a run with other {' and '.join(differ)} options; "
-                                 "give another --out")
-            if not (parent / "summary.json").is_file():
-                resume_repeats(parent, task=task, log=lambda *_: None, **{k: train[k] for k in changeable})
+            _finish_earlier(task, parent, task_cfg, model_cfg, train_cfg)
         else:
             run_repeats(task, task_cfg, model_cfg, train_cfg, out=parent, log=lambda *_: None)
         s = read_json(parent / "summary.json")
         base, versus = s.get("baseline", {}), s.get("versus")
         what = "folds" if s["kind"] == "folds" else "seeds"
         val = mean_std([read_json(parent / m / "summary.json")["train"]["best_val_accuracy"] for m in s["members"]])
-        rows.append({"model": name, "val_mean": val["mean"], "val_acc": pm(val), "test_acc": pm(s["model"]["accuracy"]), "test_macro_f1": pm(s["model"]["macro_f1"]),
+        rows.append({"model": name, "val_mean": val["mean"], "val_acc": pm(val), "test_acc": pm(s["model"]["accuracy"]),
+                     "test_macro_f1": pm(s["model"]["macro_f1"]),
                      "baseline_acc": pm(base.get("accuracy")), "baseline_macro_f1": pm(base.get("macro_f1")),
                      "beat_baseline": f"{versus['model_better']} of {s['runs']} {what}" if versus else "-",
                      "diff_points": pm(versus["difference"], 100, 1) if versus else "-",
@@ -184,3 +172,24 @@ def repeated_rows(task: str, runs: list[tuple], out_root, budget: float | None =
                        ", ".join(f"{r['model']} {r['val_mean']:.4f}" for r in rows),
                        "met" if best is default[0] else "NOT met"))
     return rows, checks
+
+
+def _finish_earlier(task: str, parent, task_cfg, model_cfg, train_cfg) -> None:
+    """An earlier repeated run in ``parent``: refused unless it has the same options (those a resume
+    may change aside: threads, epochs, ...); resumed unless it finished."""
+    from dataclasses import asdict
+
+    from rnnlab.options import declared
+    from rnnlab.repeats import resume_repeats
+    from rnnlab.runs import read_json
+
+    plan, train = read_json(parent / "repeats.json"), asdict(train_cfg)
+    changeable = {f.name for f, opt in declared(type(train_cfg)) if opt.resume}
+    fixed = lambda d: {k: v for k, v in d.items() if k not in changeable}  # noqa: E731
+    differ = [what for what, old, new in (("task", plan["task_config"], asdict(task_cfg)),
+                                          ("model", plan["model_config"], asdict(model_cfg)),
+                                          ("training", fixed(plan["train_config"]), fixed(train))) if old != new]
+    if differ:
+        raise SystemExit(f"--out: {parent} holds a run with other {' and '.join(differ)} options; give another --out")
+    if not (parent / "summary.json").is_file():
+        resume_repeats(parent, task=task, log=lambda *_: None, **{k: train[k] for k in changeable})

@@ -27,7 +27,6 @@ import torch
 from benchutil import (REPEAT_COLUMNS, chosen_configs, classifier_bench_parser, classifier_checks, finish, print_table,
                        repeated_rows, repeats_of, round_rows)
 from rnnlab.experiment import run_training
-from rnnlab.metrics import classification_metrics
 from rnnlab.runs import read_json
 from rnnlab.tasks.names import DEFAULT_MODEL, DEFAULT_TRAIN, NamesConfig, NamesTask
 from rnnlab.train import TrainConfig
@@ -50,24 +49,6 @@ CONFIGS = {
 
 # `make bench` runs these; max-pooling and the ensemble of 3 are measured on request (--configs).
 DEFAULT_CONFIGS = ["lstm-60s", "bilstm-torch-60s", "bilstm one network", "bilstm x5 (default)"]
-
-
-def baseline(task: NamesTask) -> dict:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    start = time.perf_counter()
-    train_x = [t for t, _ in task.splits["train"]]
-    train_y = [y for _, y in task.splits["train"]]
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True)
-    clf = LogisticRegression(max_iter=2000, C=10.0)
-    clf.fit(vec.fit_transform(train_x), train_y)
-    out = {}
-    for split in ("val", "test"):
-        pred = clf.predict(vec.transform([t for t, _ in task.splits[split]]))
-        out[split] = classification_metrics([y for _, y in task.splits[split]], pred)
-    out["train_time"] = time.perf_counter() - start
-    return out
 
 
 def inference_speed(run: Path, names: list[str], batch: int = 512) -> int:
@@ -116,9 +97,9 @@ def main(argv=None) -> int:
         finish(checks, start, args.seed, f"runs in {out_root}", args.json, {"rows": rows})
         return 0
     task = NamesTask(task_cfg, seed=args.seed)
-    base = baseline(task)
+    base = task.baseline()  # the run's own baseline: character 1-4-gram TF-IDF + logistic regression
     rows = [{"model": "tfidf-char1-4 + logreg", "val_acc": base["val"]["accuracy"], "test_acc": base["test"]["accuracy"],
-             "test_macro_f1": base["test"]["macro_f1"], "train_s": base["train_time"], "params": "-"}]
+             "test_macro_f1": base["test"]["macro_f1"], "train_s": base["seconds"], "params": "-"}]
     for name in configs:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         run = run_training("names", task_cfg, CONFIGS[name][0], train_config(name, args), out=out_root / slug,
