@@ -190,6 +190,8 @@ def test_runs_and_gradients(open_page, tmp_path):
     rows = page.locator("#runs-table tbody tr[data-run]")
     assert rows.count() == 6
     page.locator("#runs-table tbody tr[data-run='names-lstm']").click()
+    # The page has already shown the run it picked first (3 points too): wait for the clicked one.
+    page.wait_for_function("document.getElementById('run-title').textContent.startsWith('names-lstm')")
     page.wait_for_function("document.getElementById('run-loss').dataset.points === '3'")
     assert page.locator("#run-title").inner_text().startswith("names-lstm")
     link = page.locator("#runs-table tbody tr[data-run='names-lstm'] a")
