@@ -196,21 +196,28 @@ def test_unknown_routes_and_methods_answer_json(client):
 
 
 # --- poems ---------------------------------------------------------------------------------------
-def test_poems_generate_with_alternatives(client):
-    r = client.post("/api/poems/generate", json={"begin": "床", "form": "5x4", "temperature": 0.8, "seed": 3, "top": 4})
+def poem(client, **body):
+    """One poem written with its details and alternatives, as the page asks."""
+    r = client.post("/api/poems/generate", json={"details": True, "top": 4, **body})
     assert r.status_code == 200, r.text
-    p = r.json()
+    return {"run": r.json()["run"], **r.json()["results"][0]}
+
+
+def test_poems_generate_with_alternatives(client):
+    p = poem(client, begin="床", form="5x4", temperature=0.8, seed=3)
     assert p["run"] == "poems-lstm" and p["poem"].startswith("床") and len(p["lines"]) == 4
     assert "".join(p["lines"]) == p["poem"] and all(len(line) == 6 and line[-1] in "，。" for line in p["lines"])
     assert [len(row) for row in p["chars"]] == [6, 6, 6, 6] and p["chars"][0][0]["char"] == "床"
     first = p["chars"][0][1]
     assert 0 < first["probability"] <= 1 and 1 <= len(first["alternatives"]) <= 4
-    again = client.post("/api/poems/generate", json={"begin": "床", "form": "5x4", "temperature": 0.8, "seed": 3, "top": 4})
-    assert again.json()["poem"] == p["poem"]  # the seed decides
-    acrostic = client.post("/api/poems/generate", json={"acrostic": "床疑举低", "form": "5x4", "seed": 1}).json()
+    again = client.post("/api/poems/generate", json={"begin": "床", "form": "5x4", "temperature": 0.8, "seed": 3})
+    assert again.json()["results"] == [p["poem"]]  # the seed decides; without details, the poems' text
+    acrostic = poem(client, acrostic="床疑举低", form="5x4", seed=1)
     assert [line[0] for line in acrostic["lines"]] == list("床疑举低")
-    free = client.post("/api/poems/generate", json={"top_k": 5, "top_p": 0.9, "seed": 2}).json()
+    free = poem(client, top_k=5, top_p=0.9, seed=2)
     assert free["poem"] and free["lines"]
+    several = client.post("/api/poems/generate", json={"form": "5x4", "n": 3, "seed": 2}).json()["results"]
+    assert len(several) == 3 and len(set(several)) == 3
 
 
 BAD_POEMS = [
@@ -249,7 +256,7 @@ def test_poems_score_an_edited_poem(client):
 
 
 def test_poems_regenerate_one_line_keeps_the_others(client):
-    p = client.post("/api/poems/generate", json={"acrostic": "床疑举低", "form": "5x4", "seed": 4}).json()
+    p = poem(client, acrostic="床疑举低", form="5x4", seed=4)
     changed = None
     for seed in range(1, 8):  # a tiny model may write the same line again: try a few seeds
         r = client.post("/api/poems/regenerate", json={"lines": p["lines"], "line": 2, "acrostic": "床疑举低",
@@ -266,10 +273,10 @@ def test_poems_regenerate_one_line_keeps_the_others(client):
 
 def test_bad_regenerate_requests(client):
     lines = ["床前明月光，", "疑是地上霜。"]
-    assert "line" in error_of(client.post("/api/poems/regenerate", json={"lines": lines, "line": 2}), 422)
-    assert "line" in error_of(client.post("/api/poems/regenerate", json={"lines": lines}), 422)
+    assert "line: 2 is past" in error_of(client.post("/api/poems/regenerate", json={"lines": lines, "line": 2}), 400)
+    assert "line" in error_of(client.post("/api/poems/regenerate", json={"lines": lines, "line": 16}), 422)
     assert "lines[1]" in error_of(client.post("/api/poems/regenerate", json={"lines": ["床前明月光，", "疑是，地上霜。"],
-                                                                             "line": 0}), 422)
+                                                                             "line": 0}), 400)
     assert "lines" in error_of(client.post("/api/poems/regenerate", json={"lines": [], "line": 0}), 422)
 
 
@@ -362,7 +369,7 @@ def test_a_run_that_is_training_shows_live_metrics(serve_runs, tmp_path):
 def test_a_bug_is_a_500_without_a_traceback(serve_runs, monkeypatch):
     with TestClient(create_app([serve_runs], bundled=False), raise_server_exceptions=False) as c:
         _, run = c.app.state.registry.get("names-gru", "names")
-        monkeypatch.setattr(run, "predict", lambda *a, **k: 1 / 0)
+        monkeypatch.setattr(run.predictor, "predict", lambda *a, **k: 1 / 0)
         message = error_of(c.post("/api/names/predict", json={"names": ["Abovic"], "run": "names-gru"}), 500)
         assert "ZeroDivisionError" in message and "line" not in message
 
@@ -383,7 +390,8 @@ def test_bundled_models_answer_every_task():
         assert names["run"] == "names" and names["results"][0]["top"][0]["label"] == "Japanese"
         for run in ("names-rnn", "names-gru"):
             assert c.post("/api/names/trace", json={"name": "Nguyen", "run": run}).status_code == 200
-        poem = c.post("/api/poems/generate", json={"begin": "山", "form": "7x4", "seed": 1}).json()
+        poem = c.post("/api/poems/generate", json={"begin": "山", "form": "7x4", "seed": 1, "details": True}).json()
+        poem = poem["results"][0]
         assert poem["poem"].startswith("山") and len(poem["lines"]) == 4
         assert "simplified" in error_of(c.post("/api/poems/generate", json={"begin": "書", "form": "7x4"}), 400)
         review = c.post("/api/sentiment/predict", json={"texts": ["房间很干净，服务也很热情"]}).json()

@@ -5,6 +5,7 @@
     run.predict(["Satoshi", "Jackson"])            # names, sentiment; poems: perplexity and next chars
     run.trace("Satoshi")                           # names: the answer and the gates, character by character
     poems = rnnlab.load_run("poems").generate(begin="山", form="7x4", n=2)
+    run.verbs                                      # what a model can do: its task's verbs (rnnlab.verbs)
     folder = rnnlab.train_task("names", hidden=64, epochs=3)   # options by their config field names
 
 A run is what ``rnnlab train`` writes (``best.pt`` with the model config, vocabulary and labels);
@@ -115,27 +116,37 @@ class Run:
                 "backend": self.model_config.backend, "parameters": count_parameters(self.model),
                 "model_config": asdict(self.model_config), "test": self.meta.get("test", {})}
 
-    # --- the task's verbs ---------------------------------------------------------------------
-    def _verb(self, name: str):
-        fn = getattr(self.predictor, name, None)
-        if fn is None:
-            raise UserError(f"{self.path}: a {self.task} model cannot {name}")
-        return fn
+    # --- the task's verbs (declared by its predictor: rnnlab.verbs) ---------------------------------
+    @property
+    def verbs(self) -> dict:
+        """What this model can do: verb name -> its declaration (input, options, help)."""
+        from .verbs import verbs_of
 
-    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
-        return self._verb("predict")(list(texts), top=top)
+        return verbs_of(self.task_cls)
 
-    def generate(self, **options) -> list:
-        return self._verb("generate")(**options)
+    def call(self, verb: str, value=None, **options):
+        """``verb`` on ``value`` (its input, if it takes one) with ``options`` by field name, checked
+        as on the command line and the web API: ``run.call("predict", ["Satoshi"], top=3)``."""
+        from .verbs import call, find_verb
 
-    def trace(self, text: str, **options) -> dict:
-        return self._verb("trace")(text, **options)
+        return call(self.predictor, find_verb(self.task_cls, verb), value, options)
 
-    def alternatives(self, content: str, top: int = 5) -> list[dict]:
-        return self._verb("alternatives")(content, top=top)
+    def __getattr__(self, name: str):
+        """``run.predict(texts, top=3)``, ``run.trace(name)``, ``run.generate(form="5x4")`` ...: every verb
+        of the run's task is a method."""
+        if name.startswith("_") or "predictor" not in self.__dict__:
+            raise AttributeError(name)
+        if name not in self.verbs:
+            raise AttributeError(f"a {self.task} model has no {name!r} (its verbs: {', '.join(self.verbs)})")
+        verb = self.verbs[name]
 
-    def explain(self, text: str) -> dict:
-        return self.predict([text])[0]
+        def run_verb(*value, **options):
+            if len(value) > (verb.input is not None):
+                raise TypeError(f"{name}() takes {'one input' if verb.input else 'no input'} and options by name")
+            return self.call(name, *value, **options)
+
+        run_verb.__name__, run_verb.__doc__ = name, verb.help
+        return run_verb
 
     def format(self, result: dict) -> str:
         return self.predictor.format(result)
@@ -144,6 +155,10 @@ class Run:
         """The test-set figures, recomputed from the data the run was trained on (same split)."""
         from .experiment import check_data
 
+        if report_options:  # checked against the task's declarations (rnnlab evaluate's flags)
+            if self.task_cls.report_options is None:
+                raise UserError(f"{', '.join(report_options)}: a {self.task} model's report takes no options")
+            self.task_cls.report_options.from_dict(report_options, "evaluate")
         task_cfg = replace(self.task_config, **(task_changes or {}))
         task = self.task_cls(task_cfg, seed=self.train_config.seed, state=self.state)
         check_data(task, self.meta, self.path, log=lambda *a: None)  # other data: other test figures

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .errors import UserError
-from .options import DEFAULT_TEMPERATURE, DEVICES, POEM_FORMS, declared, field_kind, flag_of
+from .options import DEVICES, declared, field_kind, flag_of
 from .threads import AUTO, parse_threads
 
 
@@ -282,70 +282,98 @@ def _load(args):
     return load_run(args.run, device=args.device)
 
 
-def cmd_predict(args) -> int:
-    run = _load(args)
-    texts = args.texts if args.texts else [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
-        raise UserError("nothing to predict: give texts as arguments or one per line on standard input")
-    results = run.predict(texts, top=args.top)
-    if args.json:
-        print(json.dumps(results, ensure_ascii=False, indent=2))
+# --- a trained model's verbs: flags derived from the task's declarations (rnnlab.verbs) ---------------
+RUN_HELP = "run folder, bundled model folder, or bundled model name (names, names-rnn, names-gru, poems, sentiment)"
+
+
+def run_arguments(p) -> None:
+    p.add_argument("--run", required=True, help=RUN_HELP)
+    p.add_argument("--device", default="cpu", choices=DEVICES)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def verb_parser(verb, task_cls) -> Parser:
+    """``rnnlab VERB``'s parser for one task: the run, the input, then the verb's declared options."""
+    p = Parser(prog=f"rnnlab {verb.name}", description=f"{task_cls.name} models: {verb.help}")
+    run_arguments(p)
+    if verb.input is not None:
+        more = " (default: one per line on standard input)" if verb.input.many else " (default: standard input)"
+        p.add_argument("value", nargs="*" if verb.input.many else "?", metavar=verb.input.name.upper(),
+                       help=verb.input.help + more)
+    p.set_defaults(option_names=add_declared(p.add_argument_group(f"{verb.name} options"), verb.options, verb.options()))
+    return p
+
+
+def cmd_verb(name: str, argv: list[str]) -> int:
+    """``rnnlab VERB --run RUN [INPUT ...] [options]``: the options are those the run's task declares for
+    VERB; without --run, --help shows them for every task that has the verb."""
+    from .tasks import TASKS
+    from .verbs import every_verb, find_verb
+
+    tasks = every_verb(TASKS).get(name, [])
+    if not tasks:
+        raise UserError(f"{name!r}: not a command (rnnlab --help lists the commands; rnnlab verbs what trained "
+                        "models can do)")
+    pre = Parser(add_help=False)
+    pre.add_argument("--run")
+    pre.add_argument("-h", "--help", action="store_true")
+    known, _ = pre.parse_known_args(argv)
+    if known.run is None:
+        if not known.help:
+            raise UserError(f"rnnlab {name}: give --run (a run folder or a bundled model: {RUN_HELP.split('(')[1]}")
+        for task in tasks:
+            print(f"== {task} ==\n{verb_parser(find_verb(TASKS[task], name), TASKS[task]).format_help()}")
         return 0
-    for r in results:
-        print(run.format(r))
+    _not_empty(known, "run")
+    from .api import load_run
+
+    pre.add_argument("--device", default="cpu")
+    run = load_run(known.run, device=pre.parse_known_args(argv)[0].device)
+    verb = find_verb(run.task_cls, name)
+    args = verb_parser(verb, run.task_cls).parse_args(argv)
+    value = None
+    if verb.input is not None:
+        value = args.value
+        if not value:
+            lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+            if not lines:
+                raise UserError(f"nothing to {name}: give the {verb.input.name} as arguments or on standard input")
+            value = lines if verb.input.many else lines[0]
+    options = given_values(args, args.option_names)
+    if args.json and "details" in args.option_names:  # --json: with the details the verb offers
+        options.setdefault("details", True)
+    result = run.call(name, value, **options)
+    if args.json or verb.text is None:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    words = [getattr(run.predictor, verb.text)(r) for r in (result if isinstance(result, list) else [result])]
+    print(("\n\n" if any("\n" in w for w in words) else "\n").join(words))
     return 0
 
 
-def cmd_generate(args) -> int:
-    from .poetry import format_poem
-
-    if not 0 <= args.seed < 2**32:
-        raise UserError(f"--seed {args.seed}: give a number from 0 to {2**32 - 1}")
-    run = _load(args)
-    if run.task != "poems":
-        raise UserError(f"{args.run}: a {run.task} model; generate needs a poems run")
-    poems = run.generate(n=args.n, begin=args.begin or "", acrostic=args.acrostic or "", form=args.form,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                         rhyme=not args.no_rhyme, tones=not args.no_tones, rhyme_scheme=args.rhyme_scheme,
-                         prefix=args.prefix or "", candidates=args.candidates, repeats=args.allow_repeats,
-                         details=args.json)
-    if args.json:
-        print(json.dumps(poems, ensure_ascii=False, indent=2))
-        return 0
-    for i, poem in enumerate(poems):
-        if i:
-            print()
-        print(format_poem(poem) or "(empty)")
-    return 0
-
-
-def cmd_evaluate(args) -> int:
-    run = _load(args)
-    changes, options = {}, {}
-    if args.samples is not None:
-        if not hasattr(run.task_config, "samples"):
-            raise UserError(f"--samples: a {run.task} model has no samples to score")
-        changes["samples"] = args.samples
-    if args.temperature is not None:
-        if run.task != "poems":
-            raise UserError(f"--temperature: a {run.task} model does not sample")
-        options["temperature"] = args.temperature
-    if run.task == "poems":
-        options["rhyme_scheme"] = args.rhyme_scheme
-    report = run.evaluate(changes, **options)
+def cmd_evaluate(argv: list[str]) -> int:
+    """``rnnlab evaluate --run RUN``: the test figures again; the task's report options (poems: how the
+    samples are drawn) are flags derived from their declarations."""
+    pre = Parser(add_help=False)
+    pre.add_argument("--run")
+    pre.add_argument("--device", default="cpu")
+    known, _ = pre.parse_known_args(argv)
+    run = _load(known) if known.run and not {"-h", "--help"} & set(argv) else None
+    p = Parser(prog="rnnlab evaluate", description="test-set figures of a trained run, recomputed from its split")
+    run_arguments(p)
+    report_cls = getattr(run.task_cls if run else None, "report_options", None)
+    names = add_declared(p.add_argument_group("report"), report_cls, report_cls()) if report_cls else []
+    if run is None or hasattr(run.task_config, "samples"):
+        p.add_argument("--samples", type=int, help="poems: unconstrained samples to score")
+    args = p.parse_args(argv)
+    changes = {"samples": args.samples} if getattr(args, "samples", None) is not None else {}
+    report = run.evaluate(changes, **given_values(args, names))
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         print(run.task_cls.headline(report))
-        for key in ("samples", "corpus"):
-            if key in report:
-                print(f"{key}: " + json.dumps({k: v for k, v in report[key].items() if k != "settings"}, ensure_ascii=False))
-        if "regulated" in report:  # poems: the forms written under the rules of regulated verse
-            r = report["regulated"]
-            print(f"regulated ({r['per_form']} per form, {r['rhyme_scheme']}): negative log-probability per token "
-                  f"{r['nll_ratio']:.2f}x the free samples'")
-            for form, q in r["forms"].items():
-                print(f"  {form}: " + json.dumps(q, ensure_ascii=False))
+        for line in run.task_cls.report_lines(report):
+            print(line)
     return 0
 
 
@@ -523,43 +551,6 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--device", default="cpu", choices=DEVICES)
         return q
 
-    predict = run_parser("predict", "predict with a trained run (names: language; sentiment: label and the words "
-                         "behind it; poems: perplexity and next characters)")
-    predict.add_argument("texts", nargs="*", help="inputs (default: one per line on standard input)")
-    predict.add_argument("--top", type=int, default=3, help="how many labels or characters (default %(default)s)")
-    predict.add_argument("--json", action="store_true", help="machine-readable output")
-    predict.set_defaults(func=cmd_predict)
-
-    gen = run_parser("generate", "write poems with a trained poems run")
-    gen.add_argument("--begin", help="the poem's first character")
-    gen.add_argument("--acrostic", help="each line's first character, e.g. 春夏秋冬")
-    gen.add_argument("--form", default="free", choices=POEM_FORMS, help="characters x lines (default: %(default)s)")
-    gen.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                     help="below 1: safer; above 1: wilder (default %(default)s)")
-    gen.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0 = all)")
-    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this probability")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("-n", type=int, default=1, help="how many poems")
-    verse = gen.add_argument_group("regulated verse (with --form or --acrostic)")
-    verse.add_argument("--rhyme-scheme", default="pingshui", choices=("pingshui", "xinyun"),
-                       help="tones and rhyme groups: Pingshui (平水韵, Tang) or 中华新韵 (modern) (default %(default)s)")
-    verse.add_argument("--no-rhyme", action="store_true", help="rhyming lines need not rhyme")
-    verse.add_argument("--no-tones", action="store_true", help="no tone pattern (平仄)")
-    verse.add_argument("--candidates", type=int, default=8, help="candidate lines drawn per line, the likeliest kept "
-                                                                  "(default %(default)s)")
-    verse.add_argument("--allow-repeats", action="store_true", help="a character may come back in a later line")
-    gen.add_argument("--prefix", help="text already written (e.g. the first lines with their marks): continue it")
-    gen.add_argument("--json", action="store_true", help="poems with their lines, rhyme group, pattern, log-probability")
-    gen.set_defaults(func=cmd_generate)
-
-    ev = run_parser("evaluate", "test-set figures of a trained run (poems: perplexity and sample quality)")
-    ev.add_argument("--samples", type=int, help="poems: unconstrained samples to score")
-    ev.add_argument("--temperature", type=float, help=f"poems: sampling temperature (default {DEFAULT_TEMPERATURE})")
-    ev.add_argument("--rhyme-scheme", default="pingshui", choices=("pingshui", "xinyun"),
-                    help="poems: the scheme the regulated samples are written in (both are measured)")
-    ev.add_argument("--json", action="store_true")
-    ev.set_defaults(func=cmd_evaluate)
-
     exp = run_parser("export", "write a run as a bundled model folder (safetensors weights + run.json)")
     exp.add_argument("--to", required=True, help="output folder, e.g. models/names")
     exp.add_argument("--float32", action="store_true", help="keep float32 weights (default: float16)")
@@ -574,24 +565,57 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve.cli import add_serve_parser
 
     add_serve_parser(sub)
+    p.commands = set(sub.choices)
+    p.epilog = (f"A trained model's verbs: rnnlab VERB --run RUN [INPUT ...] [options], VERB one of "
+                f"{', '.join(VERB_NAMES)} (as its task declares; rnnlab VERB --help lists the options, rnnlab "
+                "verbs every task's)")
     return p
 
 
 DELEGATED_HELP = {
     "train": "train a model on a task (rnnlab train TASK --help: its options)",
+    "evaluate": "test-set figures of a trained run (poems: perplexity and sample quality)",
+    "verbs": "what trained models can do, per task: each verb's input and options",
     "compare": "train several cells with the same split and seed, one report (rnnlab compare TASK --help)",
     "gradients": "measure vanishing/exploding gradients for each cell (--help: options)",
     "longrange": "recall the first symbol after T steps: where the vanilla RNN fails (--help: options)",
 }
 DELEGATED = {
-    "train": cmd_train, "compare": cmd_compare,
+    "train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate, "verbs": lambda rest: cmd_verbs(rest),
     "gradients": lambda rest: _run_experiment("gradients", "rnnlab.gradflow", "GradFlowConfig", rest),
     "longrange": lambda rest: _run_experiment("longrange", "rnnlab.longrange", "LongRangeConfig", rest),
 }
 
 
+# A trained model's verbs, named in `rnnlab --help` without importing the tasks (torch); each task
+# declares its own (rnnlab.verbs) and tests/test_verbs.py checks that this list names them all.
+VERB_NAMES = ("predict", "generate", "trace", "score", "regenerate", "alternatives")
+
+
+def cmd_verbs(argv: list[str]) -> int:
+    """``rnnlab verbs``: every task's verbs, their input and options (what the doors are derived from)."""
+    from .options import declared
+    from .tasks import TASKS
+    from .verbs import verbs_of
+
+    Parser(prog="rnnlab verbs", description="what trained models can do, per task").parse_args(argv)
+    for task, cls in TASKS.items():
+        print(f"{task}:")
+        for verb in verbs_of(cls).values():
+            what = f" {verb.input.name.upper()}{' ...' if verb.input.many else ''}" if verb.input else ""
+            print(f"  rnnlab {verb.name} --run RUN{what}: {verb.help}")
+            for f, opt in declared(verb.options):
+                print(f"      {flag_of(f.name, opt)} (default {_default_text(f.default)}): {opt.help}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = None
+    if argv and argv[0] not in DELEGATED and not argv[0].startswith("-"):
+        parser = build_parser()
+        if argv[0] not in parser.commands:  # a trained model's verb (an unknown word says so)
+            DELEGATED[argv[0]] = lambda rest, name=argv[0]: cmd_verb(name, rest)
     if argv and argv[0] in DELEGATED:
         command, rest = DELEGATED[argv[0]], argv[1:]
 
@@ -601,7 +625,7 @@ def main(argv=None) -> int:
             except SystemExit as e:  # --help, or a flag argparse could not read (already said in one line)
                 return e.code
     else:
-        parser = build_parser()
+        parser = parser or build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

@@ -37,10 +37,13 @@ reported as a UserError that says what to relax.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from . import verse
 from .errors import UserError
+from .options import POEM_FORMS, Options, option
 from .poetry import FORMS, PUNCTUATION, lines_of, parse_form
 from .vocab import BOS, EOS
 
@@ -49,6 +52,34 @@ CANDIDATES = 8  # candidate lines drawn for each line of a form; the likeliest i
 MAX_ROWS = 512  # poems x candidates decoded in one batch (larger requests go in chunks)
 TRADITION = 3.0  # weight of the customary first line (7 characters: rhyming; 5: not) against 1 for the other
 TONE_WORD = {verse.LEVEL: "level (平)", verse.OBLIQUE: "oblique (仄)"}
+
+
+@dataclass(frozen=True)
+class SampleOptions(Options):
+    """How a poem is drawn: declared once for ``rnnlab generate``, ``Run.generate``, ``POST
+    /api/poems/generate``, the page's poem form and the samples of the poems report."""
+
+    begin: str = option("", "the poem's first character", max_chars=1, zh="首字")
+    acrostic: str = option("", "each line's first character, e.g. 春夏秋冬", max_chars=8, zh="藏头：每行的第一个字")
+    form: str = option("free", "characters x lines (5x4, 7x4: quatrains; 5x8, 7x8: regulated verse)",
+                       choices=POEM_FORMS, zh="体裁：每行字数 x 行数")
+    temperature: float = option(0.8, "below 1: safer; above 1: wilder", min=0.05, max=10, typical=(0.1, 2.0),
+                                zh="温度：小于 1 更稳妥，大于 1 更大胆")
+    top_k: int = option(0, "sample among the k likeliest characters (0 = all)", min=0, max=100_000,
+                        zh="只在最可能的 k 个字中抽样（0 = 全部）")
+    top_p: float = option(1.0, "nucleus sampling: the smallest set of characters with this probability", above=0,
+                          max=1, zh="核采样：累计概率达到 p 的最小字集")
+    seed: int = option(0, "random seed: the same seed writes the same poem", min=0, max=2**32 - 1, zh="随机种子")
+    rhyme_scheme: str = option("pingshui", "tones and rhyme groups: Pingshui (平水韵, Tang) or 中华新韵 (modern)",
+                               choices=verse.SCHEMES, zh="韵书：平水韵（唐）或中华新韵（现代）")
+    rhyme: bool = option(True, "with a form: rhyming lines rhyme", zh="押韵")
+    tones: bool = option(True, "with a form: keep a tone pattern (平仄)", zh="讲平仄")
+    candidates: int = option(CANDIDATES, "with a form: candidate lines drawn per line, the likeliest kept", min=1,
+                             max=64, zh="每行抽几句候选，留最可能的一句")
+    repeats: bool = option(False, "with a form: a character may come back in a later line", flag="--allow-repeats",
+                           zh="允许后面的行重复用字")
+    prefix: str = option("", "text already written (e.g. the first lines with their marks): continue it",
+                         max_chars=200, zh="已写好的开头，接着写")
 
 
 def _select(state, index: torch.Tensor):
@@ -209,26 +240,18 @@ class PoemSampler:
         return _select(state, torch.zeros(n, dtype=torch.long)), torch.full((n,), prefix_ids[-1], dtype=torch.long)
 
     @torch.no_grad()
-    def sample(self, n: int = 1, begin: str = "", acrostic: str = "", form: str = "free", temperature: float = 1.0,
-               top_k: int = 0, top_p: float = 1.0, seed: int = 0, max_tokens: int = MAX_TOKENS, *, rhyme: bool = True,
-               tones: bool = True, rhyme_scheme: str = "pingshui", prefix: str = "", candidates: int = CANDIDATES,
-               repeats: bool = False, details: bool = False) -> list:
-        """``n`` poems, reproducible from ``seed``: their content strings, or with ``details`` dicts
-        ``{"poem", "lines", "rhyme_group", "pattern", "tones", "logprob"}`` (``logprob``: the model's mean
-        log-probability per token of the poem, marks and end token included; ``rhyme_group`` and
-        ``pattern`` are those the decoder kept, None when not asked for or in free form)."""
-        if not 0.05 <= temperature <= 10:
-            raise UserError(f"--temperature {temperature}: give a value between 0.05 and 10")
-        if top_k < 0 or not 0 < top_p <= 1:
-            raise UserError(f"--top-k must be >= 0 and --top-p in (0, 1], got {top_k}, {top_p}")
+    def sample(self, n: int = 1, max_tokens: int = MAX_TOKENS, details: bool = False, **options) -> list:
+        """``n`` poems drawn as ``options`` (``SampleOptions``' fields) say, reproducible from ``seed``:
+        their content strings, or with ``details`` dicts ``{"poem", "lines", "rhyme_group", "pattern",
+        "tones", "logprob"}`` (``logprob``: the model's mean log-probability per token of the poem, marks
+        and end token included; ``rhyme_group`` and ``pattern`` are those the decoder kept, None when
+        not asked for or in free form)."""
+        o = SampleOptions(**options)
         if not 1 <= n <= 10_000:
             raise UserError(f"-n {n}: give between 1 and 10000 samples")
         if not 2 <= max_tokens <= 2000:
             raise UserError(f"max tokens {max_tokens}: give between 2 and 2000")
-        if not 1 <= candidates <= 64:
-            raise UserError(f"--candidates {candidates}: give between 1 and 64")
-        if rhyme_scheme not in verse.SCHEMES:
-            raise UserError(f"--rhyme-scheme {rhyme_scheme!r}: choose one of {', '.join(verse.SCHEMES)}")
+        begin, acrostic, form, prefix, candidates = o.begin, o.acrostic, o.form, o.prefix, o.candidates
         prefix = "".join(prefix.split())
         shape, heads = self.plan(begin, acrostic, form)
         prefix_ids = self._prefix_ids(prefix)
@@ -236,11 +259,11 @@ class PoemSampler:
             raise UserError(f"--prefix has {len(prefix_ids)} characters: no room left within {max_tokens}")
         if prefix and begin and prefix[0] != begin:
             raise UserError(f"--begin {begin!r} and --prefix {prefix!r} disagree on the first character")
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator().manual_seed(o.seed)
         self.model.eval()
-        draw = dict(temperature=temperature, top_k=top_k, top_p=top_p, gen=gen)
+        draw = dict(temperature=o.temperature, top_k=o.top_k, top_p=o.top_p, gen=gen)
         if shape:
-            rules = dict(rhyme=rhyme, tones=tones, scheme=rhyme_scheme, candidates=candidates, repeats=repeats)
+            rules = dict(rhyme=o.rhyme, tones=o.tones, scheme=o.rhyme_scheme, candidates=candidates, repeats=o.repeats)
             setup = self._setup(shape, heads, bool(acrostic), prefix, acrostic or begin, rules)
             chunk = max(1, MAX_ROWS // candidates)
             made = [p for start in range(0, n, chunk)

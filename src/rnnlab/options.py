@@ -33,8 +33,6 @@ CELLS = ("tutorial",) + RECURRENT_CELLS
 BACKENDS = ("scratch", "torch")
 POOLS = ("last", "max", "mean", "attention")
 POEM_FORMS = ("5x4", "7x4", "5x8", "7x8", "free")
-# What `rnnlab generate` samples with when no option says otherwise -- and so what the poems quality figures score.
-DEFAULT_TEMPERATURE = 0.8
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,9 @@ class Opt:
     resume: bool = False  # may be changed when resuming a run (--epochs, --max-time, ...)
     parse: Callable[[str], Any] | None = None  # text -> value, for tuple fields ("0.5,1,1.5")
     metavar: str | None = None
+    max_chars: int | None = None  # text: at most this many characters
+    zh: str = ""  # the help in Chinese (the page shows it in Chinese mode)
+    typical: tuple[float, float] | None = None  # the span a slider offers (values outside it stay allowed)
 
 
 def option(default, help: str, **kwargs) -> Any:
@@ -107,6 +108,8 @@ def check_value(name: str, opt: Opt, value, kind) -> None:
                 raise ValueError(f"{flag} {shown}: must be {describe_range(opt)}")
         elif kind is str and not isinstance(v, str):
             raise TypeError(f"{flag} {shown!r}: expected text")
+        elif kind is str and opt.max_chars is not None and len(v) > opt.max_chars:
+            raise ValueError(f"{flag} {v[:20]!r}: at most {opt.max_chars} character{'s' if opt.max_chars != 1 else ''}")
         if opt.choices and v not in opt.choices:
             raise ValueError(f"{flag} {v!r}: choose one of {', '.join(map(str, opt.choices))}")
 
@@ -156,8 +159,14 @@ class Options:
             raise ValueError(f"{where + ': ' if where else ''}unknown {cls.__name__} key {unknown[0]!r}{hint}")
         return cls(**data)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+
+def subset(cls, names: tuple[str, ...], name: str):
+    """A configuration of some of ``cls``'s declared fields (the same declarations: defaults, ranges,
+    help), e.g. the sampling options a report takes from the sampler's."""
+    picked = [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
+              for f in fields(cls) if f.name in names]
+    return dataclasses.make_dataclass(name, picked, bases=(Options,), frozen=True)
 
 
 class BadValue(ValueError, argparse.ArgumentTypeError):

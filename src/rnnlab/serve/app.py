@@ -29,33 +29,27 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
-from ..options import DEFAULT_TEMPERATURE, POEM_FORMS
-from ..tasks.names import MAX_NAME_CHARS
-from ..tasks.sentiment import MAX_PREDICT_CHARS as MAX_REVIEW_CHARS
+from .. import __version__, verbs
+from ..tasks import TASKS
+from .routes import add_task_routes
 
 log = logging.getLogger("rnnlab.serve")
 
 STATIC = Path(__file__).parent / "static"
-TASK_NAMES = ("names", "poems", "sentiment")  # the tasks the page and the API answer
 BUNDLED_NAMES = ("names", "names-rnn", "names-gru", "poems", "sentiment")  # the default of each task comes first
 MODEL_FILES = ("run.json", "config.json")  # a bundled model folder's description (or a run's config)
 MAX_BODY = 2 * 1024 * 1024  # bytes of one request body
-MAX_POEM_CHARS = 200  # a poem to score (the longest regular form, 7x8, has 64)
-MAX_ITEMS = 64  # names or reviews in one request
 # Files of a run folder the page may read: plots, reports and the text records, never checkpoints.
 RUN_FILE = re.compile(r"[A-Za-z0-9_.-]+\.(?:html|png|svg|json|jsonl|txt|md)")
-LINE_RE = re.compile(r"[^，。？！；]+[，。？！；]?|[，。？！；]")
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -123,82 +117,6 @@ def _validation_message(errors: list[dict]) -> tuple[int, str]:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": _one_line(message)}, status_code=status)
-
-
-# --- request bodies -----------------------------------------------------------------------------
-def _no_surrogates(s: str) -> str:
-    if re.search("[\ud800-\udfff]", s):
-        raise ValueError("holds a lone surrogate code point: not valid text")
-    return s
-
-
-def text(max_length: int, min_length: int = 0):
-    """A string field of at most ``max_length`` characters (no lone surrogates: they cannot be answered)."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_no_surrogates)]
-
-
-RunId = text(300, 1)
-
-
-def _has_letter(name: str) -> str:
-    if not any(c.isalpha() for c in name):
-        raise ValueError(f"{name[:20]!r} has no letter: a name is written in letters")
-    return name
-
-
-NameText = Annotated[text(MAX_NAME_CHARS, 1), AfterValidator(_has_letter)]
-
-
-class Body(BaseModel):
-    # Strict types (no "3" for 3), unknown fields refused (a typo is an error, not silently ignored).
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-
-class NamesPredictBody(Body):
-    names: list[NameText] = Field(min_length=1, max_length=MAX_ITEMS)
-    top: int = Field(3, ge=1, le=1000)
-    run: RunId | None = None
-
-
-class NamesTraceBody(Body):
-    name: NameText
-    top: int = Field(5, ge=1, le=100)
-    run: RunId | None = None
-
-
-class PoemOptions(Body):
-    """The options of ``rnnlab generate``, with its ranges."""
-
-    begin: text(1) = ""
-    acrostic: text(8) = ""
-    form: Literal[POEM_FORMS] = "free"  # type: ignore[valid-type]
-    temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.05, le=10)
-    top_k: int = Field(0, ge=0, le=100_000)
-    top_p: float = Field(1.0, gt=0, le=1)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    top: int = Field(5, ge=1, le=20, description="alternatives shown per character")
-    run: RunId | None = None
-
-
-class PoemsGenerateBody(PoemOptions):
-    pass
-
-
-class PoemsRegenerateBody(PoemOptions):
-    lines: list[text(40, 1)] = Field(min_length=1, max_length=16)
-    line: int = Field(ge=0, le=15)
-
-
-class PoemsScoreBody(Body):
-    poem: text(MAX_POEM_CHARS, 1)
-    top: int = Field(5, ge=1, le=20)
-    run: RunId | None = None
-
-
-class SentimentPredictBody(Body):
-    texts: list[text(MAX_REVIEW_CHARS, 1)] = Field(min_length=1, max_length=MAX_ITEMS)
-    top: int = Field(3, ge=1, le=1000)
-    run: RunId | None = None
 
 
 # --- the registry of models ---------------------------------------------------------------------
@@ -396,7 +314,7 @@ class Registry:
 
 def _task_of_name(name: str) -> str | None:
     head = name.split("-")[0]
-    return head if head in TASK_NAMES else None
+    return head if head in TASKS else None
 
 
 # --- run listings -------------------------------------------------------------------------------
@@ -430,56 +348,6 @@ def _describe(e: Entry) -> dict:
             "members": model.get("members"), "created": e.config.get("created"), "epochs": len(rows),
             "planned_epochs": (e.config.get("train_config") or {}).get("epochs"), "done": done,
             "training": not done and time.time() - updated < 600, "test": _headline(summary), "files": files}
-
-
-def _poem_lines(content: str) -> list[str]:
-    """A poem's lines, each with the mark that ends it: 床前明月光，|疑是地上霜。|..."""
-    return LINE_RE.findall(content)
-
-
-def _poem_chars(content: str, alternatives: list[dict] | None) -> list[list[dict]]:
-    """Per line, per character: the character with the model's probability and its top alternatives."""
-    alts = list(alternatives or [])
-    if alts and len(alts) != len(content):  # align on the characters when a list leaves some out
-        by_pos, j = [], 0
-        for ch in content:
-            if j < len(alts) and alts[j].get("char") == ch:
-                by_pos.append(alts[j])
-                j += 1
-            else:
-                by_pos.append(None)
-        alts = by_pos
-    out, pos = [], 0
-    for line in _poem_lines(content):
-        row = []
-        for ch in line:
-            a = alts[pos] if pos < len(alts) and alts[pos] else {}
-            row.append({"char": ch, "probability": a.get("probability"), "alternatives": a.get("alternatives", [])})
-            pos += 1
-        out.append(row)
-    return out
-
-
-def generate_one(run, options: dict, prefix: str | None = None) -> tuple[str, dict]:
-    """One poem's content and what ``details=True`` adds (rhyme group, pattern, log-probability);
-    with ``prefix`` the model continues that content (the lines kept when one line is rewritten)."""
-    d = run.generate(n=1, details=True, **({"prefix": prefix} if prefix is not None else {}), **options)[0]
-    return d["poem"], {k: d.get(k) for k in ("rhyme_group", "pattern", "logprob")}
-
-
-def _generate_options(body: PoemOptions) -> dict:
-    return dict(begin=body.begin, acrostic=body.acrostic, form=body.form, temperature=body.temperature,
-                top_k=body.top_k, top_p=body.top_p, seed=body.seed)
-
-
-def _poem_answer(rid: str, run, content: str, top: int, extra: dict | None = None) -> dict:
-    alternatives = run.alternatives(content, top=top)
-    lines = _poem_lines(content)
-    answer = {"run": rid, "poem": content, "lines": lines, "chars": _poem_chars(content, alternatives)}
-    for k, v in (extra or {}).items():
-        if k not in ("poem", "lines") and v is not None:
-            answer[k] = v
-    return answer
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -546,7 +414,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
     workers = max(1, workers or os.cpu_count() or 1)
     # One lane per task, each ``workers`` wide: a name typed on the page never waits behind a queue
     # of poems or long reviews (the cores are shared; the lanes only keep one task from starving another).
-    lanes = {task: anyio.CapacityLimiter(workers) for task in TASK_NAMES}
+    lanes = {task: anyio.CapacityLimiter(workers) for task in TASKS}
     started = time.time()
 
     async def answer(task: str, run_id: str | None, fn):
@@ -560,15 +428,16 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         return await anyio.to_thread.run_sync(call, limiter=lanes[task])
 
     def warm_up() -> None:
-        samples = {"names": lambda r: r.predict(["Nguyen"]), "sentiment": lambda r: r.predict(["房间很干净"]),
-                   "poems": lambda r: r.generate(n=1, form="5x4", seed=0)}
+        """Each bundled model answers its verbs' examples once, so that no user waits for the first call."""
         for e in list(registry.scan().values()):
-            if e.kind != "bundled" or e.task not in samples:
+            if e.kind != "bundled" or e.task not in TASKS:
                 continue
             try:
                 _, run = registry.get(e.id, e.task)
                 with torch.inference_mode():
-                    samples[e.task](run)
+                    for verb in run.verbs.values():
+                        if verb.example is not None:
+                            verbs.warm_up(run.predictor, verb)
             except Exception:  # a model that fails here fails again, with its message, on request
                 log.exception("warm-up of %s failed", e.id)
 
@@ -625,7 +494,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         entries = await anyio.to_thread.run_sync(registry.scan)
         listed = await anyio.to_thread.run_sync(lambda: [_describe(e) for e in entries.values()])
         defaults = {}
-        for task in TASK_NAMES:
+        for task in TASKS:
             try:
                 defaults[task] = registry.default(task)
             except ApiError:
@@ -664,62 +533,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         config = {k: v for k, v in e.config.items() if k != "task_state"}  # not the whole vocabulary
         return {**info, "config": config}
 
-    @app.post("/api/names/predict")
-    async def names_predict(body: NamesPredictBody):
-        return await answer("names", body.run, lambda rid, run: {
-            "run": rid, "cell": run.model_config.cell, "results": run.predict(list(body.names), top=body.top)})
-
-    @app.post("/api/names/trace")
-    async def names_trace(body: NamesTraceBody):
-        return await answer("names", body.run, lambda rid, run: {
-            "run": rid, "cell": run.model_config.cell, **run.trace(body.name, top=body.top)})
-
-    @app.post("/api/poems/generate")
-    async def poems_generate(body: PoemsGenerateBody):
-        def write(rid, run):
-            content, extra = generate_one(run, _generate_options(body))
-            return _poem_answer(rid, run, content, body.top, {**extra, "form": body.form, "seed": body.seed})
-
-        return await answer("poems", body.run, write)
-
-    @app.post("/api/poems/regenerate")
-    async def poems_regenerate(body: PoemsRegenerateBody):
-        """Write line ``line`` again, keeping the others (co-writing): the lines before it are the
-        prefix the model continues; the lines after it are put back unchanged."""
-        if body.line >= len(body.lines):
-            raise ApiError(422, f"line: {body.line} is past the poem's last line ({len(body.lines) - 1})")
-        lines = list(body.lines)
-        for i, line in enumerate(lines):
-            if _poem_lines(line) != [line]:
-                raise ApiError(422, f"lines[{i}]: {line!r} is not one line ending in one of ，。？！；")
-
-        def rewrite(rid, run):
-            prefix = "".join(lines[: body.line])
-            content, _ = generate_one(run, _generate_options(body), prefix=prefix)
-            written = _poem_lines(content)
-            if len(written) <= body.line:
-                raise ApiError(409, f"line: the model ended the poem before line {body.line}; try another seed")
-            new = lines[: body.line] + [written[body.line]] + lines[body.line + 1 :]
-            return _poem_answer(rid, run, "".join(new), body.top, {"line": body.line, "form": body.form,
-                                                                   "seed": body.seed})
-
-        return await answer("poems", body.run, rewrite)
-
-    @app.post("/api/poems/score")
-    async def poems_score(body: PoemsScoreBody):
-        """A poem as given (e.g. edited by hand): each character's probability and alternatives."""
-        def score(rid, run):
-            scored = run.predict([body.poem], top=body.top)[0]
-            out = _poem_answer(rid, run, scored["text"], body.top, {"perplexity": scored.get("perplexity")})
-            out.update(form=scored.get("form"), unknown_characters=scored.get("unknown_characters", []))
-            return out
-
-        return await answer("poems", body.run, score)
-
-    @app.post("/api/sentiment/predict")
-    async def sentiment_predict(body: SentimentPredictBody):
-        return await answer("sentiment", body.run, lambda rid, run: {
-            "run": rid, "labels": list(run.labels or []), "results": run.predict(list(body.texts), top=body.top)})
+    add_task_routes(app, TASKS, answer)
 
     # --- the page -------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

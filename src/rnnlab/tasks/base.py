@@ -52,8 +52,9 @@ loss_weight(batch)     the loop on several processes (rnnlab.distributed): what 
                        averages over in ``batch`` -- items (default), the class weights' sum with class
                        weights, real target tokens for a language model. Each rank's loss is scaled by
                        its share, so that the averaged gradient equals the single-process one.
-final_report(model,    the test-set figures after training (summary.json "test"), and ``evaluate``
-  device)
+final_report(model,    the test-set figures after training (summary.json "test"), and ``evaluate``;
+  device)                ``report_options``: the options it takes (flags of ``rnnlab evaluate``), and
+                         ``report_lines(test)`` what ``evaluate`` prints under the headline
 headline(test)         one line of those figures for the terminal
 baseline(),            the classical baseline on the same split, and the model against it (every
   versus_baseline()      run shows both, unless --no-baseline)
@@ -61,7 +62,9 @@ report_section(test),  the task's part of report.html (HTML) and its plots, so r
   report_figures         keys
 compare_columns(test)  the task's columns in ``rnnlab compare``'s table
 predictor_cls          ``load_run(...).predict/generate/...``: built as
-                       ``predictor_cls(model, model_cfg, task_cfg, state, device)``
+                       ``predictor_cls(model, model_cfg, task_cfg, state, device)``; its ``verbs``
+                       (rnnlab.verbs) declare what it does, with input and options, once for the
+                       command line (``rnnlab VERB``), the Python API, the web API and the page
 =====================  ===============================================================================
 
 A model follows makemore's single interface ``logits, loss = model(**batch)`` (loss None without
@@ -177,6 +180,15 @@ class Task:
     @staticmethod
     def headline(test: dict) -> str:
         return ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
+
+    # Options of ``final_report`` beyond the model and device (an Options class), given to ``rnnlab
+    # evaluate`` as flags and to ``Run.evaluate`` by name; None: it takes none.
+    report_options: ClassVar[type | None] = None
+
+    @staticmethod
+    def report_lines(test: dict) -> list[str]:
+        """What ``rnnlab evaluate`` prints under the headline."""
+        return []
 
     @classmethod
     def report_section(cls, test: dict) -> str:

@@ -16,7 +16,7 @@ Split protocols (both stratified by label and seeded):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,9 @@ import torch
 from ..bundle import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig
-from ..options import option
+from ..options import Options, option
 from ..train import TrainConfig
+from ..verbs import Input, Verb
 from ..vocab import Vocab
 from .base import register
 from .classify import SPLITS, SplitOptions, TextClassificationTask, encode_batch, read_label_files, split_items
@@ -84,23 +85,45 @@ def read_label_folder(path: Path, max_words: int = 3) -> tuple[list[str], list[t
     return labels, items, {**report, **read_report}
 
 
+def has_letter(name: str) -> str:
+    """A name is written in letters: the content rule of every door's names input."""
+    if not any(c.isalpha() for c in name):
+        raise ValueError(f"{name[:20]!r} has no letter: a name is written in letters")
+    return name.strip()
+
+
+@dataclass(frozen=True)
+class PredictOptions(Options):
+    top: int = option(3, "how many languages to show", min=1, max=1000, zh="显示几种语言")
+
+
+@dataclass(frozen=True)
+class TraceOptions(Options):
+    top: int = option(5, "how many languages to follow step by step", min=1, max=100, zh="逐步显示几种语言")
+
+
+NAMES = Input("names", "surnames", max_chars=MAX_NAME_CHARS, check=has_letter, zh="姓氏")
+
+
 class NamesPredictor:
     """A trained names model: top-k languages with probabilities, and a step-by-step trace."""
+
+    verbs = (
+        Verb("predict", "the likeliest languages of each name", PredictOptions, NAMES, zh="每个姓氏最可能的语言",
+             text="format", example=["Nguyen"]),
+        Verb("trace", "the answer after each character, and the first layer's gates and states", TraceOptions,
+             replace(NAMES, name="name", many=False, help="a surname", zh="一个姓氏"),
+             zh="逐字符的答案，以及第一层的门和状态", text="format_trace"),
+    )
 
     def __init__(self, model, model_cfg: ClassifierConfig, task_cfg: NamesConfig, state: dict, device) -> None:
         self.model, self.model_cfg, self.device = model, model_cfg, device
         self.labels = state["labels"]
         self.vocab = Vocab(state["chars"])
 
-    def _check(self, names: list[str]) -> list[str]:
-        if not names:
-            raise UserError("no names: give at least one")
-        for name in names:
-            if not isinstance(name, str) or not name.strip():
-                raise UserError("empty name: give at least one character")
-            if len(name) > MAX_NAME_CHARS:
-                raise UserError(f"name of {len(name):,} characters is longer than the limit of {MAX_NAME_CHARS}")
-        return [n.strip() for n in names]
+    def context(self) -> dict:
+        """What the web API adds to every answer of this model."""
+        return {"cell": self.model_cfg.cell}
 
     @torch.no_grad()
     def probabilities(self, names: list[str]) -> torch.Tensor:
@@ -110,17 +133,14 @@ class NamesPredictor:
         logits, _ = self.model(ids.to(self.device), lengths.to(self.device))
         return logits.float().softmax(-1).cpu()
 
-    def predict(self, names: list[str], top: int = 3) -> list[dict]:
-        if not 1 <= top <= 1000:
-            raise UserError(f"--top {top}: give a number from 1 to 1000")
-        clean = self._check(names)
-        values, indices = self.probabilities(clean).topk(min(top, len(self.labels)), dim=-1)
+    def predict(self, names: list[str], opts: PredictOptions) -> list[dict]:
+        values, indices = self.probabilities(names).topk(min(opts.top, len(self.labels)), dim=-1)
         return [{"name": name, "unknown_characters": self.vocab.unknown(name),
                  "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(v, ix)]}
-                for name, v, ix in zip(clean, values, indices)]
+                for name, v, ix in zip(names, values, indices)]
 
     @torch.no_grad()
-    def trace(self, name: str, top: int = 5) -> dict:
+    def trace(self, name: str, opts: TraceOptions) -> dict:
         """How the answer forms character by character: the class probabilities after each prefix
         (for the ``top`` classes of the whole name), and the first layer's gates and hidden state
         at each step (forward direction; the first member of an ensemble).
@@ -130,7 +150,7 @@ class NamesPredictor:
             gates[g]       (T, H)    -- LSTM: input, forget, output; GRU: reset, update
             hidden         (T, H)
         """
-        (name,) = self._check([name])
+        top = opts.top
         prefixes = [name[: i + 1] for i in range(len(name))]
         probs = self.probabilities(prefixes)  # (T, C)
         order = probs[-1].argsort(descending=True)[: min(top, len(self.labels))]
@@ -148,6 +168,14 @@ class NamesPredictor:
         tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
         note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
         return f"{r['name']}: {tops}{note}"
+
+    @staticmethod
+    def format_trace(r: dict) -> str:
+        """After each character: the followed languages' probabilities."""
+        head = f"{'':<{len(r['name']) + 2}}" + " ".join(f"{label[:10]:>10}" for label in r["labels"])
+        rows = [f"{r['name'][: t + 1]:<{len(r['name']) + 2}}" + " ".join(f"{p:>10.3f}" for p in row)
+                for t, row in enumerate(r["probabilities"])]
+        return "\n".join([head, *rows])
 
 
 def _rounded(t: torch.Tensor) -> list[list[float]]:

@@ -16,9 +16,11 @@ are 24, 32, 48 or 64 characters long), where course code pads each batch to its 
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +30,12 @@ import torch.nn.functional as F
 from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
 from ..datafiles import check_file, iter_jsonl
 from ..errors import UserError
+from ..generate import PoemSampler, SampleOptions
 from ..models import LanguageModel, LanguageModelConfig
-from ..poetry import FORMS, corpus_reference, form_of, lines_of, odd_characters, quality
-from ..options import Options, option
+from ..options import Options, option, subset
+from ..poetry import FORMS, corpus_reference, form_of, format_poem, lines_of, odd_characters, quality
 from ..train import TrainConfig
+from ..verbs import Input, Verb
 from ..vocab import BOS, EOS, LM_SPECIALS, PAD, UNK, Vocab
 from .base import Task, register
 
@@ -198,29 +202,121 @@ def samples_section(test: dict) -> str:
     return out + f"<h3>Some free samples</h3>{poems}"
 
 
+@dataclass(frozen=True)
+class GenerateOptions(SampleOptions):
+    n: int = option(1, "how many poems", min=1, max=100, flag="-n", zh="写几首")
+    details: bool = option(False, "each poem with its lines, rhyme group, tone pattern and log-probability",
+                           zh="附上每首诗的行、韵部、平仄格式和对数概率")
+    top: int = option(0, "with details: the model's likeliest characters at each position (0 = none)", min=0,
+                      max=20, zh="附上每个位置模型最可能的几个字（0 = 不附）")
+
+
+@dataclass(frozen=True)
+class RegenerateOptions(SampleOptions):
+    line: int = option(0, "the line to write again (0: the first); the others are kept", min=0, max=15,
+                       zh="重写第几行（0 = 第一行），其余保留")
+    top: int = option(5, "the model's likeliest characters at each position", min=1, max=20, zh="每个位置的候选字数")
+
+
+@dataclass(frozen=True)
+class ScoreOptions(Options):
+    top: int = option(5, "the model's likeliest characters at each position", min=1, max=20, zh="每个位置的候选字数")
+
+
+@dataclass(frozen=True)
+class AlternativesOptions(Options):
+    top: int = option(5, "the model's likeliest characters at each position", min=1, max=100, zh="每个位置的候选字数")
+
+
+@dataclass(frozen=True)
+class NextOptions(Options):
+    top: int = option(3, "how many likely next characters to show", min=1, max=1000, zh="显示几个可能的下一个字")
+
+
+MAX_POEM_CHARS = 200  # a poem to score (the longest regular form, 7x8, has 64)
+LINE_MARKS = "，。？！；"
+LINE_RE = re.compile(f"[^{LINE_MARKS}]+[{LINE_MARKS}]?|[{LINE_MARKS}]")
+
+
+def poem_lines(content: str) -> list[str]:
+    """A poem's lines, each with the mark that ends it: 床前明月光，|疑是地上霜。|..."""
+    return LINE_RE.findall(content)
+
+
+def _no_space(text: str) -> str:
+    return "".join(text.split())
+
+
 class PoemsPredictor:
     """A trained poems model: writes poems, scores given ones, and shows the alternatives at each character."""
 
-    def __init__(self, model, model_cfg: LanguageModelConfig, task_cfg: PoemsConfig, state: dict, device) -> None:
-        from ..generate import PoemSampler
+    verbs = (
+        Verb("generate", "write poems", GenerateOptions, zh="写诗", text="format_poem", example={"form": "5x4"}),
+        Verb("regenerate", "write one line again and keep the others (co-writing)", RegenerateOptions,
+             Input("lines", "the poem's lines, each ending in its mark", max_chars=40, per_request=16, check=_no_space,
+                   zh="诗的各行，每行以标点结尾"), zh="重写一行，保留其余各行"),
+        Verb("score", "a poem as given: each character's probability and the model's alternatives", ScoreOptions,
+             Input("poem", "a poem", many=False, max_chars=MAX_POEM_CHARS, check=_no_space, zh="一首诗"),
+             zh="给定的诗：每个字的概率和模型的候选"),
+        Verb("alternatives", "each character's probability and the model's likeliest characters there",
+             AlternativesOptions, Input("poem", "a text", many=False, check=_no_space, zh="一段文字"),
+             zh="每个字的概率和该位置最可能的字"),
+        Verb("predict", "each text's perplexity as a poem, and the likeliest next characters", NextOptions,
+             Input("texts", "texts", check=_no_space, zh="文字"), zh="每段文字作为诗的困惑度，以及最可能的下一个字",
+             text="format"),
+    )
 
+    def __init__(self, model, model_cfg: LanguageModelConfig, task_cfg: PoemsConfig, state: dict, device) -> None:
         self.model, self.device = model, device
         self.vocab = Vocab(state["chars"], LM_SPECIALS)
         self.sampler = PoemSampler(self.model, self.vocab, device)
 
-    def generate(self, **options) -> list:
-        return self.sampler.sample(**options)
+    def context(self) -> dict:
+        return {}
 
-    def _text(self, text, what: str) -> str:
-        """A given poem or text without whitespace, checked: a string, not empty, at most 2,000 characters."""
-        if not isinstance(text, str):
-            raise UserError(f"{text!r}: a text must be a string")
-        text = "".join(text.split())
-        if not text:
-            raise UserError(f"empty {what}: give at least one character")
-        if len(text) > 2000:
-            raise UserError(f"{what} of {len(text):,} characters is longer than the limit of 2000")
-        return text
+    def generate(self, opts: GenerateOptions) -> list:
+        sample = {f.name: getattr(opts, f.name) for f in fields(SampleOptions)}
+        poems = self.sampler.sample(opts.n, details=opts.details, **sample)
+        for p in poems if opts.details else ():
+            p["lines"] = poem_lines(p["poem"])  # each with its mark, as every verb gives them
+            if opts.top:
+                p["chars"] = self.characters(p["poem"], opts.top)
+        return poems
+
+    def regenerate(self, lines: list[str], opts: RegenerateOptions) -> dict:
+        """Write line ``opts.line`` again, keeping the others: the lines before it are the prefix the
+        model continues; the lines after it are put back unchanged."""
+        if opts.line >= len(lines):
+            raise UserError(f"line: {opts.line} is past the poem's last line ({len(lines) - 1})")
+        for i, line in enumerate(lines):
+            if poem_lines(line) != [line] or line[-1] not in LINE_MARKS:
+                raise UserError(f"lines[{i}]: {line!r} is not one line ending in one of {LINE_MARKS}")
+        sample = {f.name: getattr(opts, f.name) for f in fields(SampleOptions)}
+        sample["prefix"] = "".join(lines[: opts.line])
+        made = self.sampler.sample(1, details=True, **sample)[0]
+        written = poem_lines(made["poem"])
+        if len(written) <= opts.line:
+            raise UserError(f"line: the model ended the poem before line {opts.line}; try another seed")
+        content = "".join(lines[: opts.line] + [written[opts.line]] + lines[opts.line + 1 :])
+        return {"poem": content, "lines": poem_lines(content), "chars": self.characters(content, opts.top),
+                "line": opts.line, **{k: made[k] for k in ("rhyme_group", "pattern")}}
+
+    def score(self, poem: str, opts: ScoreOptions) -> dict:
+        """A poem as given (e.g. edited by hand): its perplexity, form and each character's alternatives."""
+        scored = self.predict([poem], NextOptions())[0]
+        content = scored["text"]
+        return {"poem": content, "lines": poem_lines(content), "chars": self.characters(content, opts.top),
+                "perplexity": scored["perplexity"], "form": scored["form"],
+                "unknown_characters": scored["unknown_characters"]}
+
+    def characters(self, content: str, top: int) -> list[list[dict]]:
+        """Per line, per character: the character with the model's probability and its top alternatives."""
+        alts, out, pos = self._alternatives(content, top), [], 0
+        for line in poem_lines(content):
+            out.append([{"char": ch, "probability": alts[pos + j]["probability"],
+                         "alternatives": alts[pos + j]["alternatives"]} for j, ch in enumerate(line)])
+            pos += len(line)
+        return out
 
     def _logits(self, targets: list[int]) -> torch.Tensor:
         """Teacher forcing: the model reads <s> + all targets but the last -> (T, V) scores of each target."""
@@ -237,34 +333,29 @@ class PoemsPredictor:
         return [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)} for p, i in zip(values, indices)]
 
     @torch.no_grad()
-    def alternatives(self, content: str, top: int = 5) -> list[dict]:
-        """For each character of ``content``: its probability under the model at that position and
-        the model's ``top`` likeliest characters there (what else the poem could have said)."""
-        text = self._text(content, "poem")
-        if not 1 <= top <= 100:
-            raise UserError(f"top {top}: give a number from 1 to 100")
+    def _alternatives(self, text: str, top: int) -> list[dict]:
         targets = self.vocab.encode(text)
         probs = self._logits(targets).softmax(-1)  # (T, V)
         return [{"char": ch, "probability": round(float(probs[t, targets[t]]), 4) if ch in self.vocab else None,
                  "alternatives": self._choices(probs[t], top)}
                 for t, ch in enumerate(text)]
 
+    def alternatives(self, poem: str, opts: AlternativesOptions) -> list[dict]:
+        """For each character of ``poem``: its probability under the model at that position and the
+        model's ``top`` likeliest characters there (what else the poem could have said)."""
+        return self._alternatives(poem, opts.top)
+
     @torch.no_grad()
-    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
+    def predict(self, texts: list[str], opts: NextOptions) -> list[dict]:
         """For each text: its perplexity as a poem, and the likeliest next characters after it."""
-        if not texts:
-            raise UserError("no texts: give at least one")
-        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
-            raise UserError(f"--top {top}: give a number from 1 to 1000")
         out = []
         for text in texts:
-            text = self._text(text, "text")
             targets = encode_poem(self.vocab, text)  # characters + </s>
             logits = self._logits(targets)  # (T, V); the last row: what follows the whole text
             nll = F.cross_entropy(logits, torch.tensor(targets)).item()
             out.append({"text": text, "perplexity": round(math.exp(nll), 2), "form": form_of(text),
                         "unknown_characters": self.vocab.unknown(text),
-                        "next": self._choices(logits[-1].softmax(-1), top)})
+                        "next": self._choices(logits[-1].softmax(-1), opts.top)})
         return out
 
     @staticmethod
@@ -272,6 +363,10 @@ class PoemsPredictor:
         nxt = " ".join(f"{n['char']} {n['probability']:.3f}" for n in r["next"])
         note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
         return f"{r['text']}: perplexity {r['perplexity']:.1f}, form {r['form'] or 'irregular'}; next: {nxt}{note}"
+
+    @staticmethod
+    def format_poem(p) -> str:
+        return format_poem(p["poem"] if isinstance(p, dict) else p) or "(empty)"
 
 
 @register
@@ -380,20 +475,16 @@ class PoemsTask(Task):
         loss = nll / max(count, 1)
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
-    def final_report(self, model, device, seed: int = 0, temperature: float | None = None,
-                     rhyme_scheme: str = "pingshui") -> dict:
+    def final_report(self, model, device, seed: int = 0, temperature: float = SampleOptions.temperature,
+                     rhyme_scheme: str = SampleOptions.rhyme_scheme) -> dict:
         """Test perplexity, and the quality of unconstrained samples (free form, sampled as
         ``rnnlab generate`` samples by default) beside the corpus's own figures; then regulated
         samples of each form (``generate --form``'s defaults: rhyme and tone pattern kept) and what
         the rules cost in fluency (the model's log-probability per token, regulated vs free)."""
-        from ..generate import PoemSampler
-        from ..options import DEFAULT_TEMPERATURE
-
         report = {f"test_{k}": v for k, v in self.evaluate(model, "test", device).items()}
         report.update({f"val_{k}": v for k, v in self.evaluate(model, "val", device).items()})
         sampler = PoemSampler(model, self.vocab, device)
-        settings = {"temperature": DEFAULT_TEMPERATURE if temperature is None else temperature, "top_k": 0, "top_p": 1.0,
-                    "seed": seed}
+        settings = {"temperature": temperature, "top_k": 0, "top_p": 1.0, "seed": seed}
         poems = sampler.sample(self.cfg.samples, **settings) if self.cfg.samples else []
         training_lines = self.training_lines()
         report["samples"] = quality(poems, training_lines)
@@ -446,7 +537,7 @@ class PoemsTask(Task):
         for i, form in enumerate(FORMS):
             # A seed of its own per form: with one seed, 5x4 and 5x8 poems would share their first lines.
             made = sampler.sample(per_form, form=form, rhyme_scheme=rhyme_scheme, details=True,
-                                  **{**settings, "seed": settings["seed"] + 1 + i})
+                                  **{**settings, "seed": (settings["seed"] + 1 + i) % 2**32})
             q = quality([d["poem"] for d in made], training_lines)
             q["logprob"] = float(np.mean([d["logprob"] for d in made]))
             out["forms"][form] = {k: v for k, v in q.items() if k != "forms"}
@@ -457,6 +548,19 @@ class PoemsTask(Task):
         # over the free samples' (1.0 = no cost; the free ones set the model's own level).
         out["nll_ratio"] = out["all"]["logprob"] / free_logprob if free_logprob else float("nan")
         out["examples"] = [d["poem"] for d in every[::per_form]]  # the first poem of each form
+        return out
+
+    report_options = subset(SampleOptions, ("temperature", "rhyme_scheme"), "PoemsReportOptions")
+
+    @staticmethod
+    def report_lines(report: dict) -> list[str]:
+        out = [f"{key}: " + json.dumps({k: v for k, v in report[key].items() if k != "settings"}, ensure_ascii=False)
+               for key in ("samples", "corpus") if key in report]
+        if "regulated" in report:  # the forms written under the rules of regulated verse
+            r = report["regulated"]
+            out.append(f"regulated ({r['per_form']} per form, {r['rhyme_scheme']}): negative log-probability per "
+                       f"token {r['nll_ratio']:.2f}x the free samples'")
+            out += [f"  {form}: " + json.dumps(q, ensure_ascii=False) for form, q in r["forms"].items()]
         return out
 
     @staticmethod

@@ -40,8 +40,9 @@ from ..datafiles import decode_error, read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
+from ..options import Options, option
+from ..verbs import Input, Verb
 from ..vocab import UNK, Vocab
-from ..options import option
 from .base import register
 from .classify import SplitOptions, TextClassificationTask, encode_batch, read_label_files, slice_inputs, split_items
 
@@ -368,8 +369,17 @@ class Explainer:
         return torch.stack(alphas).mean(0)[0].cpu().tolist()
 
 
+@dataclass(frozen=True)
+class PredictOptions(Options):
+    top: int = option(3, "how many labels to show", min=1, max=1000, zh="显示几个标签")
+
+
 class SentimentPredictor:
     """A trained text classifier: label, probability, and the words that drove it."""
+
+    verbs = (Verb("predict", "the label of each text, and how much each word moved it", PredictOptions,
+                  Input("texts", "reviews", max_chars=MAX_PREDICT_CHARS, check=str.strip, zh="评论"),
+                  zh="每条评论的标签，以及每个词对它的影响", text="format", example=["房间很干净"]),)
 
     def __init__(self, model, model_cfg: ClassifierConfig, task_cfg: SentimentConfig, state: dict, device) -> None:
         self.model = model
@@ -379,23 +389,16 @@ class SentimentPredictor:
                                      task_cfg.max_tokens)
         self.explainer = Explainer(self.model, self.vocab, self.labels, self.pipeline, device)
 
-    def predict(self, texts: list[str], top: int = 3) -> list[dict]:
-        if not texts:
-            raise UserError("no texts: give at least one")
-        if not 1 <= top <= 1000:
-            raise UserError(f"--top {top}: give a number from 1 to 1000")
+    def context(self) -> dict:
+        """What the web API adds to every answer of this model."""
+        return {"labels": list(self.labels)}
+
+    def predict(self, texts: list[str], opts: PredictOptions) -> list[dict]:
         out = []
-        for text in texts:
-            if not isinstance(text, str):
-                raise UserError(f"{text!r}: a text must be a string")
-            text = text.strip()
-            if not text:
-                raise UserError("empty text: give a review to classify")
-            if len(text) > MAX_PREDICT_CHARS:
-                raise UserError(f"text of {len(text):,} characters is longer than the limit of {MAX_PREDICT_CHARS:,}")
+        for i, text in enumerate(texts):
             if not self.pipeline(text):
-                raise UserError(f"{text!r}: nothing left to classify after removing stop words")
-            out.append(self.explainer.explain(text, top))
+                raise UserError(f"texts[{i}] {text[:40]!r}: nothing left to classify after removing stop words")
+            out.append(self.explainer.explain(text, opts.top))
         return out
 
     @staticmethod

@@ -1,0 +1,104 @@
+"""The web API's task routes, derived from the tasks' verbs (rnnlab.verbs): for every registered task
+and every verb its predictor declares, ``POST /api/<task>/<verb>`` with a request body made from the
+verb's input and option() declarations (strict types, ranges, choices, unknown fields refused; the
+JSON schema in ``/api/openapi.json``), and ``GET /api/tasks``, the same declarations for the page.
+
+An answer is ``{"run": id, **predictor.context(), **result}`` for a result that is a dict, and
+``{"run": id, **predictor.context(), "results": [...]}`` for a list.
+
+(No ``from __future__ import annotations`` here: FastAPI reads the generated body classes from the
+handlers' annotations at run time.)
+"""
+
+import re
+from typing import Annotated, Literal, Optional
+
+from fastapi import FastAPI
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from ..options import declared, field_kind
+from ..verbs import Verb, describe, verbs_of
+
+
+def _no_surrogates(s: str) -> str:
+    if re.search("[\ud800-\udfff]", s):
+        raise ValueError("holds a lone surrogate code point: not valid text")
+    return s
+
+
+def text(max_length: int, min_length: int = 0):
+    """A string field of at most ``max_length`` characters (no lone surrogates: they cannot be answered)."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_no_surrogates)]
+
+
+RunId = text(300, 1)
+
+
+class Body(BaseModel):
+    # Strict types (no "3" for 3), unknown fields refused (a typo is an error, not silently ignored).
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def _option_field(f, opt) -> tuple:
+    """(type, Field) of one declared option: its default, range or choices, and help."""
+    kind = field_kind(f)
+    if opt.choices:
+        kind = Literal[tuple(opt.choices)]
+    elif kind is str:
+        kind = text(opt.max_chars if opt.max_chars is not None else 10_000)
+    bounds = {key: getattr(opt, name) for key, name in (("ge", "min"), ("le", "max"), ("gt", "above"), ("lt", "below"))
+              if getattr(opt, name) is not None and field_kind(f) in (int, float)}
+    return kind, Field(f.default, description=opt.help, **bounds)
+
+
+def body_model(task: str, verb: Verb) -> type[Body]:
+    """The request body of ``POST /api/<task>/<verb>``."""
+    fields = {}
+    inp = verb.input
+    if inp is not None:
+        item = text(inp.max_chars, 1)
+        if inp.check is not None:
+            item = Annotated[item, AfterValidator(inp.check)]
+        fields[inp.name] = ((list[item], Field(min_length=1, max_length=inp.per_request, description=inp.help))
+                            if inp.many else (item, Field(description=inp.help)))
+    for f, opt in declared(verb.options):
+        fields[f.name] = _option_field(f, opt)
+    fields["run"] = (Optional[RunId], Field(None, description="a bundled model or a run id as GET /api/runs lists it "
+                                                              "(default: the task's bundled model)"))
+    name = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", f"{task} {verb.name}") if part) + "Body"
+    return create_model(name, __base__=Body, **fields)
+
+
+def _handler(task: str, verb: Verb, answer):
+    model = body_model(task, verb)
+
+    async def handler(body: model):
+        data = body.model_dump()
+        run_id = data.pop("run")
+        value = data.pop(verb.input.name) if verb.input is not None else None
+
+        def work(rid, run):
+            result = run.call(verb.name, value, **data)
+            context = getattr(run.predictor, "context", dict)()
+            return {"run": rid, **context, **(result if isinstance(result, dict) else {"results": result})}
+
+        return await answer(task, run_id, work)
+
+    handler.__name__ = f"{task}_{verb.name}"
+    handler.__doc__ = verb.help
+    return handler
+
+
+def add_task_routes(app: FastAPI, tasks: dict, answer) -> None:
+    """``POST /api/<task>/<verb>`` for every verb of every task, and ``GET /api/tasks``.
+    ``answer(task, run_id, fn)`` runs ``fn(run_id, run)`` in the task's lane."""
+    for task, cls in tasks.items():
+        for verb in verbs_of(cls).values():
+            app.post(f"/api/{task}/{verb.name}", name=f"{task} {verb.name}", summary=verb.help)(
+                _handler(task, verb, answer))
+
+    @app.get("/api/tasks")
+    async def task_list():
+        """Every task's verbs with their input and options (defaults, ranges, choices, help in English
+        and Chinese): what the page builds its forms from."""
+        return {"tasks": [describe(cls) for cls in tasks.values()]}
