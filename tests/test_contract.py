@@ -1,8 +1,10 @@
 """A contributor's fourth task, written against the documented contract (rnnlab.tasks.base) and
 nothing else: "which digit does this string end with, read backwards" -- the label of a digit string
 is its first digit, so the model must carry it to the end. The command line's train, predict,
-report and compare paths run it like the bundled tasks."""
+report and compare paths run it like the bundled tasks; its one declared verb shows up in
+``rnnlab predict --help``, the Python API, a served route and a tab of the page."""
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +18,7 @@ from rnnlab.options import Options, option
 from rnnlab.tasks import TASKS
 from rnnlab.tasks.base import Task, register
 from rnnlab.train import TrainConfig
+from rnnlab.verbs import Input, Verb
 from rnnlab.vocab import Vocab
 
 DIGITS = "012"
@@ -27,14 +30,23 @@ class DigitsConfig(Options):
     length: int = option(5, "digits per string", min=2, max=20)
 
 
+@dataclass(frozen=True)
+class DigitsOptions(Options):
+    top: int = option(2, "how many digits to show", min=1, max=3, zh="显示几个数字")
+
+
 class DigitsPredictor:
+    verbs = (Verb("predict", "the first digit of each string", DigitsOptions, Input("texts", "digit strings", max_chars=20),
+                  text="format"),)
+
     def __init__(self, model, model_cfg, task_cfg, state, device):
         self.model, self.device, self.labels = model, device, state["labels"]
         self.vocab = Vocab(state["chars"])
 
     @torch.no_grad()
-    def predict(self, texts, top=3):
-        if any(not t or set(t) - set(DIGITS) for t in texts):
+    def predict(self, texts, opts):
+        top = opts.top
+        if any(set(t) - set(DIGITS) for t in texts):
             raise ValueError(f"give strings of the digits {DIGITS}")
         ids = torch.tensor([self.vocab.encode(t) for t in texts])
         lengths = torch.tensor([len(t) for t in texts])
@@ -130,6 +142,9 @@ def test_a_fourth_task_trains_reports_predicts_and_compares_through_the_cli(tmp_
     assert loaded.task == "digits" and loaded.evaluate()["accuracy"] > 0.6  # the first digit, carried 4 steps
     assert main(["predict", "--run", str(run), "29"]) == 2  # the task's own error, as one line
     assert "give strings of the digits" in capsys.readouterr().err
+    assert main(["predict", "--run", str(run), "--top", "4", "21"]) == 2  # its option's declared range
+    assert "--top 4: must be >= 1 and <= 3" in capsys.readouterr().err
+    assert [len(r["top"]) for r in loaded.predict(["21000"])] == [2]  # the declared default, in the Python API
     assert main(["compare", "digits", "--cells", "rnn,gru", "--out", str(tmp_path / "cmp"), "--no-progress"]) == 0
     assert (tmp_path / "cmp" / "report.html").is_file()
 
@@ -140,3 +155,47 @@ def test_the_task_s_options_come_from_its_declarations(capsys):
     assert "--items" in text and "--length" in text and "--vectors" not in text and "--forms" not in text
     assert main(["train", "digits", "--length", "1"]) == 2
     assert "--length 1: must be >= 2 and <= 20" in capsys.readouterr().err
+
+
+def test_the_task_s_verb_is_served_and_gets_a_tab(tmp_path, capsys):
+    """One task module plus its registration: a route, /api/tasks, and a tab of the page (in Chromium where
+    the system has it) with a form built from the declaration."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from rnnlab.serve.app import create_app
+
+    runs = tmp_path / "runs"
+    assert main(["train", "digits", "--epochs", "2", "--out", str(runs / "digits-1"), "--no-progress"]) == 0
+    assert main(["predict", "--help", "--run", str(runs / "digits-1")]) == 0
+    assert "how many digits to show (default 2; >= 1 and <= 3)" in " ".join(capsys.readouterr().out.split())
+    app = create_app([runs], bundled=False)
+    with TestClient(app) as c:
+        r = c.post("/api/digits/predict", json={"texts": ["210", "021"]})
+        assert r.status_code == 200 and r.json()["run"] == "digits-1" and len(r.json()["results"][0]["top"]) == 2
+        assert "top" in c.post("/api/digits/predict", json={"texts": ["21"], "top": 9}).json()["error"]
+        info = {t["name"]: t for t in c.get("/api/tasks").json()["tasks"]}
+        assert info["digits"]["verbs"]["predict"]["options"][0]["default"] == 2
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if chromium is None or sync_playwright is None:
+        pytest.skip("no chromium or Playwright: the page's tab is not checked here (make browser)")
+    from rnnlab.serve.background import BackgroundServer
+
+    with BackgroundServer(app) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+        page.set_default_timeout(15_000)
+        page.goto(url + "#digits")
+        page.wait_for_selector("body[data-ready='1']")
+        page.tap("nav [data-tab='digits']")
+        page.fill("#digits-predict-input", "2100\n0122")
+        page.tap("#digits-predict-form button[type=submit]")
+        page.wait_for_function("document.getElementById('digits-predict-answer').textContent.includes('results')")
+        answer = json.loads(page.locator("#digits-predict-answer").inner_text())
+        assert [r["text"] for r in answer["results"]] == ["2100", "0122"]
+        browser.close()

@@ -197,8 +197,8 @@ def test_predict_prints_top3_reads_stdin_and_answers_unseen_characters(trained_r
 
 
 @pytest.mark.parametrize("args,message", [
-    (["predict", "--run", "{run}", ""], "empty name"),
-    (["predict", "--run", "{run}", "x" * 10_000], "longer than the limit"),
+    (["predict", "--run", "{run}", ""], "names[0]: empty"),
+    (["predict", "--run", "{run}", "x" * 10_000], "names[0]: at most 100 characters"),
     (["predict", "--run", "{empty}", "Abe"], "no checkpoint in this run folder"),
     (["predict", "--run", "{corrupt}", "Abe"], "corrupted or not an rnnlab checkpoint"),
     (["train", "names", "--data", "{empty}", "--epochs", "1"], "no <label>.txt files"),

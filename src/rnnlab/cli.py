@@ -304,6 +304,20 @@ def verb_parser(verb, task_cls) -> Parser:
     return p
 
 
+def _run_task(spec: str):
+    """The task of a run or model folder, read from its description (the model is loaded later)."""
+    from .api import META_FILE, load_run, resolve
+    from .runs import read_json
+    from .tasks import get_task
+
+    path = resolve(spec)
+    for name in (META_FILE, "config.json"):
+        meta = read_json(path / name) if (path / name).is_file() else None
+        if isinstance(meta, dict) and isinstance(meta.get("task"), str):
+            return get_task(meta["task"])
+    return load_run(path).task_cls  # a checkpoint alone: its own meta says (or why it cannot be read)
+
+
 def cmd_verb(name: str, argv: list[str]) -> int:
     """``rnnlab VERB --run RUN [INPUT ...] [options]``: the options are those the run's task declares for
     VERB; without --run, --help shows them for every task that has the verb."""
@@ -325,12 +339,10 @@ def cmd_verb(name: str, argv: list[str]) -> int:
             print(f"== {task} ==\n{verb_parser(find_verb(TASKS[task], name), TASKS[task]).format_help()}")
         return 0
     _not_empty(known, "run")
-    from .api import load_run
-
-    pre.add_argument("--device", default="cpu")
-    run = load_run(known.run, device=pre.parse_known_args(argv)[0].device)
-    verb = find_verb(run.task_cls, name)
-    args = verb_parser(verb, run.task_cls).parse_args(argv)
+    task_cls = _run_task(known.run)
+    verb = find_verb(task_cls, name)
+    args = verb_parser(verb, task_cls).parse_args(argv)
+    run = _load(args)
     value = None
     if verb.input is not None:
         value = args.value

@@ -28,6 +28,7 @@ const I18N = {
     grad_title: "Vanishing and exploding gradients, measured", long_title: "Remembering across T steps",
     footer: "Everything runs on this machine: rnnlab's own models, no internet.", perplexity: "perplexity",
     probability: "probability", working: "working…", epoch: "epoch", no_model: "no {task} model: start rnnlab serve with --runs DIR",
+    accuracy: "accuracy", send: "Run", result: "answer", one_per_line: "one per line",
   },
   zh: {
     tagline: "从公式出发的循环神经网络", tab_names: "姓名", tab_poems: "写诗", tab_sentiment: "情感", tab_runs: "训练记录",
@@ -59,6 +60,7 @@ const I18N = {
     long_reading: "解读：普通 RNN 的准确率随距离下降，到 T = 200 时只剩随机水平：从答案回到关键符号的梯度每步缩小一个因子。保持门打开（chrono 初始化）的门控单元能把关键符号无损地带过 200 步。使用 torch 默认初始化的 LSTM 从 T = 25 起就失败，比普通 RNN 还差：遗忘门初值为 sigmoid(0) = 0.5，关键符号每步衰减一半，训练还来不及学会保留它。LSTM 的优势在于门——一个决定单元记多久的旋钮——而且只有旋钮一开始就接近“保留”时才起作用。",
     footer: "一切都在本机运行：rnnlab 自己的模型，不连互联网。", perplexity: "困惑度", probability: "概率", working: "计算中…",
     epoch: "轮", no_model: "没有{task}模型：用 --runs DIR 启动 rnnlab serve",
+    accuracy: "准确率", send: "运行", result: "结果", one_per_line: "每行一个",
   },
 };
 const LANGUAGES_ZH = {
@@ -137,7 +139,7 @@ async function busy(button, fn) {
 }
 
 // --- tabs -----------------------------------------------------------------------------------
-const TABS = ["names", "poems", "sentiment", "runs", "gradients"];
+const TABS = ["names", "poems", "sentiment", "runs", "gradients"]; // a task without a tab of its own gets one (below)
 function showTab(name) {
   if (!TABS.includes(name)) name = "names";
   for (const tab of TABS) {
@@ -152,7 +154,7 @@ function showTab(name) {
 let RUNS = { runs: [], defaults: {} };
 async function loadModels() {
   RUNS = await api("/api/runs");
-  for (const task of ["names", "poems", "sentiment"]) {
+  for (const task of Object.keys(TASK_INFO).filter((name) => $(`${name}-model`))) {
     const select = $(`${task}-model`);
     const current = select.value;
     select.replaceChildren(...RUNS.runs.filter((r) => r.task === task).map((r) =>
@@ -291,7 +293,8 @@ async function writePoem(ev) {
   $("poems-error").textContent = "";
   await busy(document.querySelector("#poems-form button[type=submit]"), async () => {
     try {
-      poemState = await api("/api/poems/generate", poemOptions());
+      const answer = await api("/api/poems/generate", { ...poemOptions(), n: 1, details: true });
+      poemState = { run: answer.run, ...answer.results[0] };
       activeChar = null;
       renderPoem();
     } catch (e) {
@@ -466,8 +469,8 @@ async function showRun(id) {
   $("run-detail").hidden = false;
   $("run-title").textContent = `${data.run} · ${data.task}`;
   const rows = data.rows;
-  const metric = rows.length && rows[0].val_perplexity !== undefined ? "perplexity" : "accuracy";
-  $("run-metric-title").textContent = metric === "perplexity" ? t("perplexity") : "accuracy";
+  const metric = (TASK_INFO[data.task] || {}).monitor || "accuracy"; // the metric the task's training follows
+  $("run-metric-title").textContent = t(metric);
   drawCurves($("run-loss"), rows, "train_loss", "val_loss");
   drawCurves($("run-metric"), rows, `train_${metric}`, `val_${metric}`);
   $("run-live").textContent = data.training ? " · " + t("live") : "";
@@ -513,6 +516,88 @@ function drawCurves(canvas, rows, trainKey, valKey) {
   }
 }
 
+// --- what the tasks declare (GET /api/tasks): every form's defaults, ranges and choices ----------
+let TASK_INFO = {}; // task -> {name, help, monitor, verbs: {verb: {help, zh, input, options: [...]}}}
+function option(task, verb, name) {
+  const v = ((TASK_INFO[task] || {}).verbs || {})[verb];
+  return v ? v.options.find((o) => o.name === name) : undefined;
+}
+function declare(id, o, attrs) { // an input takes its limits and first value from an option's declaration
+  const node = $(id);
+  if (!node || !o) return;
+  for (const [attr, key] of Object.entries(attrs)) if (o[key] !== undefined) node.setAttribute(attr, o[key]);
+}
+function applyDeclarations() {
+  const names = (((TASK_INFO.names || {}).verbs || {}).predict || {}).input;
+  if (names) $("names-input").maxLength = names.max_chars;
+  const reviews = (((TASK_INFO.sentiment || {}).verbs || {}).predict || {}).input;
+  if (reviews) $("sentiment-input").maxLength = reviews.max_chars;
+  declare("poems-begin", option("poems", "generate", "begin"), { maxlength: "max_chars" });
+  declare("poems-acrostic", option("poems", "generate", "acrostic"), { maxlength: "max_chars" });
+  declare("poems-seed", option("poems", "generate", "seed"), { min: "min", max: "max", value: "default" });
+  const temperature = option("poems", "generate", "temperature");
+  if (temperature) {
+    const [lo, hi] = temperature.typical || [temperature.min, temperature.max];
+    Object.assign($("poems-temperature"), { min: lo, max: hi, value: temperature.default });
+    $("poems-temperature-value").textContent = Number(temperature.default).toFixed(2);
+  }
+  const form = option("poems", "generate", "form");
+  if (form) $("poems-form-select").value = form.default;
+  for (const task of Object.values(TASK_INFO)) if (!TABS.includes(task.name)) addTaskTab(task);
+}
+
+// A tab for a task the page has no view of its own for: a form per verb, built from its declaration.
+function addTaskTab(task) {
+  TABS.splice(TABS.length - 2, 0, task.name);
+  const button = el("button", { role: "tab", "data-tab": task.name, onclick: () => showTab(task.name) }, task.name);
+  document.querySelector('nav [data-tab="runs"]').before(button);
+  const section = el("section", { id: `tab-${task.name}`, class: "tab", role: "tabpanel", hidden: true },
+    el("p", { class: "intro" }, task.help));
+  for (const [name, verb] of Object.entries(task.verbs)) section.append(verbForm(task.name, name, verb));
+  $("tab-runs").before(section);
+}
+function optionInput(id, o) {
+  if (o.choices) return el("select", { id }, ...o.choices.map((c) => el("option", { value: c, selected: c === o.default }, c)));
+  if (o.type === "bool") return el("input", { id, type: "checkbox", checked: o.default });
+  const number = o.type === "int" || o.type === "float";
+  return el("input", { id, type: number ? "number" : "text", value: o.default, min: o.min, max: o.max,
+    step: o.type === "float" ? "any" : undefined, maxlength: o.max_chars });
+}
+function readOption(node, o) {
+  if (o.type === "bool") return node.checked;
+  if (o.type === "int" || o.type === "float") return Number(node.value);
+  return node.value;
+}
+function verbForm(task, name, verb) {
+  const id = (x) => `${task}-${name}-${x}`;
+  const form = el("form", { class: "row wrap generic", id: id("form") });
+  const inp = verb.input;
+  if (inp) form.append(el("label", {}, el("span", {}, `${inp.name}${inp.many ? " (" + t("one_per_line") + ")" : ""}`),
+    el(inp.many ? "textarea" : "input", { id: id("input"), maxlength: inp.many ? undefined : inp.max_chars, rows: 3,
+      title: lang === "zh" ? inp.zh : inp.help, required: true })));
+  for (const o of verb.options) form.append(el("label", { title: lang === "zh" ? o.zh : o.help },
+    el("span", {}, o.name), optionInput(id(o.name), o)));
+  const output = el("pre", { class: "answer", id: id("answer") });
+  const error = el("div", { class: "error", role: "alert", id: id("error") });
+  form.append(el("button", { type: "submit" }, t("send")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    if (inp) {
+      const text = $(id("input")).value;
+      body[inp.name] = inp.many ? text.split("\n").map((s) => s.trim()).filter(Boolean) : text;
+    }
+    for (const o of verb.options) body[o.name] = readOption($(id(o.name)), o);
+    error.textContent = ""; output.textContent = "";
+    await busy(form.querySelector("button[type=submit]"), async () => {
+      try { output.textContent = JSON.stringify(await api(`/api/${task}/${name}`, body), null, 2); }
+      catch (e) { error.textContent = e.message; }
+    });
+  });
+  return el("div", { class: "verb" }, el("h2", {}, name), el("p", { class: "note" }, lang === "zh" ? verb.zh : verb.help),
+    form, error, output);
+}
+
 // --- start ----------------------------------------------------------------------------------
 function rerender() {
   renderNames();
@@ -543,8 +628,13 @@ function start() {
   window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
   applyLanguage();
   showTab(location.hash.slice(1));
-  loadModels().catch((e) => { $("names-error").textContent = e.message; });
+  api("/api/tasks").then((info) => {
+    TASK_INFO = Object.fromEntries(info.tasks.map((task) => [task.name, task]));
+    applyDeclarations();
+    showTab(location.hash.slice(1));
+    document.body.dataset.ready = "1";
+    return loadModels();
+  }).catch((e) => { $("names-error").textContent = e.message; document.body.dataset.ready = "1"; });
   api("/api/health").then((h) => { $("health").textContent = `rnnlab ${h.version}`; }).catch(() => {});
-  document.body.dataset.ready = "1";
 }
 start();
