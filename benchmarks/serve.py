@@ -69,7 +69,7 @@ def request_body(route: str, rng: random.Random, names: list[str], reviews: list
         return "/api/names/trace", {"name": rng.choice(names)}
     if route == "sentiment/predict":
         return "/api/sentiment/predict", {"texts": [rng.choice(reviews)]}
-    return "/api/poems/generate", {"form": "7x4", "seed": rng.randrange(1_000_000), "temperature": 0.8}
+    return "/api/poems/generate", {"form": "7x4", "seed": rng.randrange(1_000_000)}
 
 
 class Client(threading.Thread):

@@ -89,3 +89,22 @@ def test_rnnlab_nn_imports_nothing_outside_it():
         if module == "rnnlab.nn" or module.startswith("rnnlab.nn."):
             outside = {d for d in deps if not (d == "rnnlab.nn" or d.startswith("rnnlab.nn."))}
             assert not outside, f"{module} imports {outside}"
+
+
+def test_the_doors_know_tasks_only_through_the_registry():
+    """The web app imports the task registry (rnnlab.tasks), never a task's module: its routes, bodies and
+    forms come from the verbs the tasks declare. Run folders know nothing of the data importers."""
+    g = graph()
+    for module, deps in g.items():
+        if module.startswith("rnnlab.serve"):
+            inside = {d for d in deps if d.startswith("rnnlab.tasks.")}
+            assert not inside, f"{module} imports task internals {inside}"
+    assert "rnnlab.bundle" not in g["rnnlab.runs"] and "rnnlab.tasks" not in g["rnnlab.verbs"]
+
+
+def test_the_verbs_and_options_are_torch_free():
+    import subprocess
+    import sys
+
+    code = "import sys, rnnlab.verbs, rnnlab.options, rnnlab.files; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == 0

@@ -92,7 +92,7 @@ class DigitsTask(Task):
         return build_classifier(model_cfg)
 
     def state(self):
-        return {"labels": self.labels, "chars": self.vocab.chars}
+        return {"labels": self.labels, "chars": self.vocab.tokens}
 
     def num_batches(self, split, batch_size):
         return -(-len(self.data[split]) // batch_size)

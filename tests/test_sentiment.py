@@ -158,7 +158,7 @@ def test_empty_text_at_predict_time(tmp_path, capsys):
     run_training("sentiment", SentimentConfig(data=str(data), tokenizer="jieba"), ClassifierConfig(embed_dim=8, hidden=8),
                  TrainConfig(epochs=1, batch_size=8, progress=False), out=tmp_path / "run", **QUIET)
     assert main(["predict", "--run", str(tmp_path / "run"), "  "]) == 2
-    assert "empty text" in capsys.readouterr().err
+    assert "texts[0]: empty" in capsys.readouterr().err
     assert main(["predict", "--run", str(tmp_path / "run"), "的了"]) == 2
     assert "nothing left to classify" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--max-tokens"):
@@ -174,7 +174,7 @@ def test_words_and_characters_ensemble(tmp_path, capsys):
     words = task.tokens["train"][0]
     inputs = task.encode([words])
     assert inputs["lengths"].item() == len(words) and inputs["char_lengths"].item() == len("".join(words))
-    assert [task.vocab.chars[i - task.vocab.offset] for i in inputs["char_ids"][0].tolist()] == list("".join(words))
+    assert [task.vocab.tokens[i - task.vocab.offset] for i in inputs["char_ids"][0].tolist()] == list("".join(words))
     assert task.vocab.encode(["热情"]) != [UNK] and task.vocab.encode(["热"]) != [UNK]
     with pytest.raises(UserError, match="--ensemble 2"):
         run_training("sentiment", cfg, ClassifierConfig(embed_dim=8, hidden=8), TrainConfig(epochs=1, progress=False),

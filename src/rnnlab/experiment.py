@@ -21,7 +21,6 @@ data files that changed since the run began.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import asdict, replace
@@ -31,6 +30,7 @@ from typing import Any
 from . import distributed
 from ._version import __version__
 from .errors import UserError
+from .files import folder_for_writing
 from .models import count_parameters, describe
 from .options import declared
 from .runs import (REPEATS_FILE, RunLock, check_run_meta, find_checkpoint, load_checkpoint, new_run_dir, read_json,
@@ -64,20 +64,8 @@ def configs_from_options(task_name: str, options: dict) -> tuple[Any, Any, Train
 
 
 def _ready_out_dir(out: Path) -> tuple[Path, bool]:
-    """``--out`` made ready for a new run -> (folder, whether we created it). Problems that can be
-    known before training are one-line errors here: a file in the way, a folder we cannot create."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: a file is in the way (give a folder)")
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        if created:
-            _remove_if_empty(out)
-        raise UserError(f"--out {out}: the folder is not writable")
-    return out, created
+    """``--out`` made ready for a new run -> (folder, whether we created it)."""
+    return out, folder_for_writing(out)
 
 
 def _check_holds_no_run(out: Path) -> None:

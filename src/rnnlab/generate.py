@@ -146,7 +146,7 @@ class PoemSampler:
                 hint = f"; did you mean the simplified {simple!r}?"
         except Exception:  # OpenCC missing or failing only loses the hint
             pass
-        raise UserError(f"{what} {ch!r} is not in the model's vocabulary ({len(self.vocab.chars):,} characters){hint}")
+        raise UserError(f"{what} {ch!r} is not in the model's vocabulary ({len(self.vocab.tokens):,} characters){hint}")
 
     def plan(self, begin: str, acrostic: str, form: str) -> tuple[tuple[int, int] | None, list[int]]:
         shape = None

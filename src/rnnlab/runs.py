@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .bundle import atomic_write_bytes, pid_alive
+from .files import atomic_write_bytes, pid_alive
 from .errors import UserError
 
 CHECKPOINT_FORMAT = "rnnlab-checkpoint-1"

@@ -182,7 +182,7 @@ class Trainer:
         model.to(device)
         # What the loop calls: the model itself, or (several processes) the model in DDP, which starts
         # every rank from rank 0's weights. Checkpoints always hold the model's own state_dict.
-        self.net = model
+        self.net, self.group = model, None
         if self.dist.enabled:
             self.dist.barrier()  # rank 0 may still be preparing alone (word vectors, the run folder)
             with self.dist.guard("while wrapping the model in DDP"):
@@ -250,45 +250,27 @@ class Trainer:
         batches = _progress(self.task.batches("train", cfg.batch_size, True, gen), self.steps_per_epoch,
                             f"epoch {epoch}/{cfg.epochs}", cfg.progress and self.dist.is_main)
         for batch in batches:
-            if self.dist.enabled:
-                loss, out_of_time = self._parallel_step(batch, epoch, t0)
-                total_loss += loss
-                seen += 1
-                if out_of_time:
-                    break
-                continue
-            batch = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-            _, loss = model(**batch)
-            if not torch.isfinite(loss):
-                raise UserError(f"training diverged at epoch {epoch}, step {state['step'] + 1} (loss {loss.item()}); "
-                                "lower --lr or keep --clip on")
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            self.opt.step()
-            if self.per_batch:
-                self.sched.step()
-            state["step"] += 1
-            total_loss += loss.item()
+            loss, out_of_time = self.step(batch, epoch, t0)
+            total_loss += loss
             seen += 1
             self.threads.tick()
-            if cfg.max_time and state["elapsed"] + time.perf_counter() - t0 >= cfg.max_time:
-                out_of_time = True
+            if out_of_time:
                 break
         return total_loss / max(seen, 1), time.perf_counter() - t0, out_of_time
 
-    def _parallel_step(self, batch: dict, epoch: int, t0: float) -> tuple[float, bool]:
-        """One step on this rank's share of the global batch -> (the global batch's loss, whether rank 0
-        says --max-time ran out). The gradient DDP averages equals the single-process batch gradient."""
+    def step(self, batch: dict, epoch: int, t0: float) -> tuple[float, bool]:
+        """One optimisation step on this process's share of the global batch (one process: all of it; a
+        single process is a world of one) -> (the global batch's loss, whether --max-time ran out, as
+        rank 0's clock says). The gradient DDP averages equals the single-process batch gradient."""
         cfg, d, state = self.cfg, self.dist, self.state
-        rows = batch_rows(batch)
-        total = loss_weight(self.task, batch)
-        lo, hi = row_range(rows, d.world_size, d.rank)
-        local = local_rows(batch, rows, lo, hi)
-        mine = loss_weight(self.task, local) if hi > lo else 0.0
+        local, share = batch, 1.0
+        if d.enabled:  # this rank's rows, and its share of what the loss averages over
+            rows = batch_rows(batch)
+            total = loss_weight(self.task, batch)
+            lo, hi = row_range(rows, d.world_size, d.rank)
+            local = local_rows(batch, rows, lo, hi)
+            share = (loss_weight(self.task, local) if hi > lo else 0.0) / total if total > 0 else 0.0
         local = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in local.items()}
-        share = mine / total if total > 0 else 0.0
         with d.guard("in a training step", self.run_dir):
             _, loss = self.net(**local)
             # One small reduction per step: the global loss (for the log and the divergence check, the
@@ -303,7 +285,7 @@ class Trainer:
                 raise UserError(f"training diverged at epoch {epoch}, step {state['step'] + 1} (loss {global_loss}); "
                                 "lower --lr or keep --clip on")
             self.opt.zero_grad(set_to_none=True)
-            (loss * (d.world_size * share)).backward()  # DDP divides the summed gradients by world_size
+            (loss * (d.world_size * share) if d.enabled else loss).backward()  # DDP divides the summed gradients by world_size
             if cfg.clip > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
             self.opt.step()

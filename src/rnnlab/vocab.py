@@ -10,7 +10,8 @@ The first ids are reserved for special tokens, always in this order::
 
 Classifiers reserve the first two (``CLASSIFIER_SPECIALS``), language models all four
 (``LM_SPECIALS``); the tokens proper follow, so token k of the list has id ``offset + k``.
-A checkpoint stores the token list only (``state["chars"]``); the task knows its specials.
+A checkpoint stores the token list only (``state["chars"]``, a name kept from when every vocabulary
+held characters: sentiment's holds words); the task knows its specials.
 Torch-free on purpose: the CLI and the web app read vocabularies without starting torch.
 """
 
@@ -52,11 +53,6 @@ class Vocab:
                             f"frequent, {top!r}, occurs {n:,} time{'s' if n != 1 else ''}); give --min-count {n} or less")
         order = sorted(kept, key=lambda tn: (-tn[1], tn[0])) if by_frequency else sorted(kept)
         return cls([t for t, _ in order], specials)
-
-    @property
-    def chars(self) -> list[str]:
-        """The tokens proper, as checkpoints store them (``state["chars"]``)."""
-        return self.tokens
 
     def __len__(self) -> int:
         return len(self.tokens) + self.offset

@@ -3,6 +3,7 @@
 Cell  (one step, autograd):           RNNCell, LSTMCell, GRUCell, TutorialRNN
 Layer (one direction, hand BPTT):     RNNRecurrence, LSTMRecurrence, LSTMPRecurrence, GRURecurrence
 Stack (torch.nn.RNN/LSTM/GRU API):    RNN, LSTM, GRU
+A step's gates and states:            lstm_gates, gru_gates; step_through (a layer over time, traced)
 Facts without torch (``spec``):       NONLINEARITIES, RECURRENT_CELLS, GATES
 
 The submodules are imported on first use (PEP 562 ``__getattr__``), so ``import rnnlab.nn.spec``
@@ -20,8 +21,9 @@ _EXPORTS = {
     "RecurrentStack": "base", "reverse_padded": "base",
     "RNN": "rnn", "RNNCell": "rnn", "RNNRecurrence": "rnn", "rnn_cell": "rnn", "rnn_step": "rnn",
     "LSTM": "lstm", "LSTMCell": "lstm", "LSTMRecurrence": "lstm", "LSTMPRecurrence": "lstm",
-    "lstm_cell": "lstm", "lstm_step": "lstm",
-    "GRU": "gru", "GRUCell": "gru", "GRURecurrence": "gru", "gru_cell": "gru", "gru_step": "gru",
+    "lstm_cell": "lstm", "lstm_step": "lstm", "lstm_gates": "lstm",
+    "GRU": "gru", "GRUCell": "gru", "GRURecurrence": "gru", "gru_cell": "gru", "gru_step": "gru", "gru_gates": "gru",
+    "step_through": "trace", "GATE_NAMES": "trace",
     "TutorialRNN": "tutorial",
     "NONLINEARITIES": "spec", "RECURRENT_CELLS": "spec", "GATES": "spec",
 }
@@ -29,8 +31,8 @@ _EXPORTS = {
 __all__ = [
     "RecurrentStack", "reverse_padded",
     "RNN", "RNNCell", "RNNRecurrence", "rnn_cell", "rnn_step", "NONLINEARITIES",
-    "LSTM", "LSTMCell", "LSTMRecurrence", "LSTMPRecurrence", "lstm_cell", "lstm_step",
-    "GRU", "GRUCell", "GRURecurrence", "gru_cell", "gru_step",
+    "LSTM", "LSTMCell", "LSTMRecurrence", "LSTMPRecurrence", "lstm_cell", "lstm_step", "lstm_gates",
+    "GRU", "GRUCell", "GRURecurrence", "gru_cell", "gru_step", "gru_gates", "step_through", "GATE_NAMES",
     "TutorialRNN", "RECURRENT_CELLS", "GATES",
 ]
 
@@ -50,8 +52,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the names come from __getattr__
     from .base import RecurrentStack, reverse_padded
-    from .gru import GRU, GRUCell, GRURecurrence, gru_cell, gru_step
-    from .lstm import LSTM, LSTMCell, LSTMPRecurrence, LSTMRecurrence, lstm_cell, lstm_step
+    from .gru import GRU, GRUCell, GRURecurrence, gru_cell, gru_gates, gru_step
+    from .lstm import LSTM, LSTMCell, LSTMPRecurrence, LSTMRecurrence, lstm_cell, lstm_gates, lstm_step
+    from .trace import GATE_NAMES, step_through
     from .rnn import RNN, RNNCell, RNNRecurrence, rnn_cell, rnn_step
     from .spec import GATES, NONLINEARITIES, RECURRENT_CELLS
     from .tutorial import TutorialRNN

@@ -21,15 +21,21 @@ from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_
                    reject_projection, replay)
 
 
-def gru_step(xg: Tensor, h: Tensor, w_hh, b_hh=None) -> Tensor:
-    """One GRU step given the input projection xg = W_ih x_t + b_ih (B, 3H), written as the
-    equations above (autograd does the backward)."""
+def gru_gates(xg: Tensor, h: Tensor, w_hh, b_hh=None) -> dict[str, Tensor]:
+    """One GRU step given the input projection xg = W_ih x_t + b_ih (B, 3H), written as the equations
+    above, with everything it computes: r, z, the candidate n and h_t (each (B, H)); what the cell,
+    the replay for double backward and every trace read."""
     xr, xz, xn = xg.chunk(3, dim=-1)
     hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
     r = torch.sigmoid(xr + hr)
     z = torch.sigmoid(xz + hz)
     n = torch.tanh(xn + r * hn)
-    return (1 - z) * n + z * h
+    return {"r": r, "z": z, "n": n, "h": (1 - z) * n + z * h}
+
+
+def gru_step(xg: Tensor, h: Tensor, w_hh, b_hh=None) -> Tensor:
+    """One GRU step (autograd does the backward): h_t."""
+    return gru_gates(xg, h, w_hh, b_hh)["h"]
 
 
 def gru_cell(x: Tensor, h: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> Tensor:

@@ -32,17 +32,22 @@ from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_
 from .fused import lstm_kernels
 
 
-def lstm_step(xg: Tensor, h: Tensor, c: Tensor, w_hh, b_hh=None, w_hr=None) -> tuple[Tensor, Tensor]:
-    """One LSTM step given the input projection xg = W_ih x_t + b_ih (B, 4H), written as the
-    equations above (autograd does the backward). With ``w_hr`` (P x H), h is projected."""
+def lstm_gates(xg: Tensor, h: Tensor, c: Tensor, w_hh, b_hh=None) -> dict[str, Tensor]:
+    """One LSTM step given the input projection xg = W_ih x_t + b_ih (B, 4H), written as the equations
+    above, with everything it computes: the gates i, f, g, o, the cell c_t and h_t (each (B, H)).
+    The one place the equations are written for autograd: the cell, the layers' replay for double
+    backward, and every trace (the names trace, the page, the lab's checks) read them here."""
     gates = xg + F.linear(h, w_hh, b_hh)  # (B, 4H)
     i, f, g, o = gates.chunk(4, dim=-1)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c = f * c + i * g
-    h = o * torch.tanh(c)
-    if w_hr is not None:
-        h = F.linear(h, w_hr)  # (B, P)
-    return h, c
+    return {"i": i, "f": f, "g": g, "o": o, "c": c, "h": o * torch.tanh(c)}
+
+
+def lstm_step(xg: Tensor, h: Tensor, c: Tensor, w_hh, b_hh=None, w_hr=None) -> tuple[Tensor, Tensor]:
+    """One LSTM step (autograd does the backward): (h_t, c_t). With ``w_hr`` (P x H), h is projected."""
+    s = lstm_gates(xg, h, c, w_hh, b_hh)
+    return (s["h"] if w_hr is None else F.linear(s["h"], w_hr)), s["c"]  # h (B, H) or (B, P)
 
 
 def lstm_cell(x: Tensor, h: Tensor, c: Tensor, w_ih, w_hh, b_ih=None, b_hh=None) -> tuple[Tensor, Tensor]:

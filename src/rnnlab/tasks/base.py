@@ -2,7 +2,7 @@
 
 A task is one lab experiment (names -> language, Tang poems, sentiment). Everything else in rnnlab
 -- the training loop, the experiment runner, the reports, ``load_run`` and its verbs, the command
-line and the web app -- talks to a task only through the members below. To add a fifth task, write
+line and the web app -- talks to a task only through the members below. To add a task, write
 one module with a subclass and decorate it with ``@register``::
 
     @register

@@ -284,7 +284,7 @@ class TextClassificationTask(Task):
 
     def state(self) -> dict:
         """What a checkpoint needs besides the weights to use the model on new texts."""
-        return {"labels": self.labels, "chars": self.vocab.chars}
+        return {"labels": self.labels, "chars": self.vocab.tokens}
 
     # --- the loop's interface ------------------------------------------------------------------
     def num_batches(self, split: str, batch_size: int) -> int:

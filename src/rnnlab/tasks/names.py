@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..bundle import default_data_dir
+from ..files import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig
+from ..nn.trace import GATE_NAMES, step_through
 from ..options import Options, option
 from ..train import TrainConfig
 from ..verbs import Input, Verb
@@ -157,11 +158,13 @@ class NamesPredictor:
         member = self.model.members[0] if hasattr(self.model, "members") else self.model
         ids, _ = encode_batch(self.vocab, [name])
         x = member.inputs(ids.to(self.device))[0].float()  # (T, I)
-        gates, hidden = step_through(member, x)
+        steps = step_through(member.cfg.cell, member.rnn, x, member.cfg.nonlinearity)  # the cells' own equations
+        names = GATE_NAMES[member.cfg.cell]
+        gates = {names[k]: v for k, v in steps.items() if k in "ifozr"}  # the gates proper (0..1)
         return {"name": name, "chars": list(name), "labels": [self.labels[int(i)] for i in order],
                 "probabilities": [[round(float(p), 4) for p in row[order]] for row in probs],
                 "cell": self.model_cfg.cell, "gates": {k: _rounded(v) for k, v in gates.items()},
-                "hidden": _rounded(hidden)}
+                "hidden": _rounded(steps["h"]), **({"cell_state": _rounded(steps["c"])} if "c" in steps else {})}
 
     @staticmethod
     def format(r: dict) -> str:
@@ -180,51 +183,6 @@ class NamesPredictor:
 
 def _rounded(t: torch.Tensor) -> list[list[float]]:
     return [[round(float(v), 4) for v in row] for row in t]
-
-
-def step_through(classifier, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Run the first recurrent layer of ``classifier`` over ``x`` (T, I) one step at a time, written
-    as its equations, and keep what a learner wants to see: each gate's activations (T, H) and the
-    hidden state (T, H). Works for rnnlab's and torch's layers alike (same parameter names)."""
-    cell, rnn = classifier.cfg.cell, classifier.rnn
-    if cell == "tutorial":  # h_t = i2h([x_t, h_{t-1}]): no gates
-        h = x.new_zeros(rnn.hidden_size)
-        hs = []
-        for x_t in x:
-            h = rnn.i2h(torch.cat([x_t, h]))
-            hs.append(h)
-        return {}, torch.stack(hs)
-    w_ih, w_hh = rnn.weight_ih_l0.float(), rnn.weight_hh_l0.float()
-    b_ih = getattr(rnn, "bias_ih_l0", None)
-    b_hh = getattr(rnn, "bias_hh_l0", None)
-    xg = x @ w_ih.t() + (b_ih.float() if b_ih is not None else 0)  # (T, G*H): every step's input part
-    H = w_hh.size(1)
-    h, c = x.new_zeros(H), x.new_zeros(H)
-    out: dict[str, list] = {}
-    hs = []
-    for t in range(x.size(0)):
-        hg = w_hh @ h + (b_hh.float() if b_hh is not None else 0)  # (G*H,): the recurrent part
-        if cell == "lstm":
-            i, f, g, o = (xg[t] + hg).chunk(4)
-            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-            c = f * c + i * g
-            h = o * torch.tanh(c)
-            step = {"input": i, "forget": f, "output": o}
-        elif cell == "gru":
-            xr, xz, xn = xg[t].chunk(3)
-            hr, hz, hn = hg.chunk(3)
-            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-            n = torch.tanh(xn + r * hn)
-            h = (1 - z) * n + z * h
-            step = {"reset": r, "update": z}
-        else:
-            phi = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}[classifier.cfg.nonlinearity]
-            h = phi(xg[t] + hg)
-            step = {}
-        for k, v in step.items():
-            out.setdefault(k, []).append(v)
-        hs.append(h)
-    return {k: torch.stack(v) for k, v in out.items()}, torch.stack(hs)
 
 
 @register

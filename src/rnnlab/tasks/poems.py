@@ -329,7 +329,7 @@ class PoemsPredictor:
         """The ``top`` likeliest characters of one (V,) distribution (special tokens left out)."""
         probs = probs.clone()
         probs[: self.vocab.offset] = 0
-        values, indices = probs.topk(min(top, len(self.vocab.chars)))
+        values, indices = probs.topk(min(top, len(self.vocab.tokens)))
         return [{"char": self.vocab.decode([int(i)]), "probability": round(float(p), 4)} for p, i in zip(values, indices)]
 
     @torch.no_grad()
@@ -428,7 +428,7 @@ class PoemsTask(Task):
         return LanguageModel(model_cfg)
 
     def state(self) -> dict:
-        return {"chars": self.vocab.chars}
+        return {"chars": self.vocab.tokens}
 
     def training_lines(self) -> set[str]:
         return {line for p in self.splits["train"] for line in lines_of(p["content"])}

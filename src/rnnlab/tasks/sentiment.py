@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from ..bundle import default_data_dir
+from ..files import default_data_dir
 from ..datafiles import decode_error, read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
@@ -296,15 +296,15 @@ def init_embeddings(model, vocab: Vocab, kv, token_lists) -> dict:
     """Copy the vectors of ``kv`` (gensim KeyedVectors) into every member's embedding, scaled to the
     initialisation's spread, for the tokens the vectors know -> their coverage of the vocabulary and
     of the running tokens."""
-    found = [i for i, w in enumerate(vocab.chars) if w in kv.key_to_index]
-    vectors = torch.tensor(kv.vectors[[kv.key_to_index[vocab.chars[i]] for i in found]], dtype=torch.float)
+    found = [i for i, w in enumerate(vocab.tokens) if w in kv.key_to_index]
+    vectors = torch.tensor(kv.vectors[[kv.key_to_index[vocab.tokens[i]] for i in found]], dtype=torch.float)
     with torch.no_grad():
         for m in getattr(model, "members", [model]):
             scale = m.embed.weight.std() / vectors.std().clamp(min=1e-8)  # keep the init's scale
             m.embed.weight[torch.tensor(found, dtype=torch.long) + vocab.offset] = vectors * scale
     running = [w for toks in token_lists for w in toks]
     covered = sum(1 for w in running if w in kv.key_to_index)
-    return {"vocabulary_coverage": round(len(found) / max(len(vocab.chars), 1), 4),
+    return {"vocabulary_coverage": round(len(found) / max(len(vocab.tokens), 1), 4),
             "token_coverage": round(covered / max(len(running), 1), 4)}
 
 
