@@ -58,7 +58,7 @@ def worker(args) -> None:
     task_cfg, model_cfg, train_cfg = default_configs(task_cls)
     task_cfg = replace(task_cfg, limit=args.items)
     if args.task == "names":  # one network: the names default's ensemble of 5 would only make each step 5 times longer
-        model_cfg = replace(model_cfg, members=1)
+        model_cfg = replace(model_cfg, ensemble=1)
     train_cfg = replace(train_cfg, batch_size=BATCH, epochs=2, max_time=0.0, progress=False, patience=0)
     seed_everything(0)
     task = task_cls(task_cfg, seed=0)

@@ -32,7 +32,7 @@ from rnnlab.tasks.names import DEFAULT_MODEL, DEFAULT_TRAIN, NamesConfig, NamesT
 from rnnlab.train import TrainConfig
 
 # name -> (model config, train config overrides). Chosen on the validation split.
-ONE = replace(DEFAULT_MODEL, members=1)  # one network of the default ensemble
+ONE = replace(DEFAULT_MODEL, ensemble=1)  # one network of the default ensemble
 CONFIGS = {
     "lstm-60s": (replace(ONE, bidirectional=False, token_dropout=0.0), {"max_time": 60.0, "epochs": 40}),
     # A wider BiLSTM (embedding 96, hidden 160) on torch's fused layers, its cosine schedule sized to
@@ -43,7 +43,7 @@ CONFIGS = {
     # (--folds 5 --configs ...): one network, max-pooling instead of the last states, ensembles of 3 and 5.
     "bilstm one network": (ONE, {}),
     "bilstm max-pool": (replace(ONE, pool="max"), {}),
-    "bilstm x3 ensemble": (replace(ONE, members=3), {}),
+    "bilstm x3 ensemble": (replace(ONE, ensemble=3), {}),
     "bilstm x5 (default)": (DEFAULT_MODEL, {}),
 }
 

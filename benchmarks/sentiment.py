@@ -39,12 +39,12 @@ from rnnlab.train import TrainConfig
 
 # name -> (task config overrides, model config, train config overrides). Chosen on the validation split.
 WORDS = {"tokenizer": "jieba"}
-ONE_MODEL = replace(DEFAULT_MODEL, members=1)
+ONE_MODEL = replace(DEFAULT_MODEL, ensemble=1)
 CONFIGS = {
     "bigru-attn words random-vectors": ({**WORDS, "vectors": "random"}, ONE_MODEL, {"epochs": 8}),
     "bigru-attn words word2vec": ({**WORDS, "vectors": "word2vec"}, ONE_MODEL, {"epochs": 8}),
     "bigru-attn chars word2vec": ({"tokenizer": "char", "vectors": "word2vec"}, ONE_MODEL, {"epochs": 8}),
-    "bigru-attn words word2vec x3": ({**WORDS, "vectors": "word2vec"}, replace(DEFAULT_MODEL, members=3), {"epochs": 8}),
+    "bigru-attn words word2vec x3": ({**WORDS, "vectors": "word2vec"}, replace(DEFAULT_MODEL, ensemble=3), {"epochs": 8}),
     "bigru-attn words+chars word2vec x2 (default)": ({}, DEFAULT_MODEL, {}),
 }
 # `make bench` runs the word-vector choice and the default; the character model and the ensemble of

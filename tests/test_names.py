@@ -248,7 +248,7 @@ def test_resume_a_finished_run_with_more_epochs(tmp_path):
 def test_ensemble_averages_member_probabilities_and_token_dropout_only_in_training(tmp_path):
     data = tiny_folder(tmp_path / "data", per_label=10)
     task = NamesTask(NamesConfig(data=str(data)), seed=0)
-    cfg = task.model_config(ClassifierConfig(hidden=8, embed_dim=8, members=3, token_dropout=0.5))
+    cfg = task.model_config(ClassifierConfig(hidden=8, embed_dim=8, ensemble=3, token_dropout=0.5))
     model = task.build_model(cfg)
     batch = next(task.batches("train", 6, shuffle=False))
     model.eval()

@@ -104,7 +104,7 @@ def test_freeze_vectors_keeps_the_embedding(tmp_path):
 
     data = review_csv(tmp_path / "r.csv", n=8)
     task = SentimentTask(SentimentConfig(data=str(data), tokenizer="jieba", vectors="word2vec", w2v_epochs=1), seed=0)
-    model = task.build_model(task.model_config(ClassifierConfig(embed_dim=8, hidden=8, freeze_embedding=True)))
+    model = task.build_model(task.model_config(ClassifierConfig(embed_dim=8, hidden=8, freeze_vectors=True)))
     before = model.embed.weight.clone()
     assert not model.embed.weight.requires_grad
     from rnnlab.train import fit
@@ -179,7 +179,7 @@ def test_words_and_characters_ensemble(tmp_path, capsys):
     with pytest.raises(UserError, match="--ensemble 2"):
         run_training("sentiment", cfg, ClassifierConfig(embed_dim=8, hidden=8), TrainConfig(epochs=1, progress=False),
                      out=tmp_path / "one", **QUIET)
-    run = run_training("sentiment", cfg, ClassifierConfig(embed_dim=8, hidden=16, members=2, pool="attention"),
+    run = run_training("sentiment", cfg, ClassifierConfig(embed_dim=8, hidden=16, ensemble=2, pool="attention"),
                        TrainConfig(epochs=10, batch_size=8, lr=0.02, progress=False), out=tmp_path / "run", **QUIET)
     assert main(["predict", "--run", str(run), "--json", "房间很干净，服务也很热情"]) == 0
     result = json.loads(capsys.readouterr().out)[0]

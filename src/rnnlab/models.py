@@ -62,20 +62,23 @@ class ClassifierConfig(Options):
     dropout: float = option(0.0, "dropout before the output layer and between layers", min=0, below=1)
     pool: str = option("last", "sequence summary fed to the head: last state, max or mean over steps, or attention",
                        choices=POOLS)
-    members: int = option(1, "train a seed ensemble of N models (their mean probability predicts)", min=1, max=32,
-                          flag="--ensemble", metavar="N")
+    ensemble: int = option(1, "train a seed ensemble of N models (their mean probability predicts)", min=1, max=32,
+                           metavar="N")
     token_dropout: float = option(0.0, "training only: hide this share of input tokens (they become <unk>)",
                                   min=0, below=1)
-    freeze_embedding: bool = option(False, "keep the (pretrained) input vectors fixed", flag="--freeze-vectors")
+    freeze_vectors: bool = option(False, "keep the (pretrained) input vectors fixed")
     views: int = option(1, "2: ensemble members read two views of each text in turn (sentiment's words and "
                         "characters)", min=1, max=2, cli=False)
+
+    # Field names of earlier versions, as config.json, run.json and checkpoints of older runs hold them.
+    RENAMED = {"members": "ensemble", "freeze_embedding": "freeze_vectors"}
 
     def check(self) -> None:
         if self.cell == "rnn" and self.backend == "torch" and self.nonlinearity == "sigmoid":
             raise ValueError("--nonlinearity sigmoid: torch.nn.RNN has none; use --backend scratch for it")
-        if self.views > self.members:
+        if self.views > self.ensemble:
             raise ValueError(f"{self.views} input views need an ensemble of at least as many members (--ensemble), "
-                             f"got {self.members}")
+                             f"got {self.ensemble}")
 
     # Options that a choice of cell makes meaningless: giving them is an error, not a silent no-op.
     TUTORIAL_IGNORES = ("backend", "nonlinearity", "layers", "bidirectional", "pool", "dropout")
@@ -89,10 +92,10 @@ class ClassifierConfig(Options):
             if unused:
                 raise ValueError(f"--{unused[0].replace('_', '-')}: the tutorial network has one layer, one direction "
                                  "and its own output layer; use --cell rnn, lstm or gru for it")
-            if not {"input", "embed_dim", "freeze_embedding"} & given:  # one-hot letters, as in the tutorial
+            if not {"input", "embed_dim", "freeze_vectors"} & given:  # one-hot letters, as in the tutorial
                 cfg = replace(self, input="onehot")
         if cfg.input == "onehot":
-            unused = [f for f in ("embed_dim", "freeze_embedding") if f in given]
+            unused = [f for f in ("embed_dim", "freeze_vectors") if f in given]
             if unused:
                 flag = "--embed-dim" if unused[0] == "embed_dim" else "--freeze-vectors"
                 why = " (the tutorial's default)" if "input" not in given else ""
@@ -125,7 +128,7 @@ class SequenceClassifier(nn.Module):
             self.head = nn.Linear(width, cfg.num_classes)
             if cfg.pool == "attention":  # additive attention: score_t = v . tanh(W h_t)
                 self.attention = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1, bias=False))
-        if self.embed is not None and cfg.freeze_embedding:
+        if self.embed is not None and cfg.freeze_vectors:
             self.embed.weight.requires_grad_(False)
         # Loss weights (e.g. class-balanced) are a training choice, not part of the model's weights.
         self.register_buffer("class_weights", class_weights, persistent=False)
@@ -175,7 +178,7 @@ class SequenceClassifier(nn.Module):
 
 
 class EnsembleClassifier(nn.Module):
-    """``members`` classifiers that differ only in their random initial weights and dropout, trained
+    """``ensemble`` classifiers that differ only in their random initial weights and dropout, trained
     together in one loop. The loss is the mean of the members' losses, so each member learns as if
     alone (their gradients do not mix); the prediction is the mean of their probabilities, returned
     as its logarithm (a valid logit vector)."""
@@ -183,8 +186,8 @@ class EnsembleClassifier(nn.Module):
     def __init__(self, cfg: ClassifierConfig, class_weights: Tensor | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        member = replace(cfg, members=1, views=1)
-        self.members = nn.ModuleList(SequenceClassifier(member, class_weights) for _ in range(cfg.members))
+        member = replace(cfg, ensemble=1, views=1)
+        self.members = nn.ModuleList(SequenceClassifier(member, class_weights) for _ in range(cfg.ensemble))
 
     def forward(self, ids: Tensor, lengths: Tensor, targets: Tensor | None = None):
         return self.combine([m(ids, lengths, targets) for m in self.members], targets)
@@ -199,8 +202,8 @@ class EnsembleClassifier(nn.Module):
 
 
 def build_classifier(cfg: ClassifierConfig, class_weights: Tensor | None = None) -> nn.Module:
-    """The classifier a config describes: one model, or an ensemble of ``cfg.members``."""
-    return EnsembleClassifier(cfg, class_weights) if cfg.members > 1 else SequenceClassifier(cfg, class_weights)
+    """The classifier a config describes: one model, or an ensemble of ``cfg.ensemble``."""
+    return EnsembleClassifier(cfg, class_weights) if cfg.ensemble > 1 else SequenceClassifier(cfg, class_weights)
 
 
 @dataclass(frozen=True)

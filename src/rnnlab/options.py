@@ -151,6 +151,8 @@ class Options:
     def from_dict(cls, data: dict, where: str = ""):
         """A configuration from JSON. An unknown key is an error (with the closest known key), not
         silently dropped: a typo in a config must not train something else."""
+        renamed = getattr(cls, "RENAMED", {})  # older runs' field names
+        data = {renamed.get(k, k): v for k, v in data.items()}
         names = [f.name for f in fields(cls)]
         unknown = [k for k in data if k not in names]
         if unknown:

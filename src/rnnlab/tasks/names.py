@@ -46,7 +46,7 @@ _NAME_RE = re.compile(r"[^\W\d_]+(?:[ '\-.\u2019]+[^\W\d_]+)*\.?")
 # accuracy and macro-F1, as three are. `--ensemble 1` trains the single network (the bundled names
 # models are single networks).
 DEFAULT_MODEL = ClassifierConfig(cell="lstm", embed_dim=64, hidden=128, bidirectional=True, dropout=0.3,
-                                 token_dropout=0.1, members=5)
+                                 token_dropout=0.1, ensemble=5)
 DEFAULT_TRAIN = TrainConfig(epochs=15, batch_size=64, lr=3e-3)
 
 
@@ -199,7 +199,7 @@ class NamesTask(TextClassificationTask):
 
     @classmethod
     def check_options(cls, task_cfg: NamesConfig, model_cfg: ClassifierConfig, given=frozenset()) -> None:
-        if model_cfg.freeze_embedding:
+        if model_cfg.freeze_vectors:
             raise UserError("--freeze-vectors: the names task has no pretrained vectors to keep fixed (its "
                              "embedding is learnt with the model)")
 

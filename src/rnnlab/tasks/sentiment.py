@@ -19,7 +19,7 @@ stopwords-iso's Chinese list, except the negations, degree words and contrast wo
 flip sentiment (不, 没有, 很, 太, 但是 ...). Texts longer than ``max_tokens`` tokens are cut there.
 
 Word vectors: ``random`` (learnt from scratch), ``word2vec`` (trained with gensim on the training
-split's tokens before the classifier) or a word2vec text/binary file; ``freeze_embedding`` keeps
+split's tokens before the classifier) or a word2vec text/binary file; ``freeze_vectors`` keeps
 them fixed.
 """
 
@@ -61,7 +61,7 @@ KEEP_WORDS = frozenset("""不 没 没有 无 非 未 别 莫 勿 毋 否 不是 
 # see benchmarks/sentiment.py): two BiGRUs with attention on word2vec vectors, one reading the jieba
 # words and one their characters (the default tokenizer jieba+char), 4 epochs, at most 10 minutes.
 DEFAULT_MODEL = ClassifierConfig(cell="gru", embed_dim=128, hidden=128, bidirectional=True, dropout=0.3,
-                                 pool="attention", members=2)
+                                 pool="attention", ensemble=2)
 DEFAULT_TRAIN = TrainConfig(epochs=4, batch_size=32, lr=2e-3, patience=3, max_time=600)
 
 
@@ -454,13 +454,13 @@ class SentimentTask(TextClassificationTask):
             raise UserError("--user-dict: --tokenizer char does not use jieba's dictionary")
         if "w2v_epochs" in given and task_cfg.vectors != "word2vec":
             raise UserError(f"--w2v-epochs: only --vectors word2vec trains vectors (--vectors {task_cfg.vectors})")
-        if model_cfg.freeze_embedding and task_cfg.vectors == "random":
+        if model_cfg.freeze_vectors and task_cfg.vectors == "random":
             raise UserError("--freeze-vectors: --vectors random has no pretrained vectors to keep fixed")
         if task_cfg.vectors != "random" and model_cfg.input != "embedding":
             raise UserError(f"--vectors {task_cfg.vectors} needs --input embedding (or give --vectors random)")
-        if task_cfg.tokenizer == "jieba+char" and model_cfg.members < 2:
+        if task_cfg.tokenizer == "jieba+char" and model_cfg.ensemble < 2:
             raise UserError(f"--tokenizer jieba+char needs --ensemble 2 or more (members read words and characters "
-                             f"in turn), got {model_cfg.members}; for one model give --tokenizer jieba or char")
+                             f"in turn), got {model_cfg.ensemble}; for one model give --tokenizer jieba or char")
 
     def __init__(self, cfg: SentimentConfig, seed: int, state: dict | None = None):
         self.cfg = cfg
@@ -506,9 +506,9 @@ class SentimentTask(TextClassificationTask):
         return encode_views(self.vocab, token_lists, self.views)
 
     def model_config(self, model_cfg: ClassifierConfig) -> ClassifierConfig:
-        if self.views > model_cfg.members:
+        if self.views > model_cfg.ensemble:
             raise UserError(f"--tokenizer {self.cfg.tokenizer} needs --ensemble 2 or more (members read words "
-                            f"and characters in turn), got {model_cfg.members}; for one model give --tokenizer "
+                            f"and characters in turn), got {model_cfg.ensemble}; for one model give --tokenizer "
                             "jieba or char")
         return replace(super().model_config(model_cfg), views=self.views)
 
