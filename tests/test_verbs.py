@@ -34,7 +34,7 @@ def test_the_temperature_is_declared_once():
     """No default or range of a sampling option is written anywhere but its declaration."""
     assert SampleOptions().temperature == 0.8
     hits = []
-    for path in list(SRC.rglob("*.py")) + list((SRC / "serve" / "static").iterdir()):
+    for path in list(SRC.rglob("*.py")) + list((SRC / "serve" / "static").rglob("*.js")) + [SRC / "serve" / "static" / "index.html"]:
         if path.is_file():
             text = path.read_text(encoding="utf-8")
             hits += [f"{path.name}: {m.group(0)}" for m in re.finditer(r"temperature[^\n]{0,40}\b0\.8\b", text)]

@@ -1,0 +1,99 @@
+// The Poems tab: write, click a character for the alternatives, rewrite a line, edit and score.
+import { $, api, busy, el, fmt, probBar, t } from "./core.js";
+
+// --- Poems ----------------------------------------------------------------------------------
+let poemState = null; // the last answer: {run, poem, lines, chars, ...}
+let activeChar = null; // [line, position]
+function poemOptions() {
+  return {
+    begin: $("poems-begin").value.trim(), acrostic: $("poems-acrostic").value.trim(),
+    form: $("poems-form-select").value, temperature: Number($("poems-temperature").value),
+    seed: Number($("poems-seed").value) || 0, top: 6, run: $("poems-model").value || undefined,
+  };
+}
+export async function writePoem(ev) {
+  if (ev) ev.preventDefault();
+  $("poems-error").textContent = "";
+  await busy(document.querySelector("#poems-form button[type=submit]"), async () => {
+    try {
+      const options = poemOptions();
+      const answer = await api("/api/poems/generate", { ...options, n: 1, details: true });
+      poemState = { run: answer.run, ...answer.results[0], form: options.form, seed: options.seed };
+      activeChar = null;
+      renderPoem();
+    } catch (e) {
+      $("poems-error").textContent = e.message;
+    }
+  });
+}
+async function regenerateLine(k, button) {
+  $("poems-error").textContent = "";
+  const options = poemOptions();
+  options.seed = Math.floor(Math.random() * 1e9); // a new line each click
+  await busy(button, async () => {
+    try {
+      poemState = await api("/api/poems/regenerate", { ...options, run: poemState.run, lines: poemState.lines, line: k });
+      activeChar = null;
+      renderPoem(k);
+    } catch (e) {
+      $("poems-error").textContent = e.message;
+    }
+  });
+}
+async function replaceChar(li, pos, ch) {
+  const lines = poemState.lines.slice();
+  const chars = [...lines[li]];
+  chars[pos] = ch;
+  lines[li] = chars.join("");
+  try {
+    poemState = await api("/api/poems/score", { poem: lines.join(""), top: 6, run: poemState.run });
+    renderPoem();
+    showAlternatives(li, pos);
+  } catch (e) {
+    $("poems-error").textContent = e.message;
+  }
+}
+export function renderPoem(fresh) {
+  const poem = $("poem");
+  if (!poemState) { poem.replaceChildren(); return; }
+  poem.replaceChildren(...poemState.chars.map((line, li) => el("div", { class: "line" + (li === fresh ? " fresh" : ""), "data-line": li },
+    ...line.map((c, pos) => {
+      const isMark = "，。？！；".includes(c.char);
+      if (isMark) return el("span", { class: "mark" }, c.char);
+      // Shade by surprise: a character the model found unlikely gets a stronger underline.
+      const p = c.probability;
+      const border = p === null || p === undefined ? "transparent" : `rgba(221,107,32,${Math.min(0.9, (1 - p) * 0.9)})`;
+      return el("span", { class: "ch" + (activeChar && activeChar[0] === li && activeChar[1] === pos ? " active" : ""),
+        style: `border-bottom-color:${border}`, title: p === null || p === undefined ? "" : `p = ${fmt(p)}`,
+        "data-line": li, "data-pos": pos, onclick: () => showAlternatives(li, pos) }, c.char);
+    }),
+    el("button", { class: "regen", type: "button", title: t("regen_title"), "data-line": li,
+      onclick: (ev) => regenerateLine(li, ev.currentTarget) }, t("regen")))));
+  const meta = [];
+  if (poemState.form) meta.push(`${t("form")}: ${poemState.form}`);
+  if (poemState.seed !== undefined) meta.push(`${t("seed")}: ${poemState.seed}`);
+  if (poemState.perplexity) meta.push(`${t("perplexity")}: ${fmt(poemState.perplexity, 1)}`);
+  if (poemState.rhyme_group) meta.push(`rhyme: ${poemState.rhyme_group}`);
+  meta.push(poemState.run);
+  $("poem-meta").textContent = meta.join(" · ");
+  if (activeChar) showAlternatives(...activeChar); else $("poem-side").hidden = true;
+}
+function showAlternatives(li, pos) {
+  activeChar = [li, pos];
+  document.querySelectorAll(".poem .ch").forEach((s) =>
+    s.classList.toggle("active", Number(s.dataset.line) === li && Number(s.dataset.pos) === pos));
+  const c = poemState.chars[li][pos];
+  const side = $("poem-side");
+  side.hidden = false;
+  const scale = Math.max(c.probability || 0, ...(c.alternatives || []).map((a) => a.probability || 0)) || 1;
+  const rows = [probBar(`${c.char}`, c.probability, "current", scale)];
+  rows[0].title = t("here");
+  for (const a of c.alternatives || []) {
+    // Only characters can replace a character (not a mark, not the end token): the lines keep their form.
+    if (a.char === c.char || [...a.char].length !== 1 || "，。？！；：、".includes(a.char)) continue;
+    const row = probBar(a.char, a.probability, "", scale);
+    row.addEventListener("click", () => replaceChar(li, pos, a.char));
+    rows.push(row);
+  }
+  $("poem-alternatives").replaceChildren(...rows);
+}
