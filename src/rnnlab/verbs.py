@@ -94,6 +94,14 @@ class Verb:
     example: Any = None
 
 
+def top_options(name: str, default: int, most: int, help: str, zh: str = ""):
+    """The options of a verb whose one option is how many answers to show (``top``)."""
+    from .options import Options, option
+
+    field = ("top", int, option(default, help, min=1, max=most, zh=zh))
+    return dataclasses.make_dataclass(name, [field], bases=(Options,), frozen=True)
+
+
 def verbs_of(task_cls) -> dict[str, Verb]:
     """The verbs a task's trained models answer, by name."""
     return {v.name: v for v in getattr(task_cls.predictor_cls, "verbs", ())}

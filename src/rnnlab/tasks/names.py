@@ -26,9 +26,9 @@ from ..files import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig
 from ..nn.trace import GATE_NAMES, step_through
-from ..options import Options, option
+from ..options import option
 from ..train import TrainConfig
-from ..verbs import Input, Verb
+from ..verbs import Input, Verb, top_options
 from ..vocab import Vocab
 from .base import register
 from .classify import SPLITS, SplitOptions, TextClassificationTask, encode_batch, read_label_files, split_items
@@ -93,14 +93,8 @@ def has_letter(name: str) -> str:
     return name.strip()
 
 
-@dataclass(frozen=True)
-class PredictOptions(Options):
-    top: int = option(3, "how many languages to show", min=1, max=1000, zh="显示几种语言")
-
-
-@dataclass(frozen=True)
-class TraceOptions(Options):
-    top: int = option(5, "how many languages to follow step by step", min=1, max=100, zh="逐步显示几种语言")
+PredictOptions = top_options("PredictOptions", 3, 1000, "how many languages to show", "显示几种语言")
+TraceOptions = top_options("TraceOptions", 5, 100, "how many languages to follow step by step", "逐步显示几种语言")
 
 
 NAMES = Input("names", "surnames", max_chars=MAX_NAME_CHARS, check=has_letter, zh="姓氏")

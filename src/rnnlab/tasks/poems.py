@@ -35,7 +35,7 @@ from ..models import LanguageModel, LanguageModelConfig
 from ..options import Options, option, subset
 from ..poetry import FORMS, corpus_reference, form_of, format_poem, lines_of, odd_characters, quality
 from ..train import TrainConfig
-from ..verbs import Input, Verb
+from ..verbs import Input, Verb, top_options
 from ..vocab import BOS, EOS, LM_SPECIALS, PAD, UNK, Vocab
 from .base import Task, register
 
@@ -202,6 +202,9 @@ def samples_section(test: dict) -> str:
     return out + f"<h3>Some free samples</h3>{poems}"
 
 
+AT_EACH = ("the model's likeliest characters at each position", "每个位置的候选字数")
+
+
 @dataclass(frozen=True)
 class GenerateOptions(SampleOptions):
     n: int = option(1, "how many poems", min=1, max=100, flag="-n", zh="写几首")
@@ -215,22 +218,12 @@ class GenerateOptions(SampleOptions):
 class RegenerateOptions(SampleOptions):
     line: int = option(0, "the line to write again (0: the first); the others are kept", min=0, max=15,
                        zh="重写第几行（0 = 第一行），其余保留")
-    top: int = option(5, "the model's likeliest characters at each position", min=1, max=20, zh="每个位置的候选字数")
+    top: int = option(5, *AT_EACH[:1], min=1, max=20, zh=AT_EACH[1])
 
 
-@dataclass(frozen=True)
-class ScoreOptions(Options):
-    top: int = option(5, "the model's likeliest characters at each position", min=1, max=20, zh="每个位置的候选字数")
-
-
-@dataclass(frozen=True)
-class AlternativesOptions(Options):
-    top: int = option(5, "the model's likeliest characters at each position", min=1, max=100, zh="每个位置的候选字数")
-
-
-@dataclass(frozen=True)
-class NextOptions(Options):
-    top: int = option(3, "how many likely next characters to show", min=1, max=1000, zh="显示几个可能的下一个字")
+ScoreOptions = top_options("ScoreOptions", 5, 20, *AT_EACH)
+AlternativesOptions = top_options("AlternativesOptions", 5, 100, *AT_EACH)
+NextOptions = top_options("NextOptions", 3, 1000, "how many likely next characters to show", "显示几个可能的下一个字")
 
 
 MAX_POEM_CHARS = 200  # a poem to score (the longest regular form, 7x8, has 64)

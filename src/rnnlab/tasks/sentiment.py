@@ -40,8 +40,8 @@ from ..datafiles import decode_error, read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
-from ..options import Options, option
-from ..verbs import Input, Verb
+from ..options import option
+from ..verbs import Input, Verb, top_options
 from ..vocab import UNK, Vocab
 from .base import register
 from .classify import SplitOptions, TextClassificationTask, encode_batch, read_label_files, slice_inputs, split_items
@@ -369,9 +369,7 @@ class Explainer:
         return torch.stack(alphas).mean(0)[0].cpu().tolist()
 
 
-@dataclass(frozen=True)
-class PredictOptions(Options):
-    top: int = option(3, "how many labels to show", min=1, max=1000, zh="显示几个标签")
+PredictOptions = top_options("PredictOptions", 3, 1000, "how many labels to show", "显示几个标签")
 
 
 class SentimentPredictor:
