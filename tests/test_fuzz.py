@@ -282,8 +282,9 @@ def test_out_folder_problems_before_training(world, tmp_path, capsys, monkeypatc
     (locked / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "started": "today"}))
     refused([*base, "--out", locked], capsys, f"is being written by process {os.getppid()}")
     import rnnlab.experiment
+    import rnnlab.files
 
-    monkeypatch.setattr(rnnlab.experiment.os, "access", lambda *a: False)
+    monkeypatch.setattr(rnnlab.files.os, "access", lambda *a: False)
     refused([*base, "--out", tmp_path / "ro"], capsys, "not writable")
     monkeypatch.undo()
     monkeypatch.setattr(rnnlab.experiment.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 9, 1))

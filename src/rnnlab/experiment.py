@@ -30,11 +30,11 @@ from typing import Any
 from . import distributed
 from ._version import __version__
 from .errors import UserError
-from .files import folder_for_writing
+from .files import folder_for_writing, remove_if_empty
 from .models import count_parameters, describe
 from .options import declared
 from .runs import (REPEATS_FILE, RunLock, check_run_meta, find_checkpoint, load_checkpoint, new_run_dir, read_json,
-                   write_json)
+                   refuse_run_in, write_json)
 from .train import TrainConfig, fit, seed_everything
 
 
@@ -63,16 +63,6 @@ def configs_from_options(task_name: str, options: dict) -> tuple[Any, Any, Train
     return tuple(configs)
 
 
-def _ready_out_dir(out: Path) -> tuple[Path, bool]:
-    """``--out`` made ready for a new run -> (folder, whether we created it)."""
-    return out, folder_for_writing(out)
-
-
-def _check_holds_no_run(out: Path) -> None:
-    if any(out.glob("*.pt")):
-        raise UserError(f"{out} already holds a run; use --resume {out} to continue it, or choose another --out")
-
-
 def _check_space(run_dir: Path, model) -> None:
     """Refuse to start when the disk cannot hold the checkpoints: best.pt, last.pt (with the optimizer's
     state) and the temporary copy of each while it is replaced."""
@@ -85,13 +75,6 @@ def _check_space(run_dir: Path, model) -> None:
     if free < need:
         raise UserError(f"--out {run_dir}: {free / 2**20:.1f} MiB free, but this run's checkpoints need about "
                         f"{need / 2**20:.1f} MiB; free some space or choose another --out")
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
 
 
 def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
@@ -113,16 +96,16 @@ def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
     held: dict[str, Any] = {}
 
     def claim() -> Path:  # rank 0 alone: one run folder, whatever the number of processes, locked
-        run_dir, created = _ready_out_dir(Path(out)) if out else (new_run_dir(runs_root, task_name, model_cfg.cell), True)
+        run_dir, created = (Path(out), folder_for_writing(Path(out))) if out else (new_run_dir(runs_root, task_name, model_cfg.cell), True)
         lock = RunLock(run_dir, log=log)
         try:
             lock.acquire()
             if out:
-                _check_holds_no_run(run_dir)
+                refuse_run_in(run_dir)
         except BaseException:
             lock.release()
             if created:
-                _remove_if_empty(run_dir)
+                remove_if_empty(run_dir)
             raise
         held.update(lock=lock, created=created)
         return run_dir
@@ -159,7 +142,7 @@ def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
         if held:
             held["lock"].release()
             if failed and held["created"]:
-                _remove_if_empty(run_dir)  # nothing was written: leave no empty folder behind
+                remove_if_empty(run_dir)  # nothing was written: leave no empty folder behind
 
 
 def _differences(recorded: dict, now: dict, prefix: str = "--", skip=()) -> list[str]:

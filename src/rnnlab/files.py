@@ -102,3 +102,11 @@ def folder_for_writing(path: Path, flag: str = "--out", create: bool = True) -> 
                 pass
         raise UserError(f"{flag} {path}: the folder is not writable")
     return created
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove a folder this command made, if nothing was written into it."""
+    try:
+        Path(folder).rmdir()
+    except OSError:
+        pass

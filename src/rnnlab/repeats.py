@@ -76,20 +76,20 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
                 runs_root: str | Path = "runs", log=print) -> Path:
     """Train every member run of ``--folds`` / ``--seeds`` into ``out`` (made like a run folder) and
     summarise them; returns the parent folder."""
-    from .experiment import _check_holds_no_run, _ready_out_dir, _remove_if_empty
-    from .runs import new_run_dir
+    from .files import folder_for_writing, remove_if_empty
+    from .runs import new_run_dir, refuse_run_in
 
     _refuse_several_processes()
     if train_cfg.seed + task_cfg.seeds - 1 > 2**32 - 1:
         raise UserError(f"--seed {train_cfg.seed} and --seeds {task_cfg.seeds}: the last seed would pass {2**32 - 1}")
-    parent, created = _ready_out_dir(Path(out)) if out else (
+    parent, created = (Path(out), folder_for_writing(Path(out))) if out else (
         new_run_dir(runs_root, task_name, model_cfg.cell, _kind(task_cfg)), True)
     runs = members(task_cfg, train_cfg)
     lock, wrote, undo = RunLock(parent, log=log), False, False
     try:
         lock.acquire()
         if out:
-            _check_holds_no_run(parent)
+            refuse_run_in(parent)
             if (parent / REPEATS_FILE).is_file() or (parent / "config.json").is_file():
                 raise UserError(f"{parent} already holds a run; use --resume {parent} to continue it, or choose "
                                 "another --out")
@@ -108,7 +108,7 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
     finally:
         lock.release()
         if undo and created:
-            _remove_if_empty(parent)
+            remove_if_empty(parent)
 
 
 def resume_repeats(parent: Path, task: str | None = None, log=print, **train_changes) -> Path:

@@ -275,6 +275,12 @@ def check_run_meta(meta: Any, where: str | Path) -> dict:
     return meta
 
 
+def refuse_run_in(out: Path) -> None:
+    """``--out`` of a new run: a folder that holds a run already is refused (resume it instead)."""
+    if any(Path(out).glob("*.pt")):
+        raise UserError(f"{out} already holds a run; use --resume {out} to continue it, or choose another --out")
+
+
 def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
     """best.pt (or last.pt if there is no best) of a run folder, with clear errors."""
     run_dir = Path(run_dir)
