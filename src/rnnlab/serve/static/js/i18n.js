@@ -25,7 +25,8 @@ export const I18N = {
     grad_title: "Vanishing and exploding gradients, measured", long_title: "Remembering across T steps",
     footer: "Everything runs on this machine: rnnlab's own models, no internet.", perplexity: "perplexity",
     probability: "probability", working: "working…", epoch: "epoch", no_model: "no {task} model: start rnnlab serve with --runs DIR",
-    accuracy: "accuracy", send: "Run", result: "answer", one_per_line: "one per line",
+    unmeasured: "not measured (a long review: only the words the gradient ranks first are measured)",
+    measured: "effects measured for {n} of {m} words", accuracy: "accuracy", send: "Run", result: "answer", one_per_line: "one per line",
   },
   zh: {
     tagline: "从公式出发的循环神经网络", tab_names: "姓名", tab_poems: "写诗", tab_sentiment: "情感", tab_runs: "训练记录",
@@ -57,6 +58,7 @@ export const I18N = {
     long_reading: "解读：普通 RNN 的准确率随距离下降，到 T = 200 时只剩随机水平：从答案回到关键符号的梯度每步缩小一个因子。保持门打开（chrono 初始化）的门控单元能把关键符号无损地带过 200 步。使用 torch 默认初始化的 LSTM 从 T = 25 起就失败，比普通 RNN 还差：遗忘门初值为 sigmoid(0) = 0.5，关键符号每步衰减一半，训练还来不及学会保留它。LSTM 的优势在于门——一个决定单元记多久的旋钮——而且只有旋钮一开始就接近“保留”时才起作用。",
     footer: "一切都在本机运行：rnnlab 自己的模型，不连互联网。", perplexity: "困惑度", probability: "概率", working: "计算中…",
     epoch: "轮", no_model: "没有{task}模型：用 --runs DIR 启动 rnnlab serve",
+    unmeasured: "未测量（评论较长：只测梯度排在前面的词）", measured: "测量了 {m} 个词中的 {n} 个的影响",
     accuracy: "准确率", send: "运行", result: "结果", one_per_line: "每行一个",
   },
 };
