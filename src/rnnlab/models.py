@@ -25,8 +25,10 @@ from .vocab import PAD, UNK
 
 def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, num_layers: int = 1,
                    bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
-                   batch_first: bool = False) -> nn.Module:
-    """An RNN/LSTM/GRU with torch.nn's interface, from rnnlab.nn (scratch) or torch.nn (torch)."""
+                   batch_first: bool = False, weight_drop: float = 0.0) -> nn.Module:
+    """An RNN/LSTM/GRU with torch.nn's interface, from rnnlab.nn (scratch) or torch.nn (torch).
+    ``weight_drop`` (DropConnect on W_hh) is rnnlab's own: torch's fused layers cannot drop their
+    weights without copying them every step."""
     if backend not in BACKENDS:
         raise ValueError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if cell not in RECURRENT_CELLS:
@@ -38,6 +40,10 @@ def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, n
         if backend == "torch" and nonlinearity == "sigmoid":
             raise ValueError("torch.nn.RNN has no sigmoid nonlinearity: use --backend scratch for it")
         kwargs["nonlinearity"] = nonlinearity
+    if weight_drop:
+        if backend == "torch":
+            raise ValueError("--weight-drop: torch's fused layers have none; use --backend scratch for it")
+        kwargs["weight_drop"] = weight_drop
     cls = {"rnn": lib.RNN, "lstm": lib.LSTM, "gru": lib.GRU}[cell]
     return cls(input_size, hidden_size, **kwargs)
 
@@ -67,6 +73,8 @@ class ClassifierConfig(Options):
     token_dropout: float = option(0.0, "training only: hide this share of input tokens (they become <unk>)",
                                   min=0, below=1)
     freeze_vectors: bool = option(False, "keep the (pretrained) input vectors fixed")
+    weight_drop: float = option(0.0, "DropConnect on the recurrent weights W_hh while training (one mask per batch; "
+                                "AWD-LSTM's weight drop; --backend scratch)", min=0, below=1)
     views: int = option(1, "2: ensemble members read two views of each text in turn (sentiment's words and "
                         "characters)", min=1, max=2, cli=False)
 
@@ -74,6 +82,8 @@ class ClassifierConfig(Options):
     RENAMED = {"members": "ensemble", "freeze_embedding": "freeze_vectors"}
 
     def check(self) -> None:
+        if self.weight_drop and self.backend == "torch":
+            raise ValueError("--weight-drop: torch's fused layers have none; use --backend scratch for it")
         if self.cell == "rnn" and self.backend == "torch" and self.nonlinearity == "sigmoid":
             raise ValueError("--nonlinearity sigmoid: torch.nn.RNN has none; use --backend scratch for it")
         if self.views > self.ensemble:
@@ -81,7 +91,7 @@ class ClassifierConfig(Options):
                              f"got {self.ensemble}")
 
     # Options that a choice of cell makes meaningless: giving them is an error, not a silent no-op.
-    TUTORIAL_IGNORES = ("backend", "nonlinearity", "layers", "bidirectional", "pool", "dropout")
+    TUTORIAL_IGNORES = ("backend", "nonlinearity", "layers", "bidirectional", "pool", "dropout", "weight_drop")
 
     def implied(self, given: set[str]) -> "ClassifierConfig":
         if "nonlinearity" in given and self.cell != "rnn":
@@ -122,7 +132,7 @@ class SequenceClassifier(nn.Module):
             self.head = None
         else:
             self.rnn = make_recurrent(cfg.cell, cfg.backend, in_size, cfg.hidden, cfg.layers, cfg.bidirectional,
-                                      cfg.dropout, cfg.nonlinearity)
+                                      cfg.dropout, cfg.nonlinearity, weight_drop=cfg.weight_drop)
             self.drop = nn.Dropout(cfg.dropout)
             width = cfg.hidden * (2 if cfg.bidirectional else 1)
             self.head = nn.Linear(width, cfg.num_classes)
@@ -220,6 +230,8 @@ class LanguageModelConfig(Options):
     hidden: int = option(512, "hidden units", min=1, max=8192)
     layers: int = option(1, "stacked recurrent layers", min=1, max=16)
     dropout: float = option(0.1, "dropout on the embedding, between layers and before the output", min=0, below=1)
+    weight_drop: float = option(0.0, "DropConnect on the recurrent weights W_hh while training (one mask per batch; "
+                                "AWD-LSTM's weight drop; --backend scratch)", min=0, below=1)
     # The output layer reuses the input embedding (Press & Wolf, 2017).
     tie_weights: bool = option(True, "output layer = the embedding (full softmax only)")
     softmax: str = option("full", "output layer: full, or adaptive (frequent tokens cost a small softmax, rare ones "
@@ -230,6 +242,8 @@ class LanguageModelConfig(Options):
     def check(self) -> None:
         if self.softmax == "adaptive" and self.tie_weights:
             raise ValueError("--softmax adaptive has its own output layers: add --no-tie-weights")
+        if self.weight_drop and self.backend == "torch":
+            raise ValueError("--weight-drop: torch's fused layers have none; use --backend scratch for it")
         if self.cell == "rnn" and self.backend == "torch" and self.nonlinearity == "sigmoid":
             raise ValueError("--nonlinearity sigmoid: torch.nn.RNN has none; use --backend scratch for it")
 
@@ -255,7 +269,7 @@ class LanguageModel(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=PAD)
         self.rnn = make_recurrent(cfg.cell, cfg.backend, cfg.embed_dim, cfg.hidden, cfg.layers, False, cfg.dropout,
-                                  cfg.nonlinearity, batch_first=True)
+                                  cfg.nonlinearity, batch_first=True, weight_drop=cfg.weight_drop)
         self.drop = nn.Dropout(cfg.dropout)
         self.adaptive = None
         if cfg.softmax == "adaptive":

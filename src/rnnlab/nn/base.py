@@ -194,10 +194,18 @@ class RecurrentStack(nn.Module):
         proj_size: int = 0,
         device=None,
         dtype=None,
+        *,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__()
         check_stack_arguments(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                               proj_size)
+        if not isinstance(weight_drop, numbers.Number) or isinstance(weight_drop, bool) or not 0 <= weight_drop < 1:
+            raise ValueError(f"weight_drop should be a number in [0, 1), got {weight_drop!r}")
+        # rnnlab's own (torch has none): DropConnect on the recurrent weights W_hh while training, one
+        # mask per forward call shared by every step (AWD-LSTM's weight drop); autograd carries the
+        # mask into the hand-written backward's dL/dW_hh.
+        self.weight_drop = float(weight_drop)
         self.mode = self._mode()
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -261,6 +269,7 @@ class RecurrentStack(nn.Module):
         super().__setstate__(state)
         if "proj_size" not in state:  # as torch: modules pickled before proj_size existed
             self.proj_size = 0
+        self.__dict__.setdefault("weight_drop", 0.0)  # pickled before weight drop existed
 
     def flatten_parameters(self) -> None:
         """A no-op, kept for torch's interface: torch packs the weights into one buffer for cuDNN;
@@ -297,6 +306,8 @@ class RecurrentStack(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional is not False:
             s += f", bidirectional={self.bidirectional}"
+        if self.weight_drop:
+            s += f", weight_drop={self.weight_drop}"
         return s
 
     # --- torch's input and state checks (RNNBase.check_input & co.) ---------------------------
@@ -407,8 +418,24 @@ class RecurrentStack(nn.Module):
                 raise ValueError(f"lengths must be {batch} values in [1, {steps}], got {lengths.tolist()}")
             mask = length_mask(lengths, steps, x.dtype) if batch else None  # None: every sequence is full
             ragged = lengths if mask is not None else None
-        state0 = states
+        layer_input, finals = self._layers(x, states, mask, ragged)
+        output = layer_input
+        h_n = tuple(torch.stack(f, dim=0) for f in finals)  # each (L*D, B, H_out), c_n (L*D, B, H)
+        if packed:
+            order = input.sorted_indices
+            if order is not None:
+                output, lengths = output.index_select(1, order), lengths.index_select(0, order)
+            data = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=True).data
+            output = PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+        elif unbatched:
+            output, h_n = output.squeeze(1), tuple(h.squeeze(1) for h in h_n)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (h_n[0] if self.state_size == 1 else h_n)
 
+    def _layers(self, x: Tensor, state0: State, mask: Tensor | None, ragged: Tensor | None):
+        """Every layer and direction over ``x`` (T, B, I) -> (the top layer's output (T, B, D*H_out), each
+        state's finals per layer and direction)."""
         finals: list[list[Tensor]] = [[] for _ in range(self.state_size)]
         layer_input = x
         row = 0
@@ -416,6 +443,8 @@ class RecurrentStack(nn.Module):
             outputs = []
             for suffix in self._suffixes():
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, suffix)
+                if self.weight_drop and self.training:  # one mask of W_hh for every step of this call
+                    w_hh = F.dropout(w_hh, self.weight_drop, training=True)
                 reverse = suffix == "_reverse"
                 seq = reverse_padded(layer_input, ragged) if reverse else layer_input
                 if self.fold_recurrent_bias and b_hh is not None:
@@ -434,20 +463,7 @@ class RecurrentStack(nn.Module):
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H_out)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-
-        output = layer_input
-        h_n = tuple(torch.stack(f, dim=0) for f in finals)  # each (L*D, B, H_out), c_n (L*D, B, H)
-        if packed:
-            order = input.sorted_indices
-            if order is not None:
-                output, lengths = output.index_select(1, order), lengths.index_select(0, order)
-            data = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=True).data
-            output = PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
-        elif unbatched:
-            output, h_n = output.squeeze(1), tuple(h.squeeze(1) for h in h_n)
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, (h_n[0] if self.state_size == 1 else h_n)
+        return layer_input, finals
 
     def _zero_states(self, input: Tensor, batch_sizes: Tensor | None) -> State:
         """torch's default initial state: zeros, h of the hidden (or projection) size, c of hidden_size."""

@@ -133,9 +133,10 @@ class GRU(RecurrentStack):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, device=None, dtype=None, **kwargs):
+        weight_drop = kwargs.pop("weight_drop", 0.0)  # rnnlab's DropConnect on W_hh (RecurrentStack)
         reject_projection(kwargs)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
-                         device, dtype)
+                         device, dtype, weight_drop=weight_drop)
 
     def recurrence(self, xg, state, w_hh, b_hh, mask, w_hr=None):
         out, h = GRURecurrence.apply(xg, state[0], w_hh, b_hh, mask)

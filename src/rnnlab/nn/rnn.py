@@ -121,10 +121,11 @@ class RNN(RecurrentStack):
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None, **kwargs):
+        weight_drop = kwargs.pop("weight_drop", 0.0)  # rnnlab's DropConnect on W_hh (RecurrentStack)
         reject_projection(kwargs)
         self.nonlinearity = check_nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
-                         device, dtype)
+                         device, dtype, weight_drop=weight_drop)
 
     def _mode(self) -> str:
         return f"RNN_{self.nonlinearity.upper()}"
