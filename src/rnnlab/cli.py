@@ -342,10 +342,13 @@ def cmd_evaluate(args) -> int:
                 print(f"{key}: " + json.dumps({k: v for k, v in report[key].items() if k != "settings"}, ensure_ascii=False))
         if "regulated" in report:  # poems: the forms written under the rules of regulated verse
             r = report["regulated"]
-            print(f"regulated ({r['per_form']} per form, {r['rhyme_scheme']}): negative log-probability per token "
-                  f"{r['nll_ratio']:.2f}x the free samples'")
+            cost = (f": negative log-probability per token {r['nll_ratio']:.2f}x the free samples'"
+                    if "nll_ratio" in r else "")
+            print(f"regulated ({r['per_form']} per form, {r['rhyme_scheme']}){cost}")
             for form, q in r["forms"].items():
                 print(f"  {form}: " + json.dumps(q, ensure_ascii=False))
+            for form, why in r.get("not_written", {}).items():
+                print(f"  {form}: not written: {why}")
     return 0
 
 

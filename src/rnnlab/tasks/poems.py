@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
-from ..datafiles import check_file, iter_jsonl
+from ..datafiles import check_file, detect_encoding, iter_jsonl
 from ..errors import UserError
 from ..models import LanguageModel, LanguageModelConfig
 from ..poetry import FORMS, corpus_reference, form_of, lines_of, odd_characters, quality
@@ -101,9 +101,12 @@ def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
         import opencc
 
         t2s = opencc.OpenCC("t2s")
-    poems, files = [], _poem_files(path)
+    poems, files, encodings = [], _poem_files(path), {}
     for f in files:
-        for where, item in _records(f):
+        records = _records(f)  # UTF-8, or UTF-16/32 as a byte-order mark declares: said in the report
+        if not f.name.endswith(".gz") and (enc := _bom_encoding(f)) != "utf-8":
+            encodings[f.name] = enc
+        for where, item in records:
             paragraphs = item.get("paragraphs") if isinstance(item, dict) else None
             if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
                 raise UserError(f"{where} has no 'paragraphs' list of strings (a poem is "
@@ -113,7 +116,12 @@ def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
             if t2s is not None:
                 content, title, author = t2s.convert(content), t2s.convert(title), t2s.convert(author)
             poems.append({"title": title, "author": author, "content": content})
-    return poems, {"files": len(files), "poems_read": len(poems)}
+    return poems, {"files": len(files), "poems_read": len(poems), **({"encodings": encodings} if encodings else {})}
+
+
+def _bom_encoding(f: Path) -> str:
+    with open(f, "rb") as fh:
+        return detect_encoding(fh.read(4))
 
 
 def clean(poems: list[dict], min_chars: int, max_chars: int, forms: tuple[str, ...]) -> tuple[list[dict], dict]:
@@ -160,7 +168,7 @@ def samples_section(test: dict) -> str:
     from ..report import table
 
     s, c, r = test["samples"], test["corpus"], test.get("regulated")
-    reg = r["all"] if r else {}
+    reg = r.get("all", {}) if r else {}
 
     def pct(d: dict, key: str) -> str:
         return f"{d[key]:.1%}" if key in d else ""
@@ -184,7 +192,11 @@ def samples_section(test: dict) -> str:
     out = (f"<h2>Unconstrained samples, and regulated ones</h2><p>{s['samples']} poems sampled freely "
            f"({html.escape(settings)}), beside the training corpus.</p>{rows}"
            f"<p>Forms of the free samples: {html.escape(json.dumps(s['forms']))}</p>")
-    if r:
+    if r and r.get("not_written"):
+        out += ("<h3>Regulated samples not written</h3><p>The sampler could not meet the rules of these forms with "
+                "this model; the free samples above stand alone for them.</p><ul>"
+                + "".join(f"<li>{html.escape(f)}: {html.escape(m)}</li>" for f, m in r["not_written"].items()) + "</ul>")
+    if r and reg:
         forms = table(["form", "rhyme (Pingshui)", "rhyme (新韵)", "tone pattern", "every rule", "distinct lines",
                        "copied lines", "log-probability"],
                       [[f, pct(q, "rhyme_rate_pingshui"), pct(q, "rhyme_rate_xinyun"), pct(q, "tone_pattern_rate"),
@@ -422,8 +434,9 @@ class PoemsTask(Task):
     def data_line(self) -> str:
         r = self.data_report
         dropped = ", ".join(f"{n} {reason}" for reason, n in r["dropped"].items()) or "none"
+        read_as = "".join(f"; {f} read as {e} (its byte-order mark)" for f, e in r.get("encodings", {}).items())
         return (f"data: {r['train_items']} train, {r['val_items']} val, {r['test_items']} test poems (by poem); "
-                f"dropped: {dropped}")
+                f"dropped: {dropped}{read_as}")
 
     @classmethod
     def compare_columns(cls, test: dict) -> dict:
@@ -445,12 +458,18 @@ class PoemsTask(Task):
         out, every = {"per_form": per_form, "rhyme_scheme": rhyme_scheme, "forms": {}}, []
         for i, form in enumerate(FORMS):
             # A seed of its own per form: with one seed, 5x4 and 5x8 poems would share their first lines.
-            made = sampler.sample(per_form, form=form, rhyme_scheme=rhyme_scheme, details=True,
-                                  **{**settings, "seed": settings["seed"] + 1 + i})
+            try:
+                made = sampler.sample(per_form, form=form, rhyme_scheme=rhyme_scheme, details=True,
+                                      **{**settings, "seed": settings["seed"] + 1 + i})
+            except ValueError as e:  # the rules cannot be met by this model (a tiny corpus): said in the report
+                out.setdefault("not_written", {})[form] = str(e)
+                continue
             q = quality([d["poem"] for d in made], training_lines)
             q["logprob"] = float(np.mean([d["logprob"] for d in made]))
             out["forms"][form] = {k: v for k, v in q.items() if k != "forms"}
             every += made
+        if not every:
+            return out
         out["all"] = quality([d["poem"] for d in every], training_lines)
         out["all"]["logprob"] = float(np.mean([d["logprob"] for d in every]))
         # What the rules cost in fluency: the regulated poems' negative log-probability per token

