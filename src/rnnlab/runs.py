@@ -249,6 +249,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: corrupted or not an rnnlab checkpoint ({first[:120]})") from None
+    except (IndexError, KeyError, TypeError, AttributeError, MemoryError, RecursionError) as e:
+        # torch's unpickler on text that is not a pickle (a /etc/passwd planted as best.pt: IndexError)
+        raise UserError(f"{path}: corrupted or not an rnnlab checkpoint ({type(e).__name__} while reading it)") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an rnnlab checkpoint")
     if "meta" in payload:
