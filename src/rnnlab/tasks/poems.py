@@ -17,6 +17,8 @@ are 24, 32, 48 or 64 characters long), where course code pads each batch to its 
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,13 +31,20 @@ from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
 from ..datafiles import check_file, detect_encoding, iter_jsonl
 from ..errors import UserError
 from ..models import LanguageModel, LanguageModelConfig
-from ..poetry import FORMS, corpus_reference, form_of, lines_of, odd_characters, quality
+from ..poetry import FORMS, LINE_MARKS, PUNCTUATION, corpus_reference, form_of, lines_of, odd_characters, quality
 from ..options import Options, option
 from ..train import TrainConfig
 from ..vocab import BOS, EOS, LM_SPECIALS, PAD, UNK, Vocab
 from .base import Task, register
 
 CONVERSIONS = ("auto", "t2s", "none")
+MAX_LINE_CHARS = 40  # a line of a poem given line by line, in free form
+_MARKED_LINE = re.compile(f"[^{LINE_MARKS}]+[{LINE_MARKS}]")
+
+
+def lines_of_marked(content: str) -> list[str]:
+    """A poem's lines, each with the mark that ends it (a last line without one is left out)."""
+    return _MARKED_LINE.findall(content)
 REGULAR_FORMS = ",".join(FORMS)  # quatrains (绝句) and regulated verse (律诗) of 5 and 7 characters
 
 # What `rnnlab train poems` uses when no option says otherwise.
@@ -224,7 +233,9 @@ class PoemsPredictor:
         return self.sampler.sample(**options)
 
     def _text(self, text, what: str) -> str:
-        """A given poem or text without whitespace, checked: a string, not empty, at most 2,000 characters."""
+        """A given poem or text without whitespace, checked: a string, not empty, at most 2,000
+        characters, no control characters, and at least one character the model knows besides marks
+        (a text of nothing but unknown characters has no perplexity worth the name)."""
         if not isinstance(text, str):
             raise UserError(f"{text!r}: a text must be a string")
         text = "".join(text.split())
@@ -232,7 +243,55 @@ class PoemsPredictor:
             raise UserError(f"empty {what}: give at least one character")
         if len(text) > 2000:
             raise UserError(f"{what} of {len(text):,} characters is longer than the limit of 2000")
+        control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")), None)
+        if control is not None:
+            raise UserError(f"{what} holds the control or unassigned character U+{ord(control):04X}: "
+                            "give the text of a poem")
+        if not any(c in self.vocab and c not in PUNCTUATION for c in text):
+            unknown = "".join(self.vocab.unknown(text))[:40]
+            raise UserError(f"{what} {text[:40]!r}: no character of it is in the model's vocabulary "
+                            f"(unknown: {unknown or 'none; only punctuation'}); give Chinese characters of poems")
         return text
+
+    def check_lines(self, lines: list[str], form: str = "free") -> list[str]:
+        """The lines of a poem given line by line (to rewrite one of them), checked against ``form``:
+        each one line ending in its mark (，。？！；), of the form's width and count, odd lines ending
+        in ，, even ones in 。(or ？！); in free form at most ``MAX_LINE_CHARS`` characters a line."""
+        shape = FORMS.get(form) if form != "free" else None
+        if form != "free" and shape is None:
+            raise UserError(f"form {form!r}: choose free or one of {', '.join(FORMS)}")
+        if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
+            raise UserError("lines: give a list of the poem's lines (strings)")
+        if shape and len(lines) != shape[1]:
+            raise UserError(f"lines: a {form} poem has {shape[1]} lines, got {len(lines)}")
+        out = []
+        for i, raw in enumerate(lines):
+            line = "".join(raw.split())
+            body, mark = line[:-1], line[-1:]
+            if not line or mark not in LINE_MARKS or any(c in LINE_MARKS for c in body) or not body:
+                raise UserError(f"lines[{i}]: {raw[:60]!r} is not one line ending in one of {LINE_MARKS}")
+            width = shape[0] if shape else MAX_LINE_CHARS
+            if (shape and len(body) != width) or len(body) > width:
+                raise UserError(f"lines[{i}]: {len(body)} characters; a line of the {form} form has "
+                                f"{'at most ' if not shape else ''}{width}")
+            want = "，" if i % 2 == 0 else "。"
+            if shape and mark != want and not (i % 2 == 1 and mark in "？！"):
+                raise UserError(f"lines[{i}]: ends with {mark!r} where the {form} form puts {want!r}")
+            out.append(line)
+        self._text("".join(out), "poem")
+        return out
+
+    def regenerate(self, lines: list[str], line: int, form: str = "free", **options) -> list[str]:
+        """The poem's lines with line ``line`` written again by the model, the others kept as given:
+        the lines before it are the prefix the model continues. Every line is checked first (``check_lines``)."""
+        lines = self.check_lines(lines, form)
+        if isinstance(line, bool) or not isinstance(line, int) or not 0 <= line < len(lines):
+            raise UserError(f"line {line!r}: give a line number from 0 to {len(lines) - 1}")
+        prefix = "".join(lines[:line])
+        written = lines_of_marked(self.generate(n=1, form=form, prefix=prefix, **options)[0])
+        if len(written) <= line:
+            raise UserError(f"line: the model ended the poem before line {line}; try another seed")
+        return lines[:line] + [written[line]] + lines[line + 1 :]
 
     def _logits(self, targets: list[int]) -> torch.Tensor:
         """Teacher forcing: the model reads <s> + all targets but the last -> (T, V) scores of each target."""
