@@ -683,3 +683,14 @@ def test_hostile_requests_never_get_a_500_nor_a_file_the_run_did_not_write(serve
         rid, name = url.removeprefix("/api/runs/").split("/files/")
         assert name in REPORT_FILES and content == (runs / rid / name).read_bytes(), url
     assert served  # the good report files of the planted run were served
+
+
+@pytest.mark.parametrize("url, body, says", [
+    ("/api/names/predict", {"names": ["Abovic", "Ωμέγα"]}, "name 'Ωμέγα': none of its characters is in the model's alphabet"),
+    ("/api/names/trace", {"name": "Ωμέγα"}, "none of its characters"),
+    ("/api/names/predict", {"names": ["Ab\u200bovic"]}, "U+200B"),
+    ("/api/sentiment/predict", {"texts": ["😀😀"]}, "none of its words is in the model's vocabulary"),
+    ("/api/sentiment/predict", {"texts": ["房间\x00很好"]}, "U+0000"),
+])
+def test_names_and_reviews_the_model_cannot_read_are_a_400(client, url, body, says):
+    assert says in error_of(client.post(url, json=body), 400)

@@ -16,6 +16,7 @@ Split protocols (both stratified by label and seeded):
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,13 @@ class NamesPredictor:
                 raise UserError("empty name: give at least one character")
             if len(name) > MAX_NAME_CHARS:
                 raise UserError(f"name of {len(name):,} characters is longer than the limit of {MAX_NAME_CHARS}")
+            control = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")), None)
+            if control is not None:
+                raise UserError(f"name {name.strip()[:40]!r} holds the control or unassigned character "
+                                f"U+{ord(control):04X}: give a name in letters")
+            if not any(c in self.vocab for c in name if not c.isspace()):  # the answer would be the prior's
+                raise UserError(f"name {name.strip()[:40]!r}: none of its characters is in the model's alphabet "
+                                f"(unknown: {''.join(self.vocab.unknown(name.strip()))[:40]})")
         return [n.strip() for n in names]
 
     @torch.no_grad()

@@ -31,6 +31,7 @@ import html
 import io
 import math
 import sys
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -391,8 +392,16 @@ class SentimentPredictor:
                 raise UserError("empty text: give a review to classify")
             if len(text) > MAX_PREDICT_CHARS:
                 raise UserError(f"text of {len(text):,} characters is longer than the limit of {MAX_PREDICT_CHARS:,}")
-            if not self.pipeline(text):
+            control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") and c not in "\t\n\r"), None)
+            if control is not None:
+                raise UserError(f"{text[:40]!r} holds the control or unassigned character U+{ord(control):04X}: "
+                                "give the text of a review")
+            tokens = self.pipeline(text)
+            if not tokens:
                 raise UserError(f"{text!r}: nothing left to classify after removing stop words")
+            if all(t not in self.vocab for t in tokens):  # every token <unk>: the answer would be the prior's
+                raise UserError(f"{text[:40]!r}: none of its words is in the model's vocabulary "
+                                f"(unknown: {' '.join(dict.fromkeys(tokens))[:60]})")
             out.append(self.explainer.explain(text, top))
         return out
 
