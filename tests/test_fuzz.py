@@ -651,3 +651,21 @@ def test_report_plots_draw_chinese_labels_or_say_they_cannot(world, tmp_path, mo
     edit_json(run / "summary.json", lambda s: s["test"].update(labels=labels))
     assert render_run_report(run).read_text(encoding="utf-8").count("no font with Chinese") == 1
     assert main(["report", run]) == 0
+
+
+@pytest.mark.parametrize("option, content, expect", [
+    ("--vectors", "2 3\n房间 0.1 0.2 0.3\n".encode("gbk"), "v.txt:2: not UTF-8"),
+    ("--vectors", b"2 3\nab 0.1 0.2 0.3\nc\x00d 0.1 0.2 0.3\n", "v.txt:3: a NUL character at column 2"),
+    ("--user-dict", "房間 10 n\n".encode("big5"), "--user-dict"),
+    ("--user-dict", b"ab 10 n\n\x00\n", "v.txt:2: a NUL character"),
+    ("--stopwords", "的\n了\n".encode("gbk"), "--stopwords"),
+    ("--stopwords", "ab\n".encode("utf-16-le"), "v.txt:1: a NUL character at column 2"),
+])
+def test_word_vectors_dictionaries_and_stop_words_are_utf8(world, tmp_path, capsys, option, content, expect):
+    """The other text files of the sentiment task: refused naming file and line, never read as garbage
+    (gensim drops bytes that are not UTF-8 and would silently match no word)."""
+    wb(tmp_path / "v.txt", content)
+    message = refused(["train", "sentiment", "--data", world["sentiment"], *SENTIMENT, "--tokenizer", "jieba",
+                       option, tmp_path / "v.txt", "--out", tmp_path / "run"], capsys, expect)
+    assert option in message and "v.txt:" in message
+    assert not (tmp_path / "run").exists()

@@ -114,6 +114,27 @@ def check_nul(text: str, path: Path) -> None:
                         "byte-order mark; save the file as UTF-8")
 
 
+def check_utf8_file(path: Path, what: str = "data file") -> None:
+    """A text file too large to hold at once (word vectors), read through line by line: UTF-8 without
+    NUL, else an error naming the first bad line."""
+    path = check_file(Path(path), what)
+    try:
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise UserError(f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                    "save the file as UTF-8") from None
+                if "\x00" in text:
+                    raise UserError(f"{path}:{lineno}: a NUL character at column {text.index(chr(0)) + 1}: binary "
+                                    "data, or UTF-16 without a byte-order mark; save the file as UTF-8")
+    except PermissionError:
+        raise UserError(f"{path}: permission denied (the {what} cannot be read)") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
+
+
 def too_deep(path: Path, line: int | None = None) -> UserError:
     """The error for JSON nested deeper than the reader follows (Python's json recursion limit)."""
     where = f"{path}:{line}" if line is not None else f"{path}"
@@ -205,4 +226,4 @@ def iter_jsonl(path: Path, what: str = "JSON-lines file") -> Iterator[tuple[int,
 
 
 __all__ = ["MAX_FILE_BYTES", "check_file", "read_bytes", "decode_error", "decode_utf8", "decode_data", "detect_encoding",
-           "check_nul", "loads", "gunzip", "read_text", "read_text_encoding", "read_json", "iter_jsonl"]
+           "check_nul", "check_utf8_file", "loads", "gunzip", "read_text", "read_text_encoding", "read_json", "iter_jsonl"]

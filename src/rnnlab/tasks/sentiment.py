@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from ..bundle import default_data_dir
-from ..datafiles import decode_data, read_bytes
+from ..datafiles import check_utf8_file, decode_data, read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
@@ -216,7 +216,11 @@ def make_tokenizer(kind: str, user_dict: str = ""):
     if user_dict:
         if not Path(user_dict).is_file():
             raise UserError(f"--user-dict {user_dict}: file not found")
-        tk.load_userdict(user_dict)
+        try:  # UTF-8 (or a byte-order mark's encoding), no NUL: else an error naming the line
+            text = decode_data(read_bytes(Path(user_dict), "user dictionary"), Path(user_dict))[0]
+        except UserError as e:
+            raise UserError(f"--user-dict {e}") from None
+        tk.load_userdict(io.StringIO(text))
     return lambda text: [w for w in tk.lcut(text) if w.strip()]
 
 
@@ -275,6 +279,11 @@ def load_vectors(path: str):
     p = Path(path)
     if not p.is_file():
         raise UserError(f"--vectors {path}: not 'random', 'word2vec' or a file")
+    if p.suffix != ".bin":  # a text file: its words must be UTF-8, or none would match (gensim drops bad bytes)
+        try:
+            check_utf8_file(p, "word2vec file")
+        except UserError as e:
+            raise UserError(f"--vectors {e}") from None
     try:
         return KeyedVectors.load_word2vec_format(str(p), binary=p.suffix == ".bin", unicode_errors="ignore")
     except Exception as e:  # gensim raises many kinds on a bad file
