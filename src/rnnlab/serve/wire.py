@@ -4,11 +4,11 @@ Why the app's own limit (``Guard``) is not enough: it counts the body as the ser
 after uvicorn's h11 parser has taken the chunked framing apart. A body sent in tiny chunks (one byte
 each: ``1\\r\\nx\\r\\n``) is six times its size on the wire and one parser event per byte, and
 uvicorn appends each event to the bytes it buffers (quadratic within a read): 2 MB of such a body
-took 11 s to parse (and a client that writes each chunk apart, 30 s and more) before the guard saw the limit. Here the bytes of a
-request are counted as they arrive, before any parsing: past the limit (plus room for headers and
-framing) the server answers 413 at once (2 s for 1-byte chunks, parsing
-included), closes its side, and drops what the client still sends for
-a few seconds (so that the client can read the answer rather than a reset connection), then closes.
+took 11 s to parse (30 s and more from a client that writes each chunk apart) before the guard saw
+the limit. Here the bytes of a request are counted as they arrive, before any parsing: past the
+limit (plus room for headers and framing) the server answers 413 at once (2 s for 1-byte chunks,
+parsing included), closes its side, and drops what the client still sends for a few seconds (so
+that the client can read the answer rather than a reset connection), then closes.
 """
 
 from __future__ import annotations
