@@ -694,3 +694,13 @@ def test_hostile_requests_never_get_a_500_nor_a_file_the_run_did_not_write(serve
 ])
 def test_names_and_reviews_the_model_cannot_read_are_a_400(client, url, body, says):
     assert says in error_of(client.post(url, json=body), 400)
+
+
+@pytest.mark.parametrize("host, ok", [("example.org:8080", True), ("10.0.0.5", True), ("[fe80::1]:80", True),
+                                      ("example.org:evil", False), ("example.org:99999", False), ("a b", False)])
+def test_host_ports_are_numbers_on_the_network_too(host, ok):
+    """Listening on the network (no Host names fixed, maybe behind a proxy): any name and port
+    number, but never a port that is not one."""
+    with TestClient(create_app([], bundled=False)) as c:
+        r = c.get("/api/health", headers={"host": host})
+        assert (r.status_code == 200) if ok else ("Host header" in error_of(r, 400)), host

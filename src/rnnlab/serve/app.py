@@ -581,16 +581,20 @@ class Guard:
         self.hosts = {h.lower() for h in hosts} if hosts else None
 
     def host_error(self, host: str) -> str | None:
-        """Why a Host header is refused (None: answered): a name not in ``hosts``, a port that is not
-        digits, or not the server's port when known."""
-        m = re.fullmatch(r"(\[[0-9a-f:.]+\]|[^\[\]:]+)(?::([^:]*))?", host)
+        """Why a Host header is refused (None: answered): not a host name with an optional port of
+        digits; with ``hosts`` (on loopback), a name not in it or a port other than the server's
+        (when known). Without ``hosts`` (listening on the network, maybe behind a proxy) any name and
+        port number pass."""
+        m = re.fullmatch(r"(\[[0-9a-f:.]+\]|[^\[\]:\s/@]+)(?::([^:]*))?", host)
         if m is None:
             return "not a host name with an optional port"
         name, port = m.group(1).strip("[]"), m.group(2)
+        if port is not None and not (port.isascii() and port.isdigit() and 0 < len(port) <= 5 and int(port) <= 65535):
+            return "its port is not a port number"
+        if self.hosts is None:
+            return None
         if name not in self.hosts:
             return f"this server answers only {', '.join(sorted(self.hosts))}"
-        if port is not None and not (port.isascii() and port.isdigit() and len(port) <= 5):
-            return "its port is not a number"
         if port is not None and self.port and int(port) != self.port:
             return f"this server listens on port {self.port}"
         return None
@@ -599,11 +603,11 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        if self.hosts is not None:
-            host = headers.get(b"host", b"").decode("latin-1").lower()
-            why = self.host_error(host)
-            if why:
-                return await _error(400, f"Host header {host[:80]!r}: {why}")(scope, receive, send)
+        host = headers.get(b"host")
+        why = self.host_error(host.decode("latin-1").lower()) if host is not None or self.hosts is not None else None
+        if why:
+            shown = (host or b"").decode("latin-1")[:80]
+            return await _error(400, f"Host header {shown!r}: {why}")(scope, receive, send)
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             message = (f"body: {int(length):,} bytes, over the limit of {self.limit:,}" if length.isdigit()
