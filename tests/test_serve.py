@@ -575,27 +575,13 @@ def test_host_header_names_this_server_and_its_port(serve_runs, host, ok):
 
 @pytest.fixture()
 def live_server():
-    """The app under uvicorn with ``rnnlab serve``'s HTTP protocol, on a free port, with a 100 kB wire
-    limit (so that the test is quick): (port, its limit)."""
-    import time as _time
-
-    import uvicorn
-
-    from rnnlab.serve.wire import limited_protocol
+    """The app under uvicorn with ``rnnlab serve``'s HTTP protocol (``BackgroundServer``), on a free
+    port, with a 100 kB wire limit (so that the test is quick): (port, its limit)."""
+    from rnnlab.serve.background import BackgroundServer
 
     limit = 100_000
-    config = uvicorn.Config(create_app([], bundled=False), host="127.0.0.1", port=0, log_level="critical",
-                            http=limited_protocol(limit), lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = _time.time() + 20
-    while not server.started and _time.time() < deadline:
-        _time.sleep(0.05)
-    assert server.started
-    yield server.servers[0].sockets[0].getsockname()[1], limit
-    server.should_exit = True
-    thread.join(10)
+    with BackgroundServer(create_app([], bundled=False), body_limit=limit) as url:
+        yield int(url.rstrip("/").rsplit(":", 1)[1]), limit
 
 
 def _post_raw(port: int, body_parts, chunked: bool = True, timeout: float = 15.0) -> tuple[bytes, float]:
