@@ -225,5 +225,6 @@ def iter_jsonl(path: Path, what: str = "JSON-lines file") -> Iterator[tuple[int,
             yield lineno, loads(line, path, lineno)
 
 
-__all__ = ["MAX_FILE_BYTES", "check_file", "read_bytes", "decode_error", "decode_utf8", "decode_data", "detect_encoding",
-           "check_nul", "check_utf8_file", "loads", "gunzip", "read_text", "read_text_encoding", "read_json", "iter_jsonl"]
+__all__ = ["MAX_FILE_BYTES", "MAX_JSON_DEPTH", "check_file", "read_bytes", "decode_error", "decode_utf8", "decode_data",
+           "detect_encoding", "check_nul", "check_utf8_file", "loads", "gunzip", "read_text", "read_text_encoding",
+           "read_json", "iter_jsonl"]

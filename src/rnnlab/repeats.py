@@ -96,7 +96,8 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
                 raise UserError(f"{parent} already holds a run; use --resume {parent} to continue it, or choose "
                                 "another --out")
         write_json(parent / REPEATS_FILE, {
-            "task": task_name, "kind": _kind(task_cfg), "job": uuid.uuid4().hex, "members": [name for name, _, _ in runs],
+            "task": task_name, "kind": _kind(task_cfg), "job": uuid.uuid4().hex,
+            "members": [name for name, _, _ in runs],
             "task_config": asdict(task_cfg), "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
             "rnnlab_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
         wrote = True
@@ -203,7 +204,8 @@ def check_member(parent: Path, plan: dict, name: str, index: int, task_cfg=None)
     if task_cfg is not None and config.get("task_config") != _json_form(asdict(task_cfg)):
         mine, theirs = _json_form(asdict(task_cfg)), config.get("task_config")
         keys = sorted(k for k in mine if not isinstance(theirs, dict) or theirs.get(k) != mine[k])[:4]
-        raise UserError(f"{folder}: its data options differ from {name}'s of {parent} ({', '.join(keys) or 'all'}); {hint}")
+        raise UserError(f"{folder}: its data options differ from {name}'s of {parent} "
+                        f"({', '.join(keys) or 'all'}); {hint}")
     return config
 
 

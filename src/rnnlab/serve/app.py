@@ -576,7 +576,8 @@ class Guard:
     ``wire.py``), and, with ``hosts``, requests whose Host header names another machine or another
     port (400): a page on the internet that rebinds its own name to 127.0.0.1 cannot read this server."""
 
-    def __init__(self, app, limit: int = MAX_BODY, hosts: tuple[str, ...] | None = None, port: int | None = None) -> None:
+    def __init__(self, app, limit: int = MAX_BODY, hosts: tuple[str, ...] | None = None,
+                 port: int | None = None) -> None:
         self.app, self.limit, self.port = app, limit, port
         self.hosts = {h.lower() for h in hosts} if hosts else None
 

@@ -401,7 +401,8 @@ class SentimentPredictor:
                 raise UserError("empty text: give a review to classify")
             if len(text) > MAX_PREDICT_CHARS:
                 raise UserError(f"text of {len(text):,} characters is longer than the limit of {MAX_PREDICT_CHARS:,}")
-            control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") and c not in "\t\n\r"), None)
+            control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn")
+                            and c not in "\t\n\r"), None)
             if control is not None:
                 raise UserError(f"{text[:40]!r} holds the control or unassigned character U+{ord(control):04X}: "
                                 "give the text of a review")
