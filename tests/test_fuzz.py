@@ -495,8 +495,15 @@ def test_gradients_longrange_and_compare_folders(world, tmp_path, capsys):
     folder = tmp_path / "cmp"
     folder.mkdir()
     for content, expect in [(b"{x", "compare.json: not valid JSON"), (b"[1]", "expected a JSON object"),
-                            (b'{"runs": {"a": 5}}', "compare.json: damaged"), (b'{"runs": {"a": "nope"}}', "not found")]:
+                            (b'{"runs": {"a": 5}}', "compare.json: damaged"), (b'{"runs": {"a": "nope"}}', "not found"),
+                            (b'{"runs": {"a": "../r"}}', "run folder '../r' is not a folder of"),
+                            (b'{"runs": {"a": "/etc"}}', "run folder '/etc' is not a folder of"),
+                            (b'{"runs": {"a": "names", "b": "poems"}}', "a poems run in a comparison of names runs"),
+                            (b"[" * 5000 + b"]" * 5000, "compare.json: JSON nested too deeply")]:
         wb(folder / "compare.json", content)
+        for task in ("names", "poems"):
+            if not (folder / task).exists():
+                copy_run(world, task, folder / task)
         refused(["report", folder], capsys, expect)
 
 

@@ -91,6 +91,11 @@ def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Pat
     first_config = Path(next(iter(run_dirs.values()))) / "config.json"
     first = read_json(first_config, dict)
     task = _task_of(first, first_config)
+    for name, d in run_dirs.items():  # one task's runs side by side: a run of another task is not mixed in
+        other = read_json(Path(d) / "config.json", dict).get("task")
+        if other != first.get("task"):
+            raise UserError(f"{Path(d)}: a {other} run in a comparison of {first.get('task')} runs ({name!r}); "
+                            "compare runs of one task")
     try:
         return _render_compare(out_dir, run_dirs, metrics, summaries, first, task)
     except UserError:
