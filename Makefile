@@ -4,9 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test browser serve bench bench-quick data models clean
+.PHONY: install demo test browser fonts serve bench bench-quick data models clean
 
-install: $(STAMP)
+install: $(STAMP) fonts
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,22 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/rnnlab compare names --cells rnn,lstm,gru --ensemble 1
 
-test: $(STAMP) browser
+test: $(STAMP) fonts browser
 	$(BIN)/python -m pytest -q
+
+# A CJK font, so that the reports' plots draw Chinese labels (matplotlib has none of its own; rnnlab
+# registers an installed Noto CJK / WenQuanYi font with it): fonts-noto-cjk from apt-get where it is
+# missing (as root, as CI runs, or with passwordless sudo). Without one a report says so once.
+fonts:
+	@if find /usr/share/fonts /usr/local/share/fonts -iname '*cjk*' -o -iname '*wqy*' 2>/dev/null | grep -q .; then \
+	  exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make fonts: no CJK font and no apt-get: reports will say that Chinese labels show as boxes"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "make fonts: run 'sudo apt-get install -y fonts-noto-cjk' so that report plots draw Chinese labels"; exit 0; fi; \
+	echo "make fonts: installing fonts-noto-cjk with apt-get"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fonts-noto-cjk >/dev/null \
+	  || echo "make fonts: apt-get failed: reports will say that Chinese labels show as boxes"
 
 # Headless Chromium and CJK fonts for the browser tests (tests/test_browser.py), from the system's
 # packages: apt-get installs them when they are missing (as root, as CI runs, or with passwordless sudo).

@@ -120,6 +120,13 @@ DATA_CASES = {
                             "Bad.txt:2: not UTF-8"),
     "names: GBK file": ("names", lambda w, t: names_with(w, t, {"Bad.txt": "王\n李\n".encode("gbk")}), "Bad.txt:1: not UTF-8"),
     "names: binary file": ("names", lambda w, t: names_with(w, t, {"Bad.txt": bytes(range(256))}), "Bad.txt:"),
+    "names: Big5 file": ("names", lambda w, t: names_with(w, t, {"Bad.txt": "Abe\n王小明\n".encode("big5")}),
+                         "Bad.txt:2: not UTF-8"),
+    "names: UTF-16 without a mark": ("names", lambda w, t: names_with(w, t, {"Bad.txt": "Abe\nBob\n".encode("utf-16-le")}),
+                                     "Bad.txt:1: a NUL character at column 2"),
+    "names: NUL byte": ("names", lambda w, t: names_with(w, t, {"Bad.txt": b"Abe\nBo\x00b\n"}), "Bad.txt:2: a NUL character at column 3"),
+    "names: UTF-16 mark, odd bytes": ("names", lambda w, t: names_with(w, t, {"Bad.txt": b"\xff\xfeA\x00\n\x00\x00\xd8B\x00"}),
+                                      "Bad.txt:2: not valid UTF-16"),
     "names: one label": ("names", lambda w, t: names_with(w, t, {"Ovic.txt": b""}), "need at least 2 labels"),
     "names: too few to split": ("names", lambda w, t: names_with(w, t, {"Ovic.txt": b"Abe\n", "Sonne.txt": b"Bob\n"}),
                                 "too little data"),
@@ -131,6 +138,16 @@ DATA_CASES = {
     "poems: GBK .json": ("poems", lambda w, t: wb(t / "p.json", json.dumps([{"paragraphs": ["床前明月光"]}],
                                                                           ensure_ascii=False).encode("gbk")),
                          "p.json:1: not UTF-8"),
+    "poems: deeply nested .json": ("poems", lambda w, t: wb(t / "p.json", b"[" * 100_000 + b"]" * 100_000),
+                                   "p.json: JSON nested too deeply"),
+    "poems: deeply nested line": ("poems", lambda w, t: wb(t / "p.jsonl", (poem_lines(1) + "[" * 5000 + "]" * 5000).encode()),
+                                  "p.jsonl:2: JSON nested too deeply"),
+    "poems: deep but unclosed": ("poems", lambda w, t: wb(t / "p.json", b'[{"a": ' * 50_000), "p.json: JSON nested too deeply"),
+    "poems: NUL in a line": ("poems", lambda w, t: wb(t / "p.jsonl", (poem_lines(2) + '{"paragraphs": ["\x00"]}\n').encode()),
+                             "p.jsonl:3: a NUL character"),
+    "poems: Big5 .jsonl": ("poems", lambda w, t: wb(t / "p.jsonl", "".join(
+        json.dumps({"paragraphs": [q]}, ensure_ascii=False) + "\n" for q in ["abc", "床前明月光"]).encode("big5")),
+                           "p.jsonl:2: not UTF-8"),
     "poems: malformed line": ("poems", lambda w, t: wb(t / "p.jsonl", (poem_lines(3) + "{oops\n").encode()),
                               "p.jsonl:4: malformed JSON"),
     "poems: a number, not a poem": ("poems", lambda w, t: wb(t / "p.jsonl", ("5\n" + poem_lines(3)).encode()),
@@ -146,6 +163,14 @@ DATA_CASES = {
     # sentiment: a label,text CSV
     "sentiment: binary": ("sentiment", lambda w, t: wb(t / "s.csv", b"label,review\n1," + bytes(range(128, 256))),
                           "s.csv:2: not UTF-8"),
+    "sentiment: GBK CSV": ("sentiment", lambda w, t: wb(t / "s.csv", w["sentiment"].read_text(encoding="utf-8").encode("gbk")),
+                           "s.csv:2: not UTF-8"),
+    "sentiment: Big5 CSV": ("sentiment", lambda w, t: wb(t / "s.csv", "label,review\n1,good\n0,房間很乾淨\n".encode("big5")),
+                            "s.csv:3: not UTF-8"),
+    "sentiment: NUL in a review": ("sentiment", lambda w, t: wb(t / "s.csv", b"label,review\n1,good\n0,ba\x00d\n"),
+                                   "s.csv:3: a NUL character at column 5"),
+    "sentiment: UTF-16 label file without a mark": ("sentiment", lambda w, t: wb(t / "pos.txt", "好\n".encode("utf-16-le"))
+                                                    and wb(t / "neg.txt", b"x\n") and t, "pos.txt:2: a NUL character"),
     "sentiment: empty": ("sentiment", lambda w, t: wb(t / "s.csv", b""), "empty file"),
     "sentiment: header only": ("sentiment", lambda w, t: wb(t / "s.csv", b"label,review\n"), "need at least 2 labels"),
     "sentiment: no such column": ("sentiment", lambda w, t: wb(t / "s.csv", b"a,b\n1,2\n"), "no column 'label'"),
@@ -380,10 +405,14 @@ DAMAGES = {  # name: (damage, {command or "*": expected fragment}, commands it d
                                    {"*": "mixes two runs", "resume": "disagree on the task"}, CKPT),
     "checkpoints without task_state": (lambda r: strip_meta(r, "task_state"), {"*": "'task_state' is missing"}, CKPT),
     "config.json not JSON": (lambda r: wb(r / "config.json", b"{x"), {"*": "config.json: not valid JSON"}, ()),
-    "config.json a list": (lambda r: wb(r / "config.json", b"[1]"), {"*": "expected a JSON object"},
-                           {"predict", "generate", "evaluate", "export"}),
+    "config.json a list": (lambda r: wb(r / "config.json", b"[1]"), {"*": "config.json: expected a JSON object"}, ()),
+    "config.json a string": (lambda r: wb(r / "config.json", b'"names"'), {"*": "config.json: expected a JSON object"}, ()),
+    "config.json nested deep": (lambda r: wb(r / "config.json", b"[" * 5000 + b"]" * 5000),
+                                {"*": "config.json: JSON nested too deeply"}, ()),
+    "summary.json a number": (lambda r: wb(r / "summary.json", b"3"), {"*": "summary.json: expected a JSON object"},
+                              {"resume"}),
     "summary.json not JSON": (lambda r: wb(r / "summary.json", b"{x"), {"*": "summary.json: not valid JSON"}, {"resume"}),
-    "summary.json a list": (lambda r: wb(r / "summary.json", b"[1]"), {"report": "expected a JSON object"}, ()),
+    "summary.json a list": (lambda r: wb(r / "summary.json", b"[1]"), {"*": "summary.json: expected a JSON object"}, {"resume"}),
     "summary.json damaged test": (lambda r: edit_json(r / "summary.json", lambda s: s.update(test={"accuracy": "x"})),
                                   {"report": "damaged"}, ()),
     "metrics.jsonl not JSON": (lambda r: wb(r / "metrics.jsonl", b"{x\n"), {"report": "metrics.jsonl:1: not valid JSON"}, ()),
@@ -471,8 +500,15 @@ def test_gradients_longrange_and_compare_folders(world, tmp_path, capsys):
     folder = tmp_path / "cmp"
     folder.mkdir()
     for content, expect in [(b"{x", "compare.json: not valid JSON"), (b"[1]", "expected a JSON object"),
-                            (b'{"runs": {"a": 5}}', "compare.json: damaged"), (b'{"runs": {"a": "nope"}}', "not found")]:
+                            (b'{"runs": {"a": 5}}', "compare.json: damaged"), (b'{"runs": {"a": "nope"}}', "not found"),
+                            (b'{"runs": {"a": "../r"}}', "run folder '../r' is not a folder of"),
+                            (b'{"runs": {"a": "/etc"}}', "run folder '/etc' is not a folder of"),
+                            (b'{"runs": {"a": "names", "b": "poems"}}', "a poems run in a comparison of names runs"),
+                            (b"[" * 5000 + b"]" * 5000, "compare.json: JSON nested too deeply")]:
         wb(folder / "compare.json", content)
+        for task in ("names", "poems"):
+            if not (folder / task).exists():
+                copy_run(world, task, folder / task)
         refused(["report", folder], capsys, expect)
 
 
@@ -522,3 +558,126 @@ def test_data_import_is_all_or_nothing(tmp_path, capsys):
     after = {p.relative_to(dst): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
     assert after == before  # unchanged, not mixed
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+
+
+# --- #29: encodings read as their byte-order marks say, tiny corpora, foreign members, fonts -------
+def test_byte_order_marks_are_read_and_said(world, tmp_path, capsys):
+    """UTF-16 (and UTF-8 with a mark) is read as its byte-order mark says, and the data report says so."""
+    folder = names_with(world, tmp_path, {})
+    ovic = (folder / "Ovic.txt").read_text(encoding="utf-8")
+    (folder / "Ovic.txt").write_bytes(ovic.encode("utf-16"))  # a mark, then UTF-16 LE
+    (folder / "Sonne.txt").write_bytes(b"\xef\xbb\xbf" + (folder / "Sonne.txt").read_bytes())
+    assert main(["train", "names", "--data", folder, *TINY, "--out", tmp_path / "run"]) == 0
+    out = capsys.readouterr().out
+    assert "read by their byte-order marks: Ovic.txt utf-16, Sonne.txt utf-8 (with BOM)" in out
+    data = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))["data"]
+    assert data["encodings"] == {"Ovic.txt": "utf-16", "Sonne.txt": "utf-8 (with BOM)"}
+    assert data["train_items"] + data["val_items"] + data["test_items"] == len(ovic.split()) + 20
+    csv16 = tmp_path / "s16.csv"
+    csv16.write_bytes(world["sentiment"].read_text(encoding="utf-8").encode("utf-16-be").join([b"\xfe\xff", b""]))
+    assert main(["train", "sentiment", "--data", csv16, *SENTIMENT, "--out", tmp_path / "srun"]) == 0
+    assert "read as utf-16 (its byte-order mark)" in capsys.readouterr().out
+    poems = tmp_path / "p.jsonl"
+    poems.write_bytes(poem_lines().encode("utf-16"))
+    assert main(["train", "poems", "--data", poems, *POEMS, "--out", tmp_path / "prun"]) == 0
+    assert "p.jsonl read as utf-16" in capsys.readouterr().out
+
+
+def test_a_tiny_poems_corpus_trains_and_reports_what_the_sampler_could_not_write(tmp_path, capsys):
+    """Three copies of one quatrain: too few rhyme characters for any regulated form. The run still
+    ends with exit 0 and a report, which says which forms were not written and why."""
+    data = tmp_path / "one.json"
+    data.write_text(json.dumps([{"title": "静夜思", "paragraphs": [QUATRAINS[0][:12], QUATRAINS[0][12:]]}] * 3,
+                               ensure_ascii=False), encoding="utf-8")
+    assert main(["train", "poems", "--data", data, *TINY, "--samples", "2", "--out", tmp_path / "run"]) == 0
+    report = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "Regulated samples not written" in report and "5x4: no level-tone rhyme group" in report
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert set(summary["test"]["regulated"]["not_written"]) == {"5x4", "7x4", "5x8", "7x8"}
+    capsys.readouterr()
+    assert main(["evaluate", "--run", tmp_path / "run"]) == 0
+    assert "7x8: not written: no level-tone rhyme group" in capsys.readouterr().out
+    assert main(["report", tmp_path / "run"]) == 0
+
+
+def test_resume_refuses_members_of_another_run(world, tmp_path, capsys):
+    """A --folds parent whose fold-2 was replaced: by a sentiment run, a names run of another job, a
+    plain names run, a link. --resume refuses each, naming the folder, and changes nothing; the
+    summary refuses them too."""
+    from rnnlab.repeats import summarise
+
+    data = names_with(world, tmp_path, {})
+    args = ["--data", data, *TINY, "--folds", "2"]
+    assert main(["train", "names", *args, "--out", tmp_path / "cv"]) == 0
+    assert main(["train", "names", *args, "--out", tmp_path / "other"]) == 0
+    config = json.loads((tmp_path / "cv" / "fold-2" / "config.json").read_text(encoding="utf-8"))
+    assert config["member_of"]["name"] == "fold-2" and config["member_of"]["index"] == 2
+    assert config["member_of"]["job"] == json.loads((tmp_path / "cv" / "repeats.json").read_text())["job"]
+    shutil.move(tmp_path / "cv" / "fold-2", tmp_path / "fold-2-saved")
+    cases = [(lambda d: shutil.copytree(world["runs"]["sentiment"], d), "a sentiment run, not fold-2"),
+             (lambda d: shutil.copytree(tmp_path / "other" / "fold-2", d), "not fold-2 of"),
+             (lambda d: shutil.copytree(world["runs"]["names"], d), "it records no parent"),
+             (lambda d: d.symlink_to(tmp_path / "fold-2-saved", target_is_directory=True), "a link, not a member folder")]
+    for plant, says in cases:
+        member = tmp_path / "cv" / "fold-2"
+        plant(member)
+        before = sorted(p.name for p in member.iterdir())
+        capsys.readouterr()
+        refused(["train", "names", "--resume", tmp_path / "cv", "--epochs", "2"], capsys, says)
+        with pytest.raises(ValueError, match=says):
+            summarise(tmp_path / "cv", ["fold-1", "fold-2"])
+        assert sorted(p.name for p in member.iterdir()) == before  # nothing of it was touched
+        member.unlink() if member.is_symlink() else shutil.rmtree(member)
+    # Its own member back, but trained on other data: the data fingerprints disagree.
+    shutil.move(tmp_path / "fold-2-saved", tmp_path / "cv" / "fold-2")
+    edit_json(tmp_path / "cv" / "fold-2" / "config.json", lambda c: c.update(data_fingerprint={"x.txt": "0"}))
+    with pytest.raises(ValueError, match="fold-2: trained on other data than fold-1"):
+        summarise(tmp_path / "cv", ["fold-1", "fold-2"])
+
+
+def test_report_plots_draw_chinese_labels_or_say_they_cannot(world, tmp_path, monkeypatch):
+    import numpy as np
+
+    from rnnlab import report
+
+    labels = ["正面评价", "负面评价"]
+    if report.cjk_font() is not None:  # a CJK font (make install's fonts-noto-cjk): glyphs, not boxes
+        plt = report.pyplot()
+
+        def ink(text: str):
+            fig = plt.figure(figsize=(1, 0.5), dpi=60)
+            fig.text(0, 0.2, text, fontsize=14)
+            fig.canvas.draw()
+            pixels = np.asarray(fig.canvas.buffer_rgba())[..., 0].copy()
+            plt.close(fig)
+            return pixels
+
+        assert not np.array_equal(ink("正"), ink("负")) and not np.array_equal(ink("正"), ink("\ue000"))
+        assert report.font_note(labels) == ""
+    monkeypatch.setattr(report, "_font", [None])  # a machine without one
+    note = report.font_note(labels)
+    assert "no font with Chinese" in note and "fonts-noto-cjk" in note and report.font_note(["Abe", "Bob"]) == ""
+    from rnnlab.runreport import render_run_report
+
+    run = copy_run(world, "sentiment", tmp_path / "run")  # its labels renamed in Chinese
+    edit_json(run / "summary.json", lambda s: s["test"].update(labels=labels))
+    assert render_run_report(run).read_text(encoding="utf-8").count("no font with Chinese") == 1
+    assert main(["report", run]) == 0
+
+
+@pytest.mark.parametrize("option, content, expect", [
+    ("--vectors", "2 3\n房间 0.1 0.2 0.3\n".encode("gbk"), "v.txt:2: not UTF-8"),
+    ("--vectors", b"2 3\nab 0.1 0.2 0.3\nc\x00d 0.1 0.2 0.3\n", "v.txt:3: a NUL character at column 2"),
+    ("--user-dict", "房間 10 n\n".encode("big5"), "--user-dict"),
+    ("--user-dict", b"ab 10 n\n\x00\n", "v.txt:2: a NUL character"),
+    ("--stopwords", "的\n了\n".encode("gbk"), "--stopwords"),
+    ("--stopwords", "ab\n".encode("utf-16-le"), "v.txt:1: a NUL character at column 2"),
+])
+def test_word_vectors_dictionaries_and_stop_words_are_utf8(world, tmp_path, capsys, option, content, expect):
+    """The other text files of the sentiment task: refused naming file and line, never read as garbage
+    (gensim drops bytes that are not UTF-8 and would silently match no word)."""
+    wb(tmp_path / "v.txt", content)
+    message = refused(["train", "sentiment", "--data", world["sentiment"], *SENTIMENT, "--tokenizer", "jieba",
+                       option, tmp_path / "v.txt", "--out", tmp_path / "run"], capsys, expect)
+    assert option in message and "v.txt:" in message
+    assert not (tmp_path / "run").exists()

@@ -186,9 +186,12 @@ def cli(*args, stdin=None):
 
 
 def test_predict_prints_top3_reads_stdin_and_answers_unseen_characters(trained_run, capsys):
-    assert main(["predict", "--run", str(trained_run), "Kaovic", "Ζωή"]) == 0
+    assert main(["predict", "--run", str(trained_run), "Kaovic", "Ζωήvic"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Kaovic: ") and "unseen characters" in out[1]
+    # A name of nothing but unseen characters has no answer but the prior's: refused, naming them.
+    assert main(["predict", "--run", str(trained_run), "Ζωή"]) == 2
+    assert "none of its characters is in the model's alphabet (unknown: Ζήω)" in capsys.readouterr().err
     r = cli("predict", "--run", trained_run, "--json", stdin="Telasonne\n\nMorovic\n")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)

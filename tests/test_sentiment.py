@@ -43,13 +43,20 @@ def test_csv_edge_cases(tmp_path):
     assert len(items[2][0]) == MAX_TEXT_CHARS and report["texts_cut"] == 1  # read in full, cut to the cap
 
 
-def test_other_columns_gbk_and_string_labels(tmp_path):
-    path = review_csv(tmp_path / "gbk.csv", header=("情感", "text"), encoding="gbk")
-    with open(path, encoding="gbk") as f:
-        text = f.read().replace("\n1,", "\npositive,").replace("\n0,", "\nnegative,")
-    path.write_bytes(text.encode("gbk"))
+def test_other_columns_utf16_and_string_labels_and_gbk_refused(tmp_path):
+    """UTF-16 with its byte-order mark is read and said; GBK and Big5 are refused at their first line
+    that is not UTF-8 (guessing them would train on mojibake: Big5 read as GB18030 decodes, wrongly)."""
+    path = review_csv(tmp_path / "u16.csv", header=("情感", "text"), encoding="utf-16")
+    text = path.read_text(encoding="utf-16").replace("\n1,", "\npositive,").replace("\n0,", "\nnegative,")
+    path.write_text(text, encoding="utf-16")  # utf-16: a byte-order mark, then little-endian
     labels, items, report = read_labeled_csv(path, "情感", "review")  # no "review": falls back to "text"
-    assert labels == ["negative", "positive"] and report["encoding"] == "gb18030" and report["text_column"] == "text"
+    assert labels == ["negative", "positive"] and report["encoding"] == "utf-16" and report["text_column"] == "text"
+    assert items[0][0] == GOOD[0]
+    for encoding in ("gbk", "big5"):
+        bad = tmp_path / f"{encoding}.csv"
+        bad.write_bytes("label,review\n1,good\n".encode() + "0,房間很乾淨\n".encode(encoding))
+        with pytest.raises(UserError, match=rf"{encoding}\.csv:3: not UTF-8 .*iconv -f GBK"):
+            read_labeled_csv(bad, "label", "review")
 
 
 def test_stop_words_keep_negations_and_degree_words():

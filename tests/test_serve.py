@@ -447,3 +447,256 @@ def test_the_runs_of_a_folds_folder_are_listed(tmp_path):
     (tmp_path / "names-cv" / "repeats.json").write_text("{}", encoding="utf-8")
     assert [i for i, _ in _run_folders(tmp_path)] == ["names-cv/fold-1", "names-cv/fold-2"]
     assert [i for i, _ in _run_folders(tmp_path / "names-cv")] == ["fold-1", "fold-2"]
+
+
+# --- hostile use (#29): planted files, checkpoints, bodies, hosts, field errors, unknown text ------
+SECRET = "SECRET-29-do-not-serve"
+
+
+def plant(serve_runs, tmp_path) -> Path:
+    """A copy of names-gru (id "mine") with files planted beside the report: a hard link and symbolic
+    links to a file outside the run, a FIFO, a report file replaced by a hard link, a sub-folder."""
+    import os
+
+    runs = tmp_path / "runs"
+    run = runs / "mine"
+    shutil.copytree(serve_runs / "names-gru", run)
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"test": {"accuracy": 0.5}, "secret": SECRET}), encoding="utf-8")
+    os.link(secret, run / "hard.txt")  # not a report file's name
+    (run / "report.html").unlink()
+    os.link(secret, run / "report.html")  # a report file's name, but a hard link to a file elsewhere
+    (run / "loss.png").unlink()
+    (run / "loss.png").symlink_to(secret)
+    (run / "summary.json").unlink()
+    (run / "summary.json").symlink_to(secret)
+    (run / "model.txt").unlink()
+    os.mkfifo(run / "model.txt")  # opening it for reading would block a server that follows names blindly
+    (run / "sub").mkdir()
+    (run / "sub" / "report.html").write_text(SECRET, encoding="utf-8")
+    return runs
+
+
+def test_planted_links_and_hard_links_are_never_served(serve_runs, tmp_path):
+    runs = plant(serve_runs, tmp_path)
+    with TestClient(create_app([runs], bundled=False)) as c:
+        listed = {r["id"]: r for r in c.get("/api/runs").json()["runs"]}["mine"]
+        assert listed["files"] == ["accuracy.png", "config.json", "confusion.png", "metrics.jsonl", "train_summary.json"]
+        assert listed["test"] == {}  # the summary.json link is not read either
+        for name in ("hard.txt", "report.html", "loss.png", "summary.json", "model.txt", "sub", "best.pt", "last.pt"):
+            r = c.get(f"/api/runs/mine/files/{name}")
+            assert r.status_code == 404 and SECRET not in r.text, name
+        info = c.get("/api/runs/mine")
+        assert info.status_code == 200 and SECRET not in info.text
+        png = c.get("/api/runs/mine/files/confusion.png")
+        assert png.status_code == 200 and png.content == (runs / "mine" / "confusion.png").read_bytes()
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda r: (r / "best.pt").unlink() or (r / "best.pt").symlink_to("/etc/passwd"), "best.pt is a link"),
+    (lambda r: (r / "best.pt").unlink() or (r / "best.pt").mkdir(), "best.pt is not a regular file"),
+    (lambda r: (r / "best.pt").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n"), "best.pt: corrupted"),
+    (lambda r: (r / "best.pt").unlink() or (r / "best.pt").symlink_to(r / "nothing.pt"), "best.pt is a link"),
+])
+def test_planted_or_broken_checkpoints_are_a_409_naming_the_file(serve_runs, tmp_path, damage, says):
+    run = tmp_path / "runs" / "mine"
+    shutil.copytree(serve_runs / "names-gru", run)
+    damage(run)
+    with TestClient(create_app([run.parent], bundled=False)) as c:
+        message = error_of(c.post("/api/names/predict", json={"names": ["Abovic"], "run": "mine"}), 409)
+        assert says in message and "mine" in message and "root:" not in message
+
+
+def test_run_files_of_the_wrong_shape_are_skipped_in_the_listing(serve_runs, tmp_path):
+    runs = tmp_path / "runs"
+    for name, config in (("a-list", b"[1, 2]"), ("a-string", b'"names"'), ("deep", b"[" * 100_000 + b"]" * 100_000),
+                         ("not-utf8", b"\xff\xfe{"), ("ok", None)):
+        shutil.copytree(serve_runs / "names-rnn", runs / name)
+        if config is not None:
+            (runs / name / "config.json").write_bytes(config)
+    (runs / "ok" / "summary.json").write_bytes(b"[" * 100_000)
+    (runs / "ok" / "metrics.jsonl").write_bytes(b"[" * 100_000 + b"\n{}\n")
+    with TestClient(create_app([runs], bundled=False)) as c:
+        listing = c.get("/api/runs")
+        assert listing.status_code == 200 and [r["id"] for r in listing.json()["runs"]] == ["ok"]
+        assert c.get("/api/runs/ok/metrics").json()["rows"] == [{}]
+        assert "a-list" in error_of(c.post("/api/names/predict", json={"names": ["Abe"], "run": "a-list"}), 404)
+
+
+def test_every_field_error_is_named(client):
+    said = error_of(client.post("/api/names/predict", json={"name": "Satoshi"}), 422)
+    assert said == "name: unknown field; names: required"
+    said = error_of(client.post("/api/poems/generate", json={"temprature": 1, "top_k": -1, "form": "9x9"}), 422)
+    assert said.startswith("temprature: unknown field; ") and "top_k:" in said and "form:" in said
+
+
+@pytest.mark.parametrize("poem, status, says", [
+    ("helloworld", 400, "unknown: dehlorw"), ("😀🙂", 400, "unknown: 😀🙂"), ("床\x00前", 422, "U+0000"),
+    ("，。，。", 400, "only punctuation"), ("!?...", 400, "unknown: !.?"), ("\u202e床前", 422, "U+202E"),
+])
+def test_a_poem_the_model_cannot_read_is_refused_naming_it(client, poem, status, says):
+    """Characters no text may hold are refused with the field (422), text the model cannot read by it (400)."""
+    message = error_of(client.post("/api/poems/score", json={"poem": poem}), status)
+    assert says in message
+
+
+def test_lines_are_checked_against_the_form(client, serve_runs):
+    from rnnlab import load_run
+    from rnnlab.errors import UserError
+
+    run = load_run(serve_runs / "poems-lstm")
+    good = ["床前明月光，", "疑是地上霜。", "举头望明月，", "低头思故乡。"]
+    assert run.predictor.check_lines(good, "5x4") == good and run.predictor.check_lines(good[:3], "free") == good[:3]
+    for lines, form, says in [
+        (good[:3] + ["低头思故乡"], "5x4", "lines[3]: '低头思故乡' is not one line ending in one of"),
+        (good[:3] + ["低" * 39 + "。"], "5x4", "lines[3]: 39 characters; a line of the 5x4 form has 5"),
+        (good[:3] + ["低" * 41 + "。"], "free", "at most 40"),
+        (good[:3], "5x4", "a 5x4 poem has 4 lines, got 3"),
+        (["床前明月光。"] + good[1:], "5x4", "lines[0]: ends with '。' where the 5x4 form puts '，'"),
+        (["hello，", "world。"], "free", "no character of it is in the model's vocabulary"),
+        (["床前，明月光，"], "free", "not one line"),
+    ]:
+        with pytest.raises(UserError, match=re.escape(says)):
+            run.predictor.check_lines(lines, form)
+        with pytest.raises(UserError, match=re.escape(says)):
+            run.regenerate(lines, line=0, form=form)
+    new = run.regenerate(good, line=2, form="5x4", seed=1)["lines"]
+    assert len(new) == 4 and new[:2] == good[:2] and new[3] == good[3] and len(new[2]) == 6
+    # Through the route: every line is checked, the ones after the rewritten line too.
+    body = {"lines": good[:3] + ["低" * 10 + "。"], "line": 1, "form": "5x4"}
+    assert "lines[3]: 10 characters" in error_of(client.post("/api/poems/regenerate", json=body), 400)
+
+
+@pytest.mark.parametrize("host, ok", [
+    ("127.0.0.1:8000", True), ("127.0.0.1", True), ("localhost:8000", True), ("[::1]:8000", True), ("[::1]", True),
+    ("127.0.0.1:evil", False), ("127.0.0.1:8001", False), ("127.0.0.1:", False), ("127.0.0.1:8000:1", False),
+    ("[::1]:x", False), ("127.0.0.1:٨٠٠٠", False), ("evil.example:8000", False), ("", False), ("127.0.0.1:99999999", False),
+])
+def test_host_header_names_this_server_and_its_port(serve_runs, host, ok):
+    with TestClient(create_app([], bundled=False, hosts=("127.0.0.1", "localhost", "::1"), port=8000),
+                    base_url="http://127.0.0.1:8000") as c:
+        r = c.get("/api/health", headers={"host": host.encode("utf-8")})  # bytes: httpx sends them as they are
+        if ok:
+            assert r.status_code == 200, (host, r.text)
+        else:
+            assert "Host header" in error_of(r, 400), host
+
+
+@pytest.fixture()
+def live_server():
+    """The app under uvicorn with ``rnnlab serve``'s HTTP protocol (``BackgroundServer``), on a free
+    port, with a 100 kB wire limit (so that the test is quick): (port, its limit)."""
+    from rnnlab.serve.background import BackgroundServer
+
+    limit = 100_000
+    with BackgroundServer(create_app([], bundled=False), body_limit=limit) as url:
+        yield int(url.rstrip("/").rsplit(":", 1)[1]), limit
+
+
+def _post_raw(port: int, body_parts, chunked: bool = True, timeout: float = 15.0) -> tuple[bytes, float]:
+    """POST /api/names/predict from a raw socket, the body written by another thread; (answer, seconds)."""
+    import socket
+    import time as _time
+
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(timeout)
+    head = b"POST /api/names/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    s.sendall(head + (b"Transfer-Encoding: chunked\r\n\r\n" if chunked else b"\r\n"))
+
+    def write():
+        try:
+            for part in body_parts:
+                s.sendall(part)
+        except OSError:
+            pass  # the server closed: it has answered
+
+    started = _time.time()
+    threading.Thread(target=write, daemon=True).start()
+    answer = b""
+    try:
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            got = s.recv(65536)
+            if not got:
+                break
+            answer += got
+    finally:
+        s.close()
+    return answer, _time.time() - started
+
+
+def test_chunked_bodies_in_tiny_chunks_are_refused_on_the_wire(live_server):
+    port, limit = live_server
+    tiny = (b"1\r\nx\r\n" * 10_000 for _ in range(100))  # 1,000,000 one-byte chunks, 10 x the limit
+    answer, seconds = _post_raw(port, tiny)
+    assert answer.startswith(b"HTTP/1.1 413") and b"counted as sent" in answer and seconds < 10, (answer[:200], seconds)
+    # A body of ordinary chunks within the limit reaches the app (which has no names model here).
+    body = b'{"names": ["Abe"]}'
+    answer, _ = _post_raw(port, [b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)])
+    assert answer.startswith(b"HTTP/1.1 404") and b"no names model" in answer
+
+
+def test_hostile_requests_never_get_a_500_nor_a_file_the_run_did_not_write(serve_runs, tmp_path):
+    """Every class of request at once, on a run folder with files planted in it."""
+    from rnnlab.serve.app import REPORT_FILES
+
+    runs = plant(serve_runs, tmp_path)
+    shutil.copytree(serve_runs / "poems-lstm", runs / "poems")
+    shutil.copytree(serve_runs / "names-rnn", runs / "broken")
+    (runs / "broken" / "best.pt").unlink()
+    (runs / "broken" / "best.pt").symlink_to("/etc/passwd")
+    names = ["hard.txt", "report.html", "loss.png", "summary.json", "model.txt", "best.pt", "last.pt", "config.json",
+             "metrics.jsonl", "confusion.png", "..", "%2e%2e", "..%2Fsecret.json", "sub%2Freport.html", "x" * 300]
+    requests = [("get", f"/api/runs/{rid}/files/{n}", None) for rid in ("mine", "broken", "poems", "..", "mine/..")
+                for n in names]
+    requests += [("get", f"/api/runs/{rid}{tail}", None) for rid in ("mine", "broken", "poems", "nothing", "%2e%2e")
+                 for tail in ("", "/metrics")]
+    requests += [("post", "/api/names/predict", b) for b in (
+        {"names": ["Abe"], "run": "broken"}, {"names": ["Abe"], "run": "mine"}, {"name": "Satoshi"}, {"names": [None]},
+        {"names": ["Abe"], "top": 10**30}, {"names": ["\x00"]}, [], "x", {"names": ["Abe"], "run": "poems"})]
+    requests += [("post", "/api/poems/score", b) for b in (
+        {"poem": "helloworld"}, {"poem": "\x00"}, {"poem": "，。"}, {"poem": "床前明月光，"}, {"poem": "😀" * 200})]
+    requests += [("post", "/api/poems/regenerate", b) for b in (
+        {"lines": ["床" * 40 + "。"] * 4, "line": 3, "form": "5x4"}, {"lines": ["床前明月光，"], "line": 0, "form": "7x8"},
+        {"lines": ["hello。", "world。"], "line": 1}, {"lines": ["床前明月光，"] * 16, "line": 15, "form": "5x4"})]
+    requests += [("post", "/api/poems/generate", b) for b in (
+        {"begin": "😀"}, {"acrostic": "床前明月光床前明", "form": "5x4"}, {"form": "7x8", "top_k": 1, "seed": 2**31 - 1})]
+    requests += [("post", "/api/sentiment/predict", b) for b in ({"texts": ["\x00"]}, {"texts": ["好"], "run": "mine"})]
+    served = {}
+    with TestClient(create_app([runs], bundled=False, hosts=("127.0.0.1",), port=8000),
+                    base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        for method, url, body in requests:
+            r = c.get(url) if method == "get" else c.post(url, json=body)
+            assert r.status_code < 500, (url, body, r.status_code, r.text)
+            assert SECRET not in r.text and "root:x:" not in r.text, (url, body)
+            if "/files/" in r.request.url.path and r.status_code == 200:  # the path as sent ('..' resolved)
+                served[r.request.url.path] = r.content
+        for host in ("127.0.0.1:evil", "127.0.0.1:1", "evil:8000"):
+            assert c.get("/api/health", headers={"host": host}).status_code == 400
+        huge = c.post("/api/names/predict", content=b"{" * 3_000_000, headers={"content-type": "application/json"})
+        assert huge.status_code == 413
+    for url, content in served.items():  # what was served is a report file the run wrote, byte for byte
+        rid, name = url.removeprefix("/api/runs/").split("/files/")
+        assert name in REPORT_FILES and content == (runs / rid / name).read_bytes(), url
+    assert served  # the good report files of the planted run were served
+
+
+@pytest.mark.parametrize("url, body, status, says", [
+    ("/api/names/predict", {"names": ["Abovic", "Ωμέγα"]}, 400,
+     "name 'Ωμέγα': none of its characters is in the model's alphabet"),
+    ("/api/names/trace", {"name": "Ωμέγα"}, 400, "none of its characters"),
+    ("/api/names/predict", {"names": ["Ab\u200bovic"]}, 422, "names[0]: 'Ab\\u200bovic' holds the control"),
+    ("/api/sentiment/predict", {"texts": ["😀😀"]}, 400, "none of its words is in the model's vocabulary"),
+    ("/api/sentiment/predict", {"texts": ["房间\x00很好"]}, 422, "U+0000"),
+])
+def test_names_and_reviews_the_model_cannot_read_are_refused(client, url, body, status, says):
+    assert says in error_of(client.post(url, json=body), status)
+
+
+@pytest.mark.parametrize("host, ok", [("example.org:8080", True), ("10.0.0.5", True), ("[fe80::1]:80", True),
+                                      ("example.org:evil", False), ("example.org:99999", False), ("a b", False)])
+def test_host_ports_are_numbers_on_the_network_too(host, ok):
+    """Listening on the network (no Host names fixed, maybe behind a proxy): any name and port
+    number, but never a port that is not one."""
+    with TestClient(create_app([], bundled=False)) as c:
+        r = c.get("/api/health", headers={"host": host})
+        assert (r.status_code == 200) if ok else ("Host header" in error_of(r, 400)), host

@@ -224,13 +224,13 @@ def load_run(spec: str | Path, device: str = "cpu") -> Run:
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     meta = check_run_meta(ckpt["meta"], checkpoint)
     if (path / "config.json").is_file():  # a checkpoint copied into another run's folder
-        config = read_json(path / "config.json")
-        if isinstance(config, dict) and config.get("task") not in (None, meta["task"]):
+        config = read_json(path / "config.json", dict)  # of another shape (a list): an error naming it
+        if config.get("task") not in (None, meta["task"]):
             raise UserError(f"{path}: config.json is of a {config.get('task')} run but {checkpoint.name} holds a "
                             f"{meta['task']} model; the folder mixes two runs")
     if (path / "summary.json").is_file():
-        summary = read_json(path / "summary.json")
-        test = summary.get("test", {}) if isinstance(summary, dict) else {}
+        summary = read_json(path / "summary.json", dict)
+        test = summary.get("test", {})
         meta = {**meta, "test": test if isinstance(test, dict) else {}}
     return Run(path, meta, ckpt["model"], device)
 

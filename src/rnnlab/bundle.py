@@ -80,13 +80,15 @@ def read_poem_json(path: Path) -> list[dict]:
     """Read one chinese-poetry JSON file (a list of {author, title, paragraphs}); clear errors."""
     from .datafiles import read_bytes
 
-    raw = read_bytes(path, "poems file")
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as e:
-        from .datafiles import decode_error
+    from .datafiles import MAX_JSON_DEPTH, _depth, decode_utf8, too_deep
 
-        raise decode_error(raw, e, path) from None
+    text = decode_utf8(read_bytes(path, "poems file"), path)  # UTF-8 (or UTF-16 with its mark), no NUL
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise too_deep(path)
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise too_deep(path) from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(data, list):

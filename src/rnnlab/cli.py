@@ -433,6 +433,9 @@ def cmd_report(args) -> int:
         names = read_json(run / "compare.json", dict).get("runs")
         if not isinstance(names, dict) or not names or not all(isinstance(v, str) for v in names.values()):
             raise UserError(f"{run / 'compare.json'}: damaged ('runs' is not a map of names to run folders)")
+        outside = next((v for v in names.values() if v in ("", ".", "..") or Path(v).name != v), None)
+        if outside is not None:  # rnnlab compare writes each run in a folder of the comparison
+            raise UserError(f"{run / 'compare.json'}: run folder {outside!r} is not a folder of {run}")
         print(render_compare_report(run, {k: run / v for k, v in names.items()}))
     elif (run / "config.json").is_file():
         print(render_run_report(run))

@@ -78,10 +78,12 @@ def _check_space(run_dir: Path, model) -> None:
 
 
 def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
-                 out: str | Path | None = None, runs_root: str | Path = "runs", log=print) -> Path:
+                 out: str | Path | None = None, runs_root: str | Path = "runs", log=print,
+                 member_of: dict | None = None) -> Path:
     """Train a fresh run; returns its folder. The folder is locked (``RunLock``, held by rank 0) from
     before any data is read until after the report. Options asking for several runs (``--folds``,
-    ``--seeds``) are rnnlab.repeats' (``run_job``), which calls this for each."""
+    ``--seeds``) are rnnlab.repeats' (``run_job``), which calls this for each, with ``member_of``:
+    the parent's identity (job id, kind, member name and index), written into config.json."""
     from .device import resolve_device
     from .tasks import get_task
 
@@ -126,6 +128,7 @@ def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
                 "task": task_name, "task_config": asdict(task_cfg), "model_config": asdict(model_cfg),
                 "train_config": asdict(train_cfg), "data_fingerprint": fingerprint, "rnnlab_version": __version__,
                 "torch_version": _torch_version(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                **({"member_of": member_of} if member_of else {}),
             })
             (run_dir / "model.txt").write_text(describe(model), encoding="utf-8")
 

@@ -21,8 +21,10 @@ one after another in one process: several processes (``--nproc``, torchrun) are 
 
 from __future__ import annotations
 
+import json
 import math
 import time
+import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -94,11 +96,12 @@ def run_repeats(task_name: str, task_cfg, model_cfg, train_cfg, out: str | Path 
                 raise UserError(f"{parent} already holds a run; use --resume {parent} to continue it, or choose "
                                 "another --out")
         write_json(parent / REPEATS_FILE, {
-            "task": task_name, "kind": _kind(task_cfg), "members": [name for name, _, _ in runs],
+            "task": task_name, "kind": _kind(task_cfg), "job": uuid.uuid4().hex,
+            "members": [name for name, _, _ in runs],
             "task_config": asdict(task_cfg), "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
             "rnnlab_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
         wrote = True
-        return _run_members(parent, task_name, runs, model_cfg, {}, log)
+        return _run_members(parent, read_json(parent / REPEATS_FILE, dict), runs, model_cfg, {}, log)
     except BaseException:
         # Failed before any member began (bad data): leave no trace, as a single run does.
         undo = wrote and not any((parent / name).exists() for name, _, _ in runs)
@@ -137,14 +140,18 @@ def resume_repeats(parent: Path, task: str | None = None, log=print, **train_cha
         runs = members(task_cfg, train_cfg)
         if [name for name, _, _ in runs] != plan.get("members"):
             raise UserError(f"{where}: its members {plan.get('members')} are not those its configs describe")
-        return _run_members(parent, plan["task"], runs, model_cfg, train_changes, log)
+        return _run_members(parent, plan, runs, model_cfg, train_changes, log)
 
 
-def _run_members(parent: Path, task_name: str, runs: list, model_cfg, changes: dict, log) -> Path:
-    """Train (or finish) each member in turn, then write the summary and the report."""
+def _run_members(parent: Path, plan: dict, runs: list, model_cfg, changes: dict, log) -> Path:
+    """Train (or finish) each member in turn, then write the summary and the report. A member folder
+    already there must be this job's (``check_member``): checked for all before any trains."""
     from .experiment import resume_training, run_training
     from .runreport import render_repeats_report, summary_lines
 
+    task_name = plan["task"]
+    for i, (name, task_cfg, _) in enumerate(runs, 1):
+        check_member(parent, plan, name, i, task_cfg)
     for i, (name, task_cfg, train_cfg) in enumerate(runs, 1):
         folder = parent / name
         if (folder / "summary.json").is_file():
@@ -154,13 +161,52 @@ def _run_members(parent: Path, task_name: str, runs: list, model_cfg, changes: d
         if (folder / "last.pt").is_file():
             resume_training(folder, task=task_name, log=log, **changes)
         else:
-            run_training(task_name, task_cfg, model_cfg, train_cfg, out=folder, log=log)
+            run_training(task_name, task_cfg, model_cfg, train_cfg, out=folder, log=log,
+                         member_of=member_identity(plan, name, i))
     summary = summarise(parent, [name for name, _, _ in runs])
     write_json(parent / "summary.json", summary)
     for line in summary_lines(summary):
         log(line)
     log(f"report: {render_repeats_report(parent)}")
     return parent
+
+
+def member_identity(plan: dict, name: str, index: int) -> dict:
+    """What a member's config.json records of its parent: the job id of repeats.json, the kind, its
+    name and its index (fold k or the k-th seed)."""
+    return {"job": plan.get("job"), "kind": plan.get("kind"), "name": name, "index": index}
+
+
+def _json_form(value):
+    return json.loads(json.dumps(value))
+
+
+def check_member(parent: Path, plan: dict, name: str, index: int, task_cfg=None) -> dict | None:
+    """The config of member ``name`` of a --folds/--seeds run, checked to belong to it: the same task,
+    the parent's job id, name and index (runs made before job ids: the same data options), and the
+    data options of that member. None when the member has not begun (no folder, or one without a
+    run); else a one-line error naming the folder -- a run of another job or task moved in is never
+    resumed nor averaged into the summary."""
+    folder = parent / name
+    if folder.is_symlink():
+        raise UserError(f"{folder}: a link, not a member folder of {parent}; a member is written in place")
+    if not any((folder / f).exists() for f in ("config.json", "summary.json", "last.pt", "best.pt")):
+        return None
+    config = read_json(folder / "config.json", dict)
+    hint = f"move it out of {parent} and --resume again to train {name} afresh"
+    if config.get("task") != plan.get("task"):
+        raise UserError(f"{folder}: a {config.get('task')} run, not {name} of this {plan.get('task')} run; {hint}")
+    if plan.get("job") and config.get("member_of") != member_identity(plan, name, index):
+        got = config.get("member_of")
+        said = (f"it says it is {got.get('name')} of job {str(got.get('job'))[:12]}" if isinstance(got, dict)
+                else "it records no parent")
+        raise UserError(f"{folder}: not {name} of {parent} (job {str(plan['job'])[:12]}): {said}; {hint}")
+    if task_cfg is not None and config.get("task_config") != _json_form(asdict(task_cfg)):
+        mine, theirs = _json_form(asdict(task_cfg)), config.get("task_config")
+        keys = sorted(k for k in mine if not isinstance(theirs, dict) or theirs.get(k) != mine[k])[:4]
+        raise UserError(f"{folder}: its data options differ from {name}'s of {parent} "
+                        f"({', '.join(keys) or 'all'}); {hint}")
+    return config
 
 
 def mean_std(values: list[float]) -> dict:
@@ -180,8 +226,19 @@ def _figures(tests: list[dict]) -> dict[str, dict]:
 
 def summarise(parent: Path, names: list[str]) -> dict:
     """The parent's summary.json from its members' summary.json files."""
-    summaries = {name: read_json(parent / name / "summary.json", dict) for name in names}
     plan = read_json(parent / REPEATS_FILE, dict)
+    configs = {}
+    for i, name in enumerate(names, 1):
+        configs[name] = check_member(parent, plan, name, i)
+        if configs[name] is None:
+            raise UserError(f"{parent / name}: not trained yet; rnnlab train {plan.get('task')} --resume {parent}")
+    prints = {name: json.dumps(c.get("data_fingerprint"), sort_keys=True) for name, c in configs.items()}
+    if len(set(prints.values())) > 1:
+        first = names[0]
+        other = next(n for n in names if prints[n] != prints[first])
+        raise UserError(f"{parent / other}: trained on other data than {first} (their data fingerprints differ); "
+                        "the members of one run share their data")
+    summaries = {name: read_json(parent / name / "summary.json", dict) for name in names}
     try:
         out: dict = {"task": plan["task"], "kind": plan["kind"], "runs": len(names), "members": names,
                      "model": _figures([s["test"] for s in summaries.values()])}
@@ -206,4 +263,5 @@ def summarise(parent: Path, names: list[str]) -> dict:
     return out
 
 
-__all__ = ["run_job", "resume_job", "members", "run_repeats", "resume_repeats", "summarise", "mean_std"]
+__all__ = ["run_job", "resume_job", "members", "run_repeats", "resume_repeats", "summarise", "mean_std",
+           "check_member", "member_identity"]

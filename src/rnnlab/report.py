@@ -5,6 +5,7 @@ report together from its files."""
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,74 @@ pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em} .muted{colo
 """
 
 
+# Fonts with CJK glyphs, by family name as matplotlib reads it, the project's own first (`make install`
+# puts fonts-noto-cjk on a machine with apt); matplotlib's own DejaVu Sans has none, and draws boxes.
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Noto Serif CJK SC", "Source Han Sans SC",
+                "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN", "SimHei",
+                "Microsoft YaHei", "PingFang SC", "Hiragino Sans GB", "Heiti SC")
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts", "/Library/Fonts",
+             "/System/Library/Fonts", "C:/Windows/Fonts")
+_CJK_FILE = re.compile(r"(cjk|wqy|wenquanyi|sourcehan|droidsansfallback|uming|ukai|simhei|msyh|pingfang|hiragino)",
+                       re.IGNORECASE)
+_CJK_TEXT = re.compile(r"[\u2e80-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]")
+_font: list = []  # [family or None] once looked up
+
+
+def cjk_font() -> str | None:
+    """The family name of a font with CJK glyphs that matplotlib can use, else None. Fonts installed
+    after matplotlib built its font cache (fonts-noto-cjk from `make install`) are registered here."""
+    if _font:
+        return _font[0]
+    from matplotlib import font_manager
+
+    def known() -> str | None:
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((f for f in CJK_FAMILIES if f in names), None)
+
+    found = known()
+    if found is None:
+        for folder in FONT_DIRS:
+            root = Path(folder).expanduser()
+            if not root.is_dir():
+                continue
+            for f in root.rglob("*"):
+                if f.suffix.lower() in (".ttc", ".otf", ".ttf") and _CJK_FILE.search(f.name):
+                    try:
+                        font_manager.fontManager.addfont(str(f))
+                    except (OSError, RuntimeError, ValueError):
+                        continue  # a damaged font file: the next one may do
+        found = known()
+    _font.append(found)
+    return found
+
+
+def has_cjk(texts) -> bool:
+    return any(_CJK_TEXT.search(str(t)) for t in texts)
+
+
+def font_note(texts) -> str:
+    """The report's one note when labels in CJK script were drawn without a font for them."""
+    if not has_cjk(texts) or cjk_font() is not None:
+        return ""
+    return ("<p class='muted'>Note: no font with Chinese, Japanese or Korean glyphs was found on this machine, so the "
+            "plots show such labels as empty boxes (the tables above have them in full). Install one "
+            "(<code>sudo apt-get install fonts-noto-cjk</code>, which <code>make install</code> does where apt is "
+            "available) and redraw with <code>rnnlab report RUN</code>.</p>")
+
+
 def pyplot():
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # DejaVu Sans for Latin text, then a CJK font for what it lacks (matplotlib's font fallback).
+    cjk = cjk_font()
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", cjk] if cjk else ["DejaVu Sans"]
+    # Without a CJK font the boxes are said once in the report (font_note), not once per glyph on stderr.
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
     return plt
 
 

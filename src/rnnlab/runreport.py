@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import page, plot_confusions, plot_curves, table
+from .report import font_note, page, plot_confusions, plot_curves, table
 from .errors import UserError
 from .runs import REPEATS_FILE, read_json, read_jsonl
 
@@ -63,6 +63,7 @@ def _render_run(run_dir: Path, config: dict, task, rows: list[dict], summary: di
     if test:
         task.report_figures(test, run_dir)
         parts.append(task.report_section(test))
+        parts.append(font_note(test.get("labels") or []))
     if summary.get("baseline"):
         parts.append(baseline_section(summary["baseline"], summary.get("versus", {})))
     parts.append(f"<h2>Curves</h2><img src='loss.png' alt='loss'><img src='{metric}.png' alt='{metric}'>")
@@ -90,6 +91,11 @@ def render_compare_report(out_dir: str | Path, run_dirs: dict[str, Path]) -> Pat
     first_config = Path(next(iter(run_dirs.values()))) / "config.json"
     first = read_json(first_config, dict)
     task = _task_of(first, first_config)
+    for name, d in run_dirs.items():  # one task's runs side by side: a run of another task is not mixed in
+        other = read_json(Path(d) / "config.json", dict).get("task")
+        if other != first.get("task"):
+            raise UserError(f"{Path(d)}: a {other} run in a comparison of {first.get('task')} runs ({name!r}); "
+                            "compare runs of one task")
     try:
         return _render_compare(out_dir, run_dirs, metrics, summaries, first, task)
     except UserError:
@@ -127,6 +133,7 @@ def _render_compare(out_dir: Path, run_dirs: dict, metrics: dict, summaries: dic
     body += f"<h2>Curves</h2><img src='compare_loss.png'><img src='compare_{metric}.png'>"
     if classify:
         body += "<h2>Confusion matrices (test, row-normalised)</h2><img src='compare_confusion.png'>"
+        body += font_note([label for s in summaries.values() for label in s["test"].get("labels") or []])
     body += "<h2>Shared configuration</h2><pre>" + html.escape(json.dumps(
         {k: first.get(k) for k in ("task_config", "train_config")}, indent=2, ensure_ascii=False)) + "</pre>"
     out = out_dir / "report.html"

@@ -165,9 +165,16 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path, kind: type | None = None) -> Any:
     """A JSON file of a run folder; with ``kind`` (dict, list) its top level must be that."""
+    from .datafiles import MAX_JSON_DEPTH, _depth, too_deep
+
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if _depth(text) > MAX_JSON_DEPTH:
+            raise too_deep(path)
+        data = json.loads(text)
+    except RecursionError:
+        raise too_deep(path) from None
     except FileNotFoundError:
         raise UserError(f"{path}: not found") from None
     except IsADirectoryError:
@@ -210,7 +217,7 @@ def read_jsonl(path: Path) -> list[dict]:
         if line.strip():
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise UserError(f"{path}:{n}: not valid JSON") from None
             if not isinstance(row, dict):
                 raise UserError(f"{path}:{n}: expected a JSON object, found {type(row).__name__}")
@@ -249,6 +256,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: corrupted or not an rnnlab checkpoint ({first[:120]})") from None
+    except (IndexError, KeyError, TypeError, AttributeError, MemoryError, RecursionError) as e:
+        # torch's unpickler on text that is not a pickle (a /etc/passwd planted as best.pt: IndexError)
+        raise UserError(f"{path}: corrupted or not an rnnlab checkpoint ({type(e).__name__} while reading it)") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an rnnlab checkpoint")
     if "meta" in payload:

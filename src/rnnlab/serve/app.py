@@ -14,9 +14,10 @@ unknown run or route, 405 for a wrong method, 409 for a run that cannot be loade
 checkpoint), 413 for a body over the size limit, 415 for a body sent as something other than JSON,
 422 for a field outside its declared range or of the wrong type. A 500 is a bug: it is logged with its traceback and answered without it.
 
-Files: the page's own files (``static/``) and, for each listed run, only its plain report files
-(report.html, the plots, metrics, summary) -- looked up by name in the listing, never by joining a
-request's path onto a folder.
+Files: the page's own files (``static/``) and, for each listed run, only the report files a run
+writes (``REPORT_FILES``: report.html, the plots, metrics, summary), opened without following a link
+and served only when they are a regular file with one link directly in the run folder -- never a
+checkpoint, never a file planted there as a link or a hard link.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,8 +50,14 @@ STATIC = Path(__file__).parent / "static"
 BUNDLED_NAMES = ("names", "names-rnn", "names-gru", "poems", "sentiment")  # the default of each task comes first
 MODEL_FILES = ("run.json", "config.json")  # a bundled model folder's description (or a run's config)
 MAX_BODY = 2 * 1024 * 1024  # bytes of one request body
-# Files of a run folder the page may read: plots, reports and the text records, never checkpoints.
-RUN_FILE = re.compile(r"[A-Za-z0-9_.-]+\.(?:html|png|svg|json|jsonl|txt|md)")
+# Files of a run folder the page may read: the reports, plots and records a run (or a bundled model
+# folder) writes under these names -- never checkpoints, never anything else planted in the folder.
+REPORT_FILES = ("report.html", "loss.png", "accuracy.png", "perplexity.png", "confusion.png", "metrics.jsonl",
+                "summary.json", "train_summary.json", "config.json", "model.txt", "run.json")
+MAX_REPORT_FILE = 64 * 1024 * 1024  # bytes of one report file served (a run's are kilobytes)
+MEDIA = {".html": "text/html; charset=utf-8", ".png": "image/png", ".json": "application/json",
+         ".jsonl": "application/x-ndjson", ".txt": "text/plain; charset=utf-8"}
+CHECKPOINT_SUFFIXES = (".pt", ".safetensors")
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -80,39 +88,42 @@ def _where(loc) -> str:
 
 
 def _validation_message(errors: list[dict]) -> tuple[int, str]:
-    """FastAPI's validation errors -> (status, one line naming the field)."""
-    e = errors[0]
+    """FastAPI's validation errors -> (status, one line naming every field at fault, each once:
+    ``name: unknown field; names: required``)."""
+    for e in errors:
+        kind, where = e.get("type", ""), _where(e.get("loc", ()))
+        if kind == "json_invalid":
+            return 400, f"body: not valid JSON ({(e.get('ctx') or {}).get('error', 'parse error')})"
+        if where == "body" and kind in ("model_attributes_type", "dict_type", "model_type", "missing"):
+            return 400, "body: expected a JSON object"
+    # Unknown fields first: a misspelt field explains the required one reported missing beside it.
+    ordered = sorted(errors, key=lambda e: e.get("type") != "extra_forbidden")
+    messages = list(dict.fromkeys(_field_message(e) for e in ordered))
+    return 422, _one_line("; ".join(messages))
+
+
+def _field_message(e: dict) -> str:
+    """One validation error as ``field: what is wrong (got ...)``."""
     kind, where, ctx = e.get("type", ""), _where(e.get("loc", ())), e.get("ctx") or {}
     value = e.get("input")
-    if kind == "json_invalid":
-        return 400, f"body: not valid JSON ({ctx.get('error', 'parse error')})"
-    if where == "body" and kind in ("model_attributes_type", "dict_type", "model_type", "missing"):
-        return 400, "body: expected a JSON object"
-    if kind == "string_too_long":
+    if kind == "string_too_long" or (kind == "too_long" and isinstance(value, str)):
         got = f" (got {len(value):,})" if isinstance(value, str) else ""
         n = ctx.get("max_length", 0)
-        msg = f"{where}: at most {n:,} character{'s' if n != 1 else ''}{got}"
-    elif kind == "string_too_short":
-        msg = f"{where}: must not be empty"
-    elif kind == "too_short":
-        msg = f"{where}: give at least {ctx.get('min_length', 1)} item(s)"
-    elif kind == "too_long" and isinstance(value, str):
-        n = ctx.get("max_length", 0)
-        msg = f"{where}: at most {n:,} character{'s' if n != 1 else ''} (got {len(value):,})"
-    elif kind == "too_long":
-        msg = f"{where}: at most {ctx.get('max_length', 0)} items (got {ctx.get('actual_length', '?')})"
-    elif kind == "missing":
-        msg = f"{where}: required"
-    elif kind == "extra_forbidden":
-        msg = f"{where}: unknown field"
-    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        msg = f"{where}: {e.get('msg', '').lower().replace('input ', '')} (got {value!r})"
-    else:
-        m = str(e.get("msg", "invalid value"))
-        m = m.removeprefix("Value error, ")
-        msg = f"{where}: {m[:1].lower() + m[1:]}"
-    more = len(errors) - 1
-    return 422, _one_line(msg + (f" (and {more} more error{'s' if more > 1 else ''})" if more else ""))
+        return f"{where}: at most {n:,} character{'s' if n != 1 else ''}{got}"
+    if kind == "string_too_short":
+        return f"{where}: must not be empty"
+    if kind == "too_short":
+        return f"{where}: give at least {ctx.get('min_length', 1)} item(s)"
+    if kind == "too_long":
+        return f"{where}: at most {ctx.get('max_length', 0)} items (got {ctx.get('actual_length', '?')})"
+    if kind == "missing":
+        return f"{where}: required"
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return f"{where}: {e.get('msg', '').lower().replace('input ', '')} (got {value!r})"
+    m = str(e.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{where}: {m[:1].lower() + m[1:]}"
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -146,25 +157,39 @@ def bundled_models() -> list[tuple[str, Path]]:
     return [(p.name, p) for p in sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))]
 
 
+def _read_plain(path: Path) -> bytes | None:
+    """A run folder's file as the server reads it for the page: not through a link, a regular file
+    with one link (else None, as if it were missing)."""
+    fd = _open_plain(path.parent, path.name)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read(MAX_REPORT_FILE + 1)
+
+
 def _read_json(path: Path) -> dict:
+    """A JSON object of a run folder (config.json, summary.json ...); {} for a file that is missing,
+    planted as a link, damaged, nested too deeply or of another shape (a list): listed, never a 500."""
+    raw = _read_plain(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8")) if raw is not None else {}
         return data if isinstance(data, dict) else {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return {}
 
 
 def read_metrics(path: Path) -> list[dict]:
     """metrics.jsonl rows; a line being written (no newline yet, not valid JSON) is left out."""
+    raw = _read_plain(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = raw.decode("utf-8") if raw is not None else ""
+    except UnicodeDecodeError:
         return []
     rows = []
     for line in text.splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(row, dict):
             rows.append(row)
@@ -299,6 +324,7 @@ class Registry:
         import rnnlab
 
         started = time.perf_counter()
+        check_checkpoints(e)
         try:
             run = rnnlab.load_run(str(e.path), device=self.device)
         except ValueError as err:
@@ -326,6 +352,70 @@ def _headline(summary: dict) -> dict:
     return out
 
 
+def _open_plain(folder: Path, name: str) -> int | None:
+    """A descriptor of ``folder/name`` opened without following a link, if it is a regular file with
+    one link (a hard link to a file elsewhere has two; path checks cannot tell it apart), else None."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), dir_fd=dfd)
+    except OSError:  # missing, a symbolic link (ELOOP), unreadable
+        return None
+    finally:
+        os.close(dfd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > MAX_REPORT_FILE:
+        os.close(fd)
+        return None
+    return fd
+
+
+def read_report_file(folder: Path, name: str) -> bytes | None:
+    """The bytes of a report file the run wrote (one of ``REPORT_FILES``, a plain file directly in
+    its folder), else None."""
+    if name not in REPORT_FILES:
+        return None
+    fd = _open_plain(folder, name)
+    if fd is None:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read(MAX_REPORT_FILE + 1)
+
+
+def _report_files(folder: Path) -> list[str]:
+    """The report files of a folder the server would serve (a planted link or hard link is left out)."""
+    out = []
+    for name in REPORT_FILES:
+        try:
+            st = os.lstat(folder / name)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+            out.append(name)
+    return sorted(out)
+
+
+def check_checkpoints(e: Entry) -> None:
+    """Before loading: each checkpoint of the folder (best.pt, last.pt, model.safetensors) is a
+    regular file we can read, not a link planted in its place; else a 409 naming the file."""
+    try:
+        names = [p.name for p in e.path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES]
+    except OSError:
+        return  # the load says what is wrong with the folder
+    for name in names:
+        try:
+            st = os.lstat(e.path / name)
+        except OSError:
+            continue
+        why = ("a link, not a checkpoint file (rnnlab writes plain files)" if stat.S_ISLNK(st.st_mode)
+               else "not a regular file" if not stat.S_ISREG(st.st_mode)
+               else "cannot be read (permission denied)" if not os.access(e.path / name, os.R_OK) else "")
+        if why:
+            raise ApiError(409, f"run {e.id!r} cannot be loaded: {name} is {why}")
+
+
 def _describe(e: Entry) -> dict:
     """What the Runs tab lists for one model or run (from its files; nothing is loaded)."""
     model = e.config.get("model_config", {}) if isinstance(e.config.get("model_config"), dict) else {}
@@ -339,10 +429,7 @@ def _describe(e: Entry) -> dict:
     except (OSError, ValueError):
         updated = 0.0
     done = bool(summary) or e.kind == "bundled"
-    try:
-        files = sorted(p.name for p in e.path.iterdir() if p.is_file() and RUN_FILE.fullmatch(p.name))
-    except OSError:
-        files = []
+    files = _report_files(e.path)
     return {"id": e.id, "kind": e.kind, "task": e.task, "cell": model.get("cell"), "backend": model.get("backend"),
             "hidden": model.get("hidden"), "layers": model.get("layers"), "bidirectional": model.get("bidirectional"),
             "members": model.get("members"), "created": e.config.get("created"), "epochs": len(rows),
@@ -353,27 +440,48 @@ def _describe(e: Entry) -> dict:
 # --- the app ------------------------------------------------------------------------------------
 class Guard:
     """Before the app: refuse request bodies over ``limit`` bytes (413) before they are read into
-    memory, and, with ``hosts``, requests whose Host header names another machine (400): a page on
-    the internet that rebinds its own name to 127.0.0.1 cannot read this server."""
+    memory, whatever their transfer encoding (``rnnlab serve`` also counts them on the wire: see
+    ``wire.py``), and, with ``hosts``, requests whose Host header names another machine or another
+    port (400): a page on the internet that rebinds its own name to 127.0.0.1 cannot read this server."""
 
-    def __init__(self, app, limit: int = MAX_BODY, hosts: tuple[str, ...] | None = None) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int = MAX_BODY, hosts: tuple[str, ...] | None = None,
+                 port: int | None = None) -> None:
+        self.app, self.limit, self.port = app, limit, port
         self.hosts = {h.lower() for h in hosts} if hosts else None
+
+    def host_error(self, host: str) -> str | None:
+        """Why a Host header is refused (None: answered): not a host name with an optional port of
+        digits; with ``hosts`` (on loopback), a name not in it or a port other than the server's
+        (when known). Without ``hosts`` (listening on the network, maybe behind a proxy) any name and
+        port number pass."""
+        m = re.fullmatch(r"(\[[0-9a-f:.]+\]|[^\[\]:\s/@]+)(?::([^:]*))?", host)
+        if m is None:
+            return "not a host name with an optional port"
+        name, port = m.group(1).strip("[]"), m.group(2)
+        if port is not None and not (port.isascii() and port.isdigit() and 0 < len(port) <= 5 and int(port) <= 65535):
+            return "its port is not a port number"
+        if self.hosts is None:
+            return None
+        if name not in self.hosts:
+            return f"this server answers only {', '.join(sorted(self.hosts))}"
+        if port is not None and self.port and int(port) != self.port:
+            return f"this server listens on port {self.port}"
+        return None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if self.hosts is not None:
-            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name.strip("[]") not in self.hosts:
-                return await _error(400, f"Host header {host[:80]!r}: this server answers only "
-                                         f"{', '.join(sorted(self.hosts))}")(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host")
+        why = self.host_error(host.decode("latin-1").lower()) if host is not None or self.hosts is not None else None
+        if why:
+            shown = (host or b"").decode("latin-1")[:80]
+            return await _error(400, f"Host header {shown!r}: {why}")(scope, receive, send)
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             message = (f"body: {int(length):,} bytes, over the limit of {self.limit:,}" if length.isdigit()
                        else "body: bad Content-Length header")
-            return await _error(413 if length.isdigit() else 400, message)(scope, receive, send)
+            return await _closing(_error(413 if length.isdigit() else 400, message))(scope, receive, send)
         if length is not None:  # the server reads no more than the declared length
             return await self.app(scope, receive, send)
         # No Content-Length (a chunked body): read it here, up to the limit, then hand it on.
@@ -384,8 +492,8 @@ class Guard:
                 return None  # the client went away
             chunks.append(msg.get("body", b""))
             size += len(chunks[-1])
-            if size > self.limit:
-                return await _error(413, f"body: over the limit of {self.limit:,} bytes")(scope, receive, send)
+            if size > self.limit:  # answered now, and the connection closed: the rest is not read
+                return await _closing(_error(413, f"body: over the limit of {self.limit:,} bytes"))(scope, receive, send)
             more = msg.get("more_body", False)
         body, handed = b"".join(chunks), False
 
@@ -399,13 +507,20 @@ class Guard:
         return await self.app(scope, replay, send)
 
 
+def _closing(response: Response) -> Response:
+    """A refusal after which the server closes the connection instead of reading the rest of the body."""
+    response.headers["connection"] = "close"
+    return response
+
+
 def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: int | None = None,
-               device: str = "cpu", preload: bool = False, hosts: tuple[str, ...] | None = None) -> FastAPI:
+               device: str = "cpu", preload: bool = False, hosts: tuple[str, ...] | None = None,
+               port: int | None = None) -> FastAPI:
     """The app. ``runs_dirs``: folders of run folders (or run folders) served beside the bundled
     models; ``threads``: torch threads per inference; ``workers``: inferences of a task at once
     (default: the CPU count); ``preload``: load and warm up the bundled models in the background at
     start; ``hosts``: the only Host names answered (``rnnlab serve`` on loopback: 127.0.0.1,
-    localhost, ::1), None for any."""
+    localhost, ::1), None for any; ``port``: the port listened on (a Host header naming another is refused)."""
     import torch
 
     if threads:
@@ -512,19 +627,12 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
     @app.get("/api/runs/{run_id:path}/files/{name}")
     async def run_file(run_id: str, name: str):
         e = registry.entry(run_id)
-        if not RUN_FILE.fullmatch(name):
+        if name not in REPORT_FILES:
             raise ApiError(404, f"file {name!r}: not a report file of run {e.id!r}")
-        # Only a plain file directly inside the run folder, found in its listing (no path is joined
-        # from the request: '..', links and sub-folders never match).
-        try:
-            listing = {p.name: p for p in e.path.iterdir() if p.is_file() and not p.is_symlink()}
-        except OSError:
-            listing = {}
-        path = listing.get(name)
-        if path is None:
+        data = await anyio.to_thread.run_sync(read_report_file, e.path, name)
+        if data is None:
             raise ApiError(404, f"file {name!r}: not in run {e.id!r}")
-        media = "application/x-ndjson" if name.endswith(".jsonl") else None
-        return FileResponse(path, media_type=media)
+        return Response(data, media_type=MEDIA.get(Path(name).suffix, "application/octet-stream"))
 
     @app.get("/api/runs/{run_id:path}")
     async def run_info(run_id: str):
@@ -546,6 +654,6 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         return Response(status_code=204)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(Guard, limit=MAX_BODY, hosts=hosts)
+    app.add_middleware(Guard, limit=MAX_BODY, hosts=hosts, port=port)
     return app
 

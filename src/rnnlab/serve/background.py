@@ -12,10 +12,16 @@ import time
 
 
 class BackgroundServer:
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> None:
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0,
+                 body_limit: int | None = None) -> None:
         import uvicorn
 
-        self.config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+        from .app import MAX_BODY
+        from .wire import limited_protocol
+
+        # The HTTP protocol of `rnnlab serve`: request bodies counted on the wire (``body_limit`` bytes).
+        self.config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                                     http=limited_protocol(body_limit or MAX_BODY))
         self.server = uvicorn.Server(self.config)
         self.timeout = timeout
         self.thread: threading.Thread | None = None

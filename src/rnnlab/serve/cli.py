@@ -79,7 +79,7 @@ def cmd_serve(args) -> int:
 
     hosts = LOOPBACK_NAMES if _loopback(args.host) else None  # on loopback: no other Host name (DNS rebinding)
     app = create_app(dirs, bundled=not args.no_bundled, threads=args.threads, workers=args.workers or None,
-                     preload=not args.no_preload, hosts=hosts)
+                     preload=not args.no_preload, hosts=hosts, port=args.port or None)
     entries = app.state.registry.scan()
     bundled = [e.id for e in entries.values() if e.kind == "bundled"]
     runs = [e.id for e in entries.values() if e.kind == "run"]
@@ -92,5 +92,9 @@ def cmd_serve(args) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.port:
         print(f"rnnlab serve: open http://{shown}:{args.port}/  (Ctrl+C stops)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
+    from .app import MAX_BODY
+    from .wire import limited_protocol
+
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug",
+                http=limited_protocol(MAX_BODY))  # bodies counted on the wire too, chunk framing included
     return 0

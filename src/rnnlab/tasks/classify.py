@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..datafiles import read_bytes
+from ..datafiles import decode_data, read_bytes
 from ..errors import UserError
 from ..options import Options, option
 from .base import Task
@@ -48,7 +48,8 @@ def slice_inputs(tensors: dict[str, torch.Tensor], idx: torch.Tensor, trim: bool
 
 def read_label_files(path: Path, clean: Callable[[str, str, int], str | None], what: str = "data file",
                       order: Callable[[str], object] = str) -> tuple[list[str], list[tuple[str, int]], dict]:
-    """A folder of ``<label>.txt`` files (UTF-8, one item per line) -> (label names in ``order`` of
+    """A folder of ``<label>.txt`` files (UTF-8, or UTF-16/32 with a byte-order mark, noted under
+    ``encodings``; one item per line) -> (label names in ``order`` of
     the file names' stems, [(item, label index)], report). ``clean(line, file name, line number)``
     -> the item, or None to drop the line (the caller counts its own drops); a line is given stripped
     of surrounding white space and a byte-order mark; blank lines are skipped, and lines of white
@@ -67,10 +68,13 @@ def read_label_files(path: Path, clean: Callable[[str, str, int], str | None], w
     report: dict = {"empty": 0}
     for f in files:
         label_items = []
-        for lineno, raw in enumerate(read_bytes(f, what).split(b"\n"), 1):
-            line = _decode_line(raw, f, lineno).strip().lstrip("\ufeff")
+        text, encoding = decode_data(read_bytes(f, what), f)  # UTF-8, or UTF-16/32 with a byte-order mark
+        if encoding != "utf-8":
+            report.setdefault("encodings", {})[f.name] = encoding
+        for lineno, raw in enumerate(text.split("\n"), 1):
+            line = raw.strip().lstrip("\ufeff")
             if not line:
-                report["empty"] += bool(raw.strip())
+                report["empty"] += bool(raw.strip(" \t\r\n\x0b\x0c"))
                 continue
             item = clean(line, f.name, lineno)
             if item is not None:
@@ -84,14 +88,6 @@ def read_label_files(path: Path, clean: Callable[[str, str, int], str | None], w
         found = ", ".join(labels) or "none"
         raise UserError(f"{path}: need at least 2 labels with items to classify, found {len(labels)} ({found})")
     return labels, items, report
-
-
-def _decode_line(raw: bytes, f: Path, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{f}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                        "save the file as UTF-8") from None
 
 
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
@@ -379,6 +375,10 @@ class TextClassificationTask(Task):
         notes = [f"{r['texts_cut']} texts cut to {r['max_text_chars']:,} characters"] if r.get("texts_cut") else []
         if r.get("labels_normalised"):
             notes.append(f"{r['labels_normalised']} numeric labels normalised (e.g. 1.0 -> 1)")
+        if r.get("encoding", "utf-8") != "utf-8":
+            notes.append(f"read as {r['encoding']} (its byte-order mark)")
+        elif r.get("encodings"):
+            notes.append("read by their byte-order marks: " + ", ".join(f"{f} {e}" for f, e in r["encodings"].items()))
         return line + "".join(f"; {n}" for n in notes) + "".join(f"; warning: {w}" for w in r.get("warnings", []))
 
     def _warn_small_classes(self) -> None:

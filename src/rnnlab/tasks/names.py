@@ -16,6 +16,7 @@ Split protocols (both stratified by label and seeded):
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -90,6 +91,10 @@ def has_letter(name: str) -> str:
     """A name is written in letters: the content rule of every door's names input."""
     if not any(c.isalpha() for c in name):
         raise ValueError(f"{name[:20]!r} has no letter: a name is written in letters")
+    control = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")), None)
+    if control is not None:
+        raise ValueError(f"{name.strip()[:40]!r} holds the control or unassigned character U+{ord(control):04X}: "
+                         "give a name in letters")
     return name.strip()
 
 
@@ -120,6 +125,14 @@ class NamesPredictor:
         """What the web API adds to every answer of this model."""
         return {"cell": self.model_cfg.cell}
 
+    def _known(self, names: list[str]) -> list[str]:
+        """Names with at least one character of the model's alphabet (else the answer would be the prior's)."""
+        for name in names:
+            if not any(c in self.vocab for c in name if not c.isspace()):
+                raise UserError(f"name {name[:40]!r}: none of its characters is in the model's alphabet "
+                                f"(unknown: {''.join(self.vocab.unknown(name))[:40]})")
+        return names
+
     @torch.no_grad()
     def probabilities(self, names: list[str]) -> torch.Tensor:
         """(N, C) class probabilities of the (checked, stripped) names."""
@@ -129,7 +142,7 @@ class NamesPredictor:
         return logits.float().softmax(-1).cpu()
 
     def predict(self, names: list[str], opts: PredictOptions) -> list[dict]:
-        values, indices = self.probabilities(names).topk(min(opts.top, len(self.labels)), dim=-1)
+        values, indices = self.probabilities(self._known(names)).topk(min(opts.top, len(self.labels)), dim=-1)
         return [{"name": name, "unknown_characters": self.vocab.unknown(name),
                  "top": [{"label": self.labels[int(i)], "probability": round(float(p), 4)} for p, i in zip(v, ix)]}
                 for name, v, ix in zip(names, values, indices)]
@@ -146,6 +159,7 @@ class NamesPredictor:
             hidden         (T, H)
         """
         top = opts.top
+        self._known([name])
         prefixes = [name[: i + 1] for i in range(len(name))]
         probs = self.probabilities(prefixes)  # (T, C)
         order = probs[-1].argsort(descending=True)[: min(top, len(self.labels))]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -28,18 +29,20 @@ import torch
 import torch.nn.functional as F
 
 from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
-from ..datafiles import check_file, iter_jsonl
+from ..datafiles import check_file, detect_encoding, iter_jsonl
 from ..errors import UserError
 from ..generate import PoemSampler, SampleOptions
 from ..models import LanguageModel, LanguageModelConfig
 from ..options import Options, option, subset
-from ..poetry import FORMS, corpus_reference, form_of, format_poem, lines_of, odd_characters, quality
+from ..poetry import (FORMS, LINE_MARKS, PUNCTUATION, corpus_reference, form_of, format_poem, lines_of, odd_characters,
+                      quality)
 from ..train import TrainConfig
 from ..verbs import Input, Verb, top_options
 from ..vocab import BOS, EOS, LM_SPECIALS, PAD, UNK, Vocab
 from .base import Task, register
 
 CONVERSIONS = ("auto", "t2s", "none")
+MAX_LINE_CHARS = 40  # a line of a poem given line by line, in free form
 REGULAR_FORMS = ",".join(FORMS)  # quatrains (绝句) and regulated verse (律诗) of 5 and 7 characters
 
 # What `rnnlab train poems` uses when no option says otherwise.
@@ -105,9 +108,12 @@ def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
         import opencc
 
         t2s = opencc.OpenCC("t2s")
-    poems, files = [], _poem_files(path)
+    poems, files, encodings = [], _poem_files(path), {}
     for f in files:
-        for where, item in _records(f):
+        records = _records(f)  # UTF-8, or UTF-16/32 as a byte-order mark declares: said in the report
+        if not f.name.endswith(".gz") and (enc := _bom_encoding(f)) != "utf-8":
+            encodings[f.name] = enc
+        for where, item in records:
             paragraphs = item.get("paragraphs") if isinstance(item, dict) else None
             if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
                 raise UserError(f"{where} has no 'paragraphs' list of strings (a poem is "
@@ -117,7 +123,12 @@ def read_poems(path: Path, convert: bool) -> tuple[list[dict], dict]:
             if t2s is not None:
                 content, title, author = t2s.convert(content), t2s.convert(title), t2s.convert(author)
             poems.append({"title": title, "author": author, "content": content})
-    return poems, {"files": len(files), "poems_read": len(poems)}
+    return poems, {"files": len(files), "poems_read": len(poems), **({"encodings": encodings} if encodings else {})}
+
+
+def _bom_encoding(f: Path) -> str:
+    with open(f, "rb") as fh:
+        return detect_encoding(fh.read(4))
 
 
 def clean(poems: list[dict], min_chars: int, max_chars: int, forms: tuple[str, ...]) -> tuple[list[dict], dict]:
@@ -164,7 +175,7 @@ def samples_section(test: dict) -> str:
     from ..report import table
 
     s, c, r = test["samples"], test["corpus"], test.get("regulated")
-    reg = r["all"] if r else {}
+    reg = r.get("all", {}) if r else {}
 
     def pct(d: dict, key: str) -> str:
         return f"{d[key]:.1%}" if key in d else ""
@@ -188,7 +199,11 @@ def samples_section(test: dict) -> str:
     out = (f"<h2>Unconstrained samples, and regulated ones</h2><p>{s['samples']} poems sampled freely "
            f"({html.escape(settings)}), beside the training corpus.</p>{rows}"
            f"<p>Forms of the free samples: {html.escape(json.dumps(s['forms']))}</p>")
-    if r:
+    if r and r.get("not_written"):
+        out += ("<h3>Regulated samples not written</h3><p>The sampler could not meet the rules of these forms with "
+                "this model; the free samples above stand alone for them.</p><ul>"
+                + "".join(f"<li>{html.escape(f)}: {html.escape(m)}</li>" for f, m in r["not_written"].items()) + "</ul>")
+    if r and reg:
         forms = table(["form", "rhyme (Pingshui)", "rhyme (新韵)", "tone pattern", "every rule", "distinct lines",
                        "copied lines", "log-probability"],
                       [[f, pct(q, "rhyme_rate_pingshui"), pct(q, "rhyme_rate_xinyun"), pct(q, "tone_pattern_rate"),
@@ -227,7 +242,6 @@ NextOptions = top_options("NextOptions", 3, 1000, "how many likely next characte
 
 
 MAX_POEM_CHARS = 200  # a poem to score (the longest regular form, 7x8, has 64)
-LINE_MARKS = "，。？！；"
 LINE_RE = re.compile(f"[^{LINE_MARKS}]+[{LINE_MARKS}]?|[{LINE_MARKS}]")
 
 
@@ -237,6 +251,11 @@ def poem_lines(content: str) -> list[str]:
 
 
 def _no_space(text: str) -> str:
+    """A poem as every door takes it: without whitespace, and without control or unassigned characters."""
+    control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") and not c.isspace()),
+                   None)
+    if control is not None:
+        raise ValueError(f"holds the control or unassigned character U+{ord(control):04X}: give the text of a poem")
     return "".join(text.split())
 
 
@@ -281,9 +300,7 @@ class PoemsPredictor:
         model continues; the lines after it are put back unchanged."""
         if opts.line >= len(lines):
             raise UserError(f"line: {opts.line} is past the poem's last line ({len(lines) - 1})")
-        for i, line in enumerate(lines):
-            if poem_lines(line) != [line] or line[-1] not in LINE_MARKS:
-                raise UserError(f"lines[{i}]: {line!r} is not one line ending in one of {LINE_MARKS}")
+        lines = self.check_lines(lines, opts.form)
         sample = {f.name: getattr(opts, f.name) for f in fields(SampleOptions)}
         sample["prefix"] = "".join(lines[: opts.line])
         made = self.sampler.sample(1, details=True, **sample)[0]
@@ -296,7 +313,7 @@ class PoemsPredictor:
 
     def score(self, poem: str, opts: ScoreOptions) -> dict:
         """A poem as given (e.g. edited by hand): its perplexity, form and each character's alternatives."""
-        scored = self.predict([poem], NextOptions())[0]
+        scored = self.predict([poem], NextOptions())[0]  # (checked there)
         content = scored["text"]
         return {"poem": content, "lines": poem_lines(content), "chars": self.characters(content, opts.top),
                 "perplexity": scored["perplexity"], "form": scored["form"],
@@ -309,6 +326,39 @@ class PoemsPredictor:
             out.append([{"char": ch, "probability": alts[pos + j]["probability"],
                          "alternatives": alts[pos + j]["alternatives"]} for j, ch in enumerate(line)])
             pos += len(line)
+        return out
+
+    def _known(self, text: str, what: str) -> str:
+        """A text with at least one character the model knows besides marks (a text of nothing but unknown
+        characters has no perplexity worth the name)."""
+        if not any(c in self.vocab and c not in PUNCTUATION for c in text):
+            unknown = "".join(self.vocab.unknown(text))[:40]
+            raise UserError(f"{what} {text[:40]!r}: no character of it is in the model's vocabulary "
+                            f"(unknown: {unknown or 'none; only punctuation'}); give Chinese characters of poems")
+        return text
+
+    def check_lines(self, lines: list[str], form: str = "free") -> list[str]:
+        """The lines of a poem given line by line (to rewrite one of them), checked against ``form``:
+        each one line ending in its mark (，。？！；), of the form's width and count, odd lines ending
+        in ，, even ones in 。(or ？！); in free form at most ``MAX_LINE_CHARS`` characters a line."""
+        shape = FORMS.get(form) if form != "free" else None
+        if shape and len(lines) != shape[1]:
+            raise UserError(f"lines: a {form} poem has {shape[1]} lines, got {len(lines)}")
+        out = []
+        for i, raw in enumerate(lines):
+            line = "".join(raw.split())
+            body, mark = line[:-1], line[-1:]
+            if not line or mark not in LINE_MARKS or any(c in LINE_MARKS for c in body) or not body:
+                raise UserError(f"lines[{i}]: {raw[:60]!r} is not one line ending in one of {LINE_MARKS}")
+            width = shape[0] if shape else MAX_LINE_CHARS
+            if (shape and len(body) != width) or len(body) > width:
+                raise UserError(f"lines[{i}]: {len(body)} characters; a line of the {form} form has "
+                                f"{'at most ' if not shape else ''}{width}")
+            want = "，" if i % 2 == 0 else "。"
+            if shape and mark != want and not (i % 2 == 1 and mark in "？！"):
+                raise UserError(f"lines[{i}]: ends with {mark!r} where the {form} form puts {want!r}")
+            out.append(line)
+        self._known("".join(out), "lines")
         return out
 
     def _logits(self, targets: list[int]) -> torch.Tensor:
@@ -336,14 +386,14 @@ class PoemsPredictor:
     def alternatives(self, poem: str, opts: AlternativesOptions) -> list[dict]:
         """For each character of ``poem``: its probability under the model at that position and the
         model's ``top`` likeliest characters there (what else the poem could have said)."""
-        return self._alternatives(poem, opts.top)
+        return self._alternatives(self._known(poem, "poem"), opts.top)
 
     @torch.no_grad()
     def predict(self, texts: list[str], opts: NextOptions) -> list[dict]:
         """For each text: its perplexity as a poem, and the likeliest next characters after it."""
         out = []
-        for text in texts:
-            targets = encode_poem(self.vocab, text)  # characters + </s>
+        for i, text in enumerate(texts):
+            targets = encode_poem(self.vocab, self._known(text, f"texts[{i}]"))  # characters + </s>
             logits = self._logits(targets)  # (T, V); the last row: what follows the whole text
             nll = F.cross_entropy(logits, torch.tensor(targets)).item()
             out.append({"text": text, "perplexity": round(math.exp(nll), 2), "form": form_of(text),
@@ -506,8 +556,9 @@ class PoemsTask(Task):
     def data_line(self) -> str:
         r = self.data_report
         dropped = ", ".join(f"{n} {reason}" for reason, n in r["dropped"].items()) or "none"
+        read_as = "".join(f"; {f} read as {e} (its byte-order mark)" for f, e in r.get("encodings", {}).items())
         return (f"data: {r['train_items']} train, {r['val_items']} val, {r['test_items']} test poems (by poem); "
-                f"dropped: {dropped}")
+                f"dropped: {dropped}{read_as}")
 
     @classmethod
     def compare_columns(cls, test: dict) -> dict:
@@ -529,12 +580,18 @@ class PoemsTask(Task):
         out, every = {"per_form": per_form, "rhyme_scheme": rhyme_scheme, "forms": {}}, []
         for i, form in enumerate(FORMS):
             # A seed of its own per form: with one seed, 5x4 and 5x8 poems would share their first lines.
-            made = sampler.sample(per_form, form=form, rhyme_scheme=rhyme_scheme, details=True,
-                                  **{**settings, "seed": (settings["seed"] + 1 + i) % 2**32})
+            try:
+                made = sampler.sample(per_form, form=form, rhyme_scheme=rhyme_scheme, details=True,
+                                      **{**settings, "seed": (settings["seed"] + 1 + i) % 2**32})
+            except ValueError as e:  # the rules cannot be met by this model (a tiny corpus): said in the report
+                out.setdefault("not_written", {})[form] = str(e)
+                continue
             q = quality([d["poem"] for d in made], training_lines)
             q["logprob"] = float(np.mean([d["logprob"] for d in made]))
             out["forms"][form] = {k: v for k, v in q.items() if k != "forms"}
             every += made
+        if not every:
+            return out
         out["all"] = quality([d["poem"] for d in every], training_lines)
         out["all"]["logprob"] = float(np.mean([d["logprob"] for d in every]))
         # What the rules cost in fluency: the regulated poems' negative log-probability per token
@@ -551,9 +608,11 @@ class PoemsTask(Task):
                for key in ("samples", "corpus") if key in report]
         if "regulated" in report:  # the forms written under the rules of regulated verse
             r = report["regulated"]
-            out.append(f"regulated ({r['per_form']} per form, {r['rhyme_scheme']}): negative log-probability per "
-                       f"token {r['nll_ratio']:.2f}x the free samples'")
+            cost = (f": negative log-probability per token {r['nll_ratio']:.2f}x the free samples'"
+                    if "nll_ratio" in r else "")
+            out.append(f"regulated ({r['per_form']} per form, {r['rhyme_scheme']}){cost}")
             out += [f"  {form}: " + json.dumps(q, ensure_ascii=False) for form, q in r["forms"].items()]
+            out += [f"  {form}: not written: {why}" for form, why in r.get("not_written", {}).items()]
         return out
 
     @staticmethod

