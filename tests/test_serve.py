@@ -376,7 +376,7 @@ def test_a_bug_is_a_500_without_a_traceback(serve_runs, monkeypatch):
 
 # --- bundled models (present once models/ is committed) -----------------------------------------
 def bundled_present() -> bool:
-    from rnnlab.serve.app import bundled_models
+    from rnnlab.serve.registry import bundled_models
 
     return {"names", "poems", "sentiment"} <= {name for name, _ in bundled_models()}
 
@@ -439,7 +439,7 @@ def test_chunked_bodies_over_the_limit_and_foreign_host_names(serve_runs):
 
 def test_the_runs_of_a_folds_folder_are_listed(tmp_path):
     """A --folds / --seeds folder (repeats.json beside fold-1 ...) lists its runs as a comparison's."""
-    from rnnlab.serve.app import _run_folders
+    from rnnlab.serve.registry import _run_folders
 
     for name in ("fold-1", "fold-2"):
         (tmp_path / "names-cv" / name).mkdir(parents=True)
@@ -637,7 +637,7 @@ def test_chunked_bodies_in_tiny_chunks_are_refused_on_the_wire(live_server):
 
 def test_hostile_requests_never_get_a_500_nor_a_file_the_run_did_not_write(serve_runs, tmp_path):
     """Every class of request at once, on a run folder with files planted in it."""
-    from rnnlab.serve.app import REPORT_FILES
+    from rnnlab.serve.registry import REPORT_FILES
 
     runs = plant(serve_runs, tmp_path)
     shutil.copytree(serve_runs / "poems-lstm", runs / "poems")

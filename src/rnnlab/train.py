@@ -241,7 +241,7 @@ class Trainer:
     # --- 2. one epoch -----------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> tuple[float, float, bool]:
         """Train one epoch -> (mean training loss, seconds, whether --max-time ran out)."""
-        cfg, model, state = self.cfg, self.net, self.state
+        cfg, model = self.cfg, self.net
         model.train()
         # Shuffling depends only on (seed, epoch): a resumed run sees the same batches.
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
