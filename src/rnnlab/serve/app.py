@@ -50,6 +50,23 @@ log = logging.getLogger("rnnlab.serve")
 STATIC = Path(__file__).parent / "static"
 
 
+def warm_up(registry: Registry) -> None:
+    """Each bundled model answers its verbs' examples once, so that no user waits for the first call."""
+    import torch
+
+    for e in list(registry.scan().values()):
+        if e.kind != "bundled" or e.task not in TASKS:
+            continue
+        try:
+            _, run = registry.get(e.id, e.task)
+            with torch.inference_mode():
+                for verb in run.verbs.values():
+                    if verb.example is not None:
+                        verbs.warm_up(run.predictor, verb)
+        except Exception:  # a model that fails here fails again, with its message, on request
+            log.exception("warm-up of %s failed", e.id)
+
+
 def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: int | None = None,
                device: str = "cpu", preload: bool = False, hosts: tuple[str, ...] | None = None,
                port: int | None = None) -> FastAPI:
@@ -79,26 +96,12 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
 
         return await anyio.to_thread.run_sync(call, limiter=lanes[task])
 
-    def warm_up() -> None:
-        """Each bundled model answers its verbs' examples once, so that no user waits for the first call."""
-        for e in list(registry.scan().values()):
-            if e.kind != "bundled" or e.task not in TASKS:
-                continue
-            try:
-                _, run = registry.get(e.id, e.task)
-                with torch.inference_mode():
-                    for verb in run.verbs.values():
-                        if verb.example is not None:
-                            verbs.warm_up(run.predictor, verb)
-            except Exception:  # a model that fails here fails again, with its message, on request
-                log.exception("warm-up of %s failed", e.id)
-
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(app):
         if preload:
-            threading.Thread(target=warm_up, name="rnnlab-preload", daemon=True).start()
+            threading.Thread(target=warm_up, args=(registry,), name="rnnlab-preload", daemon=True).start()
         yield
 
     app = FastAPI(title="rnnlab", version=__version__, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
@@ -107,7 +110,6 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
 
     install_error_handlers(app)
 
-    # --- API ----------------------------------------------------------------------------------
     @app.get("/api/health")
     async def health():
         entries = registry._entries.values()
@@ -119,8 +121,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
     add_run_routes(app, registry)
     add_task_routes(app, TASKS, answer)
 
-    # --- the page -------------------------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False)  # the page
     async def index():
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
                             headers={"Cache-Control": "no-cache"})
