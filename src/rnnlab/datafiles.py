@@ -212,11 +212,6 @@ def read_text_encoding(path: Path, what: str = "data file") -> tuple[str, str]:
     return decode_data(raw, path)
 
 
-def read_json(path: Path, what: str = "JSON file"):
-    """A JSON document, with the line and column of a syntax error."""
-    return loads(read_text(path, what), path)
-
-
 def iter_jsonl(path: Path, what: str = "JSON-lines file") -> Iterator[tuple[int, object]]:
     """(line number, value) for every non-empty line of a .jsonl or .jsonl.gz file."""
     text = read_text(path, what)
@@ -227,4 +222,4 @@ def iter_jsonl(path: Path, what: str = "JSON-lines file") -> Iterator[tuple[int,
 
 __all__ = ["MAX_FILE_BYTES", "MAX_JSON_DEPTH", "check_file", "read_bytes", "decode_error", "decode_utf8", "decode_data",
            "detect_encoding", "check_nul", "check_utf8_file", "loads", "gunzip", "read_text", "read_text_encoding",
-           "read_json", "iter_jsonl"]
+           "iter_jsonl"]
