@@ -571,9 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run")
     report.set_defaults(func=cmd_report)
 
+    from .lab.cli import add_lab_parser
     from .serve.cli import add_serve_parser
 
     add_serve_parser(sub)
+    add_lab_parser(sub)
     p.commands = set(sub.choices)
     p.epilog = (f"A trained model's verbs: rnnlab VERB --run RUN [INPUT ...] [options], VERB one of "
                 f"{', '.join(VERB_NAMES)} (as its task declares; rnnlab VERB --help lists the options, rnnlab "
