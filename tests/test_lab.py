@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.cli import main
-from rnnlab.lab.checks import run_checks
+from rnnlab.lab.checks import run_checks, run_here
 from rnnlab.lab.grade import grade
 from rnnlab.lab.mistakes import MISTAKES, apply
 from rnnlab.lab.parts import PARTS, source
@@ -22,25 +22,6 @@ from rnnlab.lab.sandbox import landlock_abi
 from rnnlab.lab.workspace import new_workspace
 
 QUICK = ["rnn_cell", "bptt_rnn", "sampling"]  # the parts the grading test checks (all parts: the key test)
-
-
-def in_process(workspace, parts, inputs, jobs, limits):
-    """The probes run here on the student's files (this test's own mutants, trusted): the catalogue's
-    diagnosis without a box per mistake (the box itself: the key, bad-part and grading tests)."""
-    import importlib.util
-
-    from rnnlab.lab import probes
-
-    results = {}
-    for job in jobs:
-        if job["kind"] != "probe":
-            continue
-        spec = importlib.util.spec_from_file_location(f"m_{job['part']}", workspace / f"{job['part']}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        x = {k[len(job["prefix"]):]: v for k, v in inputs.items() if k.startswith(job["prefix"])}
-        results.update({job["prefix"] + k: v for k, v in probes.probe(job["part"], mod, x).items()})
-    return results, {}, None
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +61,7 @@ def test_each_mistake_is_caught_and_named(tmp_path, key, mistake):
     shutil.copytree(key, ws)
     f = ws / f"{mistake.part}.py"
     f.write_text(apply(f.read_text(encoding="utf-8"), mistake), encoding="utf-8")
-    (v,) = run_checks(ws, [mistake.part], seed=7, runner=in_process)
+    (v,) = run_checks(ws, [mistake.part], seed=7, runner=run_here)
     assert not v.ok and v.mistake == mistake.name, v.lines
     assert any(mistake.en in line for line in v.lines)
 
@@ -167,3 +148,24 @@ def test_the_commands_refuse_bad_input_in_one_line(tmp_path):
                        (("check", str(tmp_path / "empty"), "--seed", "-1"), "not an rnnlab lab workspace")]:
         r = run(*args)
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_student_s_cell_trains_in_rnnlab_s_layers(tmp_path, key):
+    """train --lab DIR: the workspace's lstm_step inside rnnlab.nn's layer (both directions), an ordinary
+    run folder; a cell that does not pass its check is refused in one line."""
+    from rnnlab import load_run, train_task
+    from rnnlab.errors import UserError
+    from test_names import tiny_folder
+
+    data = tiny_folder(tmp_path / "names")
+    run = train_task("names", out=tmp_path / "run", data=str(data), lab=str(key), cell="lstm", bidirectional=True,
+                     hidden=8, embed_dim=8, ensemble=1, epochs=2, log=lambda *a: None, progress=False, baseline=False)
+    loaded = load_run(run)
+    assert type(loaded.model.rnn).__name__ == "LabLSTM" and loaded.predict(["Abe"])[0]["top"]
+    bad = tmp_path / "bad"
+    shutil.copytree(key, bad)
+    (bad / "lstm_cell.py").write_text(apply((bad / "lstm_cell.py").read_text(encoding="utf-8"), MISTAKES[6]),
+                                      encoding="utf-8")
+    with pytest.raises(UserError, match="lstm_cell.py does not pass its check yet"):
+        train_task("names", out=tmp_path / "run2", data=str(data), lab=str(bad), cell="lstm", ensemble=1, epochs=1,
+                   log=lambda *a: None, progress=False, baseline=False)

@@ -25,7 +25,7 @@ from .vocab import PAD, UNK
 
 def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, num_layers: int = 1,
                    bidirectional: bool = False, dropout: float = 0.0, nonlinearity: str = "tanh",
-                   batch_first: bool = False, weight_drop: float = 0.0) -> nn.Module:
+                   batch_first: bool = False, weight_drop: float = 0.0, lab: str = "") -> nn.Module:
     """An RNN/LSTM/GRU with torch.nn's interface, from rnnlab.nn (scratch) or torch.nn (torch).
     ``weight_drop`` (DropConnect on W_hh) is rnnlab's own: torch's fused layers cannot drop their
     weights without copying them every step."""
@@ -44,6 +44,10 @@ def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, n
         if backend == "torch":
             raise ValueError("--weight-drop: torch's fused layers have none; use --backend scratch for it")
         kwargs["weight_drop"] = weight_drop
+    if lab:  # a student's own cell, from a lab workspace (rnnlab.lab.layers)
+        from .lab.layers import student_layer
+
+        return student_layer(cell, lab, input_size, hidden_size, **kwargs)
     cls = {"rnn": lib.RNN, "lstm": lib.LSTM, "gru": lib.GRU}[cell]
     return cls(input_size, hidden_size, **kwargs)
 
@@ -73,6 +77,7 @@ class ClassifierConfig(Options):
     token_dropout: float = option(0.0, "training only: hide this share of input tokens (they become <unk>)",
                                   min=0, below=1)
     freeze_vectors: bool = option(False, "keep the (pretrained) input vectors fixed")
+    lab: str = option("", "a lab workspace (rnnlab lab new): train with the student's own --cell from it", metavar="DIR")
     weight_drop: float = option(0.0, "DropConnect on the recurrent weights W_hh while training (one mask per batch; "
                                 "AWD-LSTM's weight drop; --backend scratch)", min=0, below=1)
     views: int = option(1, "2: ensemble members read two views of each text in turn (sentiment's words and "
@@ -84,6 +89,9 @@ class ClassifierConfig(Options):
     def check(self) -> None:
         if self.weight_drop and self.backend == "torch":
             raise ValueError("--weight-drop: torch's fused layers have none; use --backend scratch for it")
+        if self.lab and (self.backend == "torch" or self.cell not in RECURRENT_CELLS):
+            raise ValueError(f"--lab: trains a student's rnn, lstm or gru cell in rnnlab's own layers (--backend "
+                             f"scratch), not --cell {self.cell} --backend {self.backend}")
         if self.cell == "rnn" and self.backend == "torch" and self.nonlinearity == "sigmoid":
             raise ValueError("--nonlinearity sigmoid: torch.nn.RNN has none; use --backend scratch for it")
         if self.views > self.ensemble:
@@ -91,7 +99,7 @@ class ClassifierConfig(Options):
                              f"got {self.ensemble}")
 
     # Options that a choice of cell makes meaningless: giving them is an error, not a silent no-op.
-    TUTORIAL_IGNORES = ("backend", "nonlinearity", "layers", "bidirectional", "pool", "dropout", "weight_drop")
+    TUTORIAL_IGNORES = ("backend", "nonlinearity", "layers", "bidirectional", "pool", "dropout", "weight_drop", "lab")
 
     def implied(self, given: set[str]) -> "ClassifierConfig":
         if "nonlinearity" in given and self.cell != "rnn":
@@ -132,7 +140,7 @@ class SequenceClassifier(nn.Module):
             self.head = None
         else:
             self.rnn = make_recurrent(cfg.cell, cfg.backend, in_size, cfg.hidden, cfg.layers, cfg.bidirectional,
-                                      cfg.dropout, cfg.nonlinearity, weight_drop=cfg.weight_drop)
+                                      cfg.dropout, cfg.nonlinearity, weight_drop=cfg.weight_drop, lab=cfg.lab)
             self.drop = nn.Dropout(cfg.dropout)
             width = cfg.hidden * (2 if cfg.bidirectional else 1)
             self.head = nn.Linear(width, cfg.num_classes)
