@@ -23,31 +23,17 @@ test: $(STAMP) fonts browser
 # A CJK font, so that the reports' plots draw Chinese labels (matplotlib has none of its own; rnnlab
 # registers an installed Noto CJK / WenQuanYi font with it): fonts-noto-cjk from apt-get where it is
 # missing (as root, as CI runs, or with passwordless sudo). Without one a report says so once.
+FONT_CHECK := find /usr/share/fonts /usr/local/share/fonts -iname '*cjk*' -o -iname '*wqy*' 2>/dev/null | grep -q .
 fonts:
-	@if find /usr/share/fonts /usr/local/share/fonts -iname '*cjk*' -o -iname '*wqy*' 2>/dev/null | grep -q .; then \
-	  exit 0; fi; \
-	if ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "make fonts: no CJK font and no apt-get: reports will say that Chinese labels show as boxes"; exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-	  echo "make fonts: run 'sudo apt-get install -y fonts-noto-cjk' so that report plots draw Chinese labels"; exit 0; fi; \
-	echo "make fonts: installing fonts-noto-cjk with apt-get"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fonts-noto-cjk >/dev/null \
-	  || echo "make fonts: apt-get failed: reports will say that Chinese labels show as boxes"
+	@sh tools/apt_install.sh fonts "$(FONT_CHECK)" "reports will say that Chinese labels show as boxes" 0 fonts-noto-cjk
 
 # Headless Chromium and CJK fonts for the browser tests (tests/test_browser.py), from the system's
 # packages: apt-get installs them when they are missing (as root, as CI runs, or with passwordless sudo).
 # Without apt the browser tests skip, saying how to enable them. Never `playwright install`: it
 # downloads a browser from the internet.
 browser:
-	@if command -v chromium >/dev/null 2>&1 && find /usr/share/fonts -iname '*cjk*' -o -iname '*wqy*' 2>/dev/null | grep -q .; then \
-	  exit 0; fi; \
-	if ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "make browser: no chromium (or no CJK font) and no apt-get: the browser tests will be skipped"; exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-	  echo "make browser: run 'sudo apt-get install -y chromium fonts-noto-cjk' to enable the browser tests"; exit 0; fi; \
-	echo "make browser: installing chromium and fonts-noto-cjk with apt-get"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null \
-	  || { echo "make browser: apt-get failed: the browser tests will be skipped"; [ -z "$${CI:-}" ]; }
+	@sh tools/apt_install.sh browser "command -v chromium && $(FONT_CHECK)" "the browser tests will be skipped" 1 \
+	  chromium fonts-noto-cjk
 
 # The lab in a browser: http://127.0.0.1:8000/ (bundled models; add your runs with --runs runs).
 serve: $(STAMP)

@@ -81,7 +81,14 @@ def main() -> int:
     p.add_argument("--n", type=int, default=100, help="submissions to grade (default %(default)s)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--time-limit", type=int, default=20, help="seconds a part may run (the endless loops wait this)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the checking process (the boxes use one)")
+    p.add_argument("--quick", action="store_true", help="16 submissions (a smoke run)")
     args = p.parse_args()
+    if args.quick:
+        args.n = 16
+    import torch
+
+    torch.set_num_threads(args.threads)
     print(f"machine: {machine_info()}")
     root = Path(tempfile.mkdtemp(prefix="rnnlab-lab-bench-"))
     try:
@@ -108,7 +115,7 @@ def main() -> int:
           f"({grade_s / args.n:.1f} s each); verdicts right: {args.n - len(wrong)} of {args.n}"
           + (f" (wrong: {', '.join(wrong[:8])})" if wrong else ""))
     print(f"mistakes named: {len(named)} of {len(mistakes)}")
-    for what, ok in ((f"lab check of a whole workspace < 60 s", check_s < 60 and key_ok),
+    for what, ok in (("lab check of a whole workspace < 60 s", check_s < 60 and key_ok),
                      (f"lab grade of {args.n} < {budget / 60:.1f} min with every verdict right", grade_s < budget and not wrong),
                      ("every mistake caught with its named hint", len(named) == len(mistakes))):
         print(f"target: {what}: {'met' if ok else 'NOT met'}")
