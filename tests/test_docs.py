@@ -10,6 +10,7 @@ import pytest
 
 import rnnlab.cli as cli
 import rnnlab.experiment as experiment
+import rnnlab.lab.cli as lab_cli
 import rnnlab.serve.cli as serve_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,8 @@ def test_readme_command_parses(readme, command, monkeypatch, tmp_path, capsys):
                          (cli, "cmd_gradients"), (cli, "cmd_longrange"), (cli, "cmd_report"), (cli, "launch")]:
         monkeypatch.setattr(target, name, _stop)
     monkeypatch.setattr(serve_cli, "cmd_serve", _serve_stop)
+    monkeypatch.setattr(lab_cli, "cmd_check", _stop)  # a workspace or a class the README's reader has made
+    monkeypatch.setattr(lab_cli, "cmd_grade", _stop)
     monkeypatch.chdir(tmp_path)  # relative folders a command names (runs) are made here, not in the checkout
     (tmp_path / "runs").mkdir()
     argv = [a.replace("...", "x") for a in shlex.split(command)[1:]]
