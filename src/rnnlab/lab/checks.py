@@ -112,6 +112,9 @@ def run_checks(workspace: Path, parts: list[str], seed: int, hidden: bool = Fals
         x = probes.inputs(part, seed + i, hidden)
         inputs.update({f"{part}/{k}": v for k, v in x.items()})
         jobs.append({"part": part, "kind": "probe", "prefix": f"{part}/", "seconds": part_seconds})
+        if part == "sampling" and _have_poems_model():
+            inputs[f"{part}.poem/seed"] = np.array([seed + 7])
+            jobs.append({"part": part, "kind": "poem", "prefix": f"{part}.poem/", "seconds": part_seconds})
         if part in probes.CELL_GATES:
             data = names_data(seed + 100 + i)
             inputs.update({f"{part}.train/{k}": v for k, v in data.items() if not k.startswith("test_labels")})
@@ -193,7 +196,29 @@ def _judge(part: str, results: dict, errors: dict, crashed: str | None, x: dict,
     if part in probes.CELL_GATES and f"{part}.train/test logits" in results or f"{part}.train/" in errors:
         v.score, line = _training(part, results, errors, train_seed)
         v.lines.append(line)
+    if part == "sampling" and (f"{part}.poem/poem" in results or f"{part}.poem/" in errors):
+        v.score, line = _poem(results, errors)
+        v.lines.append(line)
     return v
+
+
+def _have_poems_model() -> bool:
+    from ..api import bundled_models
+
+    return "poems" in bundled_models()
+
+
+def _poem(results: dict, errors: dict) -> tuple[float, str]:
+    """The poems your sampler wrote under the 5x4 form's rules must keep the form and rhyme."""
+    from ..verse import check_poem
+
+    if "sampling.poem/poem" not in results:
+        return 0.7, f"a poem with your sampler failed: {errors.get('sampling.poem/', 'no result')}"
+    poems = "".join(chr(int(c)) for c in results["sampling.poem/poem"]).split("\n")
+    bad = [p for p in poems if not check_poem(p)["regulated"]]
+    if bad:
+        return 0.7, f"a 5x4 poem written with your sampler breaks the form's rules: {bad[0]}"
+    return 1.0, f"5x4 poems written with your sampler keep the form, the rhyme and the tones: {poems[0]}"
 
 
 def _training(part: str, results: dict, errors: dict, seed: int) -> tuple[float, str]:

@@ -71,7 +71,9 @@ def main(request: str) -> int:
         signal.alarm(int(job["seconds"]))
         try:
             mod = _load(part)
-            got = probes.probe(part, mod, x) if job["kind"] == "probe" else probes.train_names(part, mod, x)
+            run = {"probe": lambda: probes.probe(part, mod, x), "train": lambda: probes.train_names(part, mod, x),
+                   "poem": lambda: probes.write_poem(mod, x)}[job["kind"]]
+            got = run()
             arrays.update({prefix + k: np.asarray(v, dtype=np.float64) for k, v in got.items()})
         except TooLong:
             errors[prefix] = f"took longer than {job['seconds']} s (an endless loop?)"
