@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__, verbs
 from ..tasks import TASKS
 from .routes import add_task_routes
+from .lab_routes import add_lab_routes
 
 log = logging.getLogger("rnnlab.serve")
 
@@ -534,6 +535,8 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         return {**info, "config": config}
 
     add_task_routes(app, TASKS, answer)
+    add_lab_routes(app)
+    add_lab_routes(app)
 
     # --- the page -------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
