@@ -1,5 +1,5 @@
 // The Poems tab: write, click a character for the alternatives, rewrite a line, edit and score.
-import { $, api, busy, el, fmt, probBar, t } from "./core.js";
+import { $, api, busy, el, fmt, probBar, showError, t } from "./core.js";
 
 // --- Poems ----------------------------------------------------------------------------------
 let poemState = null; // the last answer: {run, poem, lines, chars, ...}
@@ -22,7 +22,12 @@ export async function writePoem(ev) {
       activeChar = null;
       renderPoem();
     } catch (e) {
-      $("poems-error").textContent = e.message;
+      poemState = null; // an error replaces the previous answer
+      activeChar = null;
+      renderPoem();
+      $("poem-side").hidden = true;
+      $("poem-meta").textContent = "";
+      showError("poems-error", e);
     }
   });
 }
@@ -36,7 +41,7 @@ async function regenerateLine(k, button) {
       activeChar = null;
       renderPoem(k);
     } catch (e) {
-      $("poems-error").textContent = e.message;
+      showError("poems-error", e);
     }
   });
 }
@@ -50,7 +55,7 @@ async function replaceChar(li, pos, ch) {
     renderPoem();
     showAlternatives(li, pos);
   } catch (e) {
-    $("poems-error").textContent = e.message;
+    showError("poems-error", e);
   }
 }
 export function renderPoem(fresh) {
@@ -70,10 +75,10 @@ export function renderPoem(fresh) {
     el("button", { class: "regen", type: "button", title: t("regen_title"), "data-line": li,
       onclick: (ev) => regenerateLine(li, ev.currentTarget) }, t("regen")))));
   const meta = [];
-  if (poemState.form) meta.push(`${t("form")}: ${poemState.form}`);
+  if (poemState.form) meta.push(`${t("form")}: ${poemState.form === "free" ? t("free") : poemState.form}`);
   if (poemState.seed !== undefined) meta.push(`${t("seed")}: ${poemState.seed}`);
   if (poemState.perplexity) meta.push(`${t("perplexity")}: ${fmt(poemState.perplexity, 1)}`);
-  if (poemState.rhyme_group) meta.push(`rhyme: ${poemState.rhyme_group}`);
+  if (poemState.rhyme_group) meta.push(`${t("rhyme")}: ${poemState.rhyme_group}`);
   meta.push(poemState.run);
   $("poem-meta").textContent = meta.join(" · ");
   if (activeChar) showAlternatives(...activeChar); else $("poem-side").hidden = true;
