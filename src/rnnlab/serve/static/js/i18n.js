@@ -44,8 +44,9 @@ export const I18N = {
     long_figure: "The figure: accuracy against T (figure in English)", rhyme: "rhyme", tones_title: "tones",
     legend_skipped: "not scored (punctuation, stop words)",
     oov_warning: "{n} of {m} words are not in the model's vocabulary: the answer rests on the few it knows.",
+    tones_legend: "Under each character, the tone the pattern asks for there (平 level, 仄 oblique, 中 either); a ring marks where the line rhymes. An edit that breaks them is marked red.",
     level: "level 平", oblique: "oblique 仄", either: "either 中", rhyme_here: "rhymes here",
-    tone_broken: "“{c}” at line {l}, position {p} breaks the tone pattern (wanted {want})", recorded: "recorded epochs",
+    tone_broken: "“{c}” at line {l}, position {p} breaks the rules: {want}", recorded: "recorded epochs",
     macro_f1: "macro-F1",
   },
   zh: {
@@ -96,8 +97,9 @@ export const I18N = {
     grad_figure: "完整测量（所有单元和谱半径，3 个种子；图中文字为英文）", long_figure: "图：准确率随 T 的变化（图中文字为英文）",
     rhyme: "韵部", tones_title: "平仄", legend_skipped: "未计分（标点、停用词）",
     oov_warning: "{m} 个词中有 {n} 个不在模型的词表中：结果只依据它认识的少数几个词。",
+    tones_legend: "每个字下方是格律在此处要求的声调（平、仄，中 为可平可仄）；圆圈标出押韵的位置。改动的字若不合格律，标为红色。",
     level: "平", oblique: "仄", either: "中（可平可仄）", rhyme_here: "押韵处",
-    tone_broken: "第 {l} 句第 {p} 字“{c}”不合平仄（应为{want}）", recorded: "记录的轮数", macro_f1: "宏平均 F1",
+    tone_broken: "第 {l} 句第 {p} 字“{c}”不合格律：{want}", recorded: "记录的轮数", macro_f1: "宏平均 F1",
   },
 };
 export const LANGUAGES_ZH = {
