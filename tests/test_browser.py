@@ -287,8 +287,14 @@ def test_every_tab_fits_and_taps_land(browser, server, size, lang, tmp_path):
         context.close()
 
 
-def test_projector_mode_is_remembered(open_page):
+def test_projector_mode_is_remembered_and_requests_show_working(open_page):
     page = open_page("#names")
+    page.evaluate("""() => { const b = document.querySelector('#names-form button[type=submit]'); window.seen = [];
+        new MutationObserver(() => seen.push(b.textContent)).observe(b, {childList: true, subtree: true}); }""")
+    page.fill("#names-input", "Abovic")
+    page.press("#names-input", "Enter")
+    page.wait_for_selector("#names-trace:not([hidden])")
+    assert "working…" in page.evaluate("seen") and page.locator("#names-form button[type=submit]").inner_text() == "Predict"
     assert not page.evaluate("document.body.classList.contains('projector')")
     size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
     page.click("#projector")
@@ -368,3 +374,15 @@ def test_sentiment_warns_when_the_words_are_unknown(open_page):
     page.wait_for_selector("#sentiment-result:not([hidden])")
     assert page.locator("#sentiment-oov").is_visible()
     assert page.locator("#sentiment-words").inner_text() == "qwzx plonk frabjous vorpal"
+
+
+def test_bundled_models_epochs_are_not_shown_as_zero(open_page):
+    from rnnlab.serve.app import create_app
+    from rnnlab.serve.background import BackgroundServer
+
+    with BackgroundServer(create_app([], bundled=True)) as url:
+        page = open_page("#runs", url=url)
+        page.wait_for_selector("#runs-table tbody tr[data-run='names'] td.epochs")
+        assert page.locator("#runs-table tbody tr[data-run='names'] td.epochs").inner_text() == "—"
+        page.wait_for_function("document.getElementById('run-loss').dataset.points === '0'")
+        assert page.locator("#run-loss").get_attribute("data-empty") == "a bundled model ships without its training curves"

@@ -2,7 +2,7 @@
 import { $, api, el, fmt, loadModels, showError, state, t } from "./core.js";
 
 // --- Runs -----------------------------------------------------------------------------------
-let selectedRun = null, pollTimer = null;
+let selectedRun = null, pollTimer = null, shownMetric = null;
 export function stopPolling() { if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; } }
 export async function loadRuns() {
   try {
@@ -31,6 +31,7 @@ function epochsOf(r) { // a bundled model ships no metrics.jsonl: its epochs are
   return r.planned_epochs ? `${r.epochs}/${r.planned_epochs}` : `${r.epochs}`;
 }
 export function renderRuns() {
+  if (shownMetric) $("run-metric-title").textContent = t(shownMetric); // the language may have changed
   const body = document.querySelector("#runs-table tbody");
   if (!state.runs.runs.length) {
     body.replaceChildren(el("tr", {}, el("td", { colspan: 7 }, t("no_runs"))));
@@ -62,7 +63,10 @@ export async function showRun(id) {
   $("run-title").textContent = `${data.run} · ${data.task}`;
   const rows = data.rows;
   const metric = (state.tasks[data.task] || {}).monitor || "accuracy"; // the metric the task's training follows
+  shownMetric = metric;
   $("run-metric-title").textContent = t(metric);
+  const bundled = (state.runs.runs.find((r) => r.id === id) || {}).kind === "bundled";
+  for (const c of [$("run-loss"), $("run-metric")]) c.dataset.empty = t(bundled ? "no_curves_bundled" : "no_rows");
   drawCurves($("run-loss"), rows, "train_loss", "val_loss");
   drawCurves($("run-metric"), rows, `train_${metric}`, `val_${metric}`);
   $("run-live").textContent = data.training ? " · " + t("live") : "";
@@ -84,7 +88,7 @@ function drawCurves(canvas, rows, trainKey, valKey) {
   const series = [[pts(trainKey), "#2b6cb0"], [pts(valKey), "#dd6b20"]];
   const all = series.flatMap((s) => s[0]);
   canvas.dataset.points = String(series[0][0].length);
-  if (!all.length) { g.fillText(t("no_rows"), L, H / 2); return; }
+  if (!all.length) { g.fillText(canvas.dataset.empty || t("no_rows"), L, H / 2); return; }
   let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
   let y0 = Math.min(...all.map((p) => p[1])), y1 = Math.max(...all.map((p) => p[1]));
   if (x1 === x0) { x0 -= 1; x1 += 1; }
