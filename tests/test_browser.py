@@ -201,6 +201,9 @@ def test_sentiment_shades_every_word(open_page, tmp_path):
     assert page.locator("#sentiment-words").inner_text().replace("\n", "") == "隔音太差，一晚没睡好，前台态度也不好，不推荐。"
     assert page.locator("#sentiment-words .skipped").count() >= 3
     assert page.locator("#sentiment-oov").is_hidden()
+    page.fill("#sentiment-input", "   ")  # a review of spaces says so, and the old answer goes
+    page.click("#sentiment-form button[type=submit]")
+    assert "empty" in page.locator("#sentiment-error").inner_text() and page.locator("#sentiment-result").is_hidden()
 
 
 def test_runs_and_gradients(open_page, tmp_path):
@@ -243,6 +246,8 @@ def test_live_curves_of_a_run_that_is_training(browser, open_page, serve_runs, t
         with open(run / "metrics.jsonl", "a") as f:
             f.write(rows[1] + "\n")
         page.wait_for_function("document.getElementById('run-loss').dataset.points === '2'")
+        # the table refreshes too: the row's epochs
+        page.wait_for_function("document.querySelector(\"tr[data-run='names-training'] td.epochs\").textContent.startsWith('2')")
 
 
 # --- phones and projectors ------------------------------------------------------------------------

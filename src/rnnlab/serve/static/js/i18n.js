@@ -47,7 +47,7 @@ export const I18N = {
     tones_legend: "Under each character, the tone the pattern asks for there (平 level, 仄 oblique, 中 either); a ring marks where the line rhymes. An edit that breaks them is marked red.",
     level: "level 平", oblique: "oblique 仄", either: "either 中", rhyme_here: "rhymes here",
     tone_broken: "“{c}” at line {l}, position {p} breaks the rules: {want}", recorded: "recorded epochs",
-    macro_f1: "macro-F1", no_curves_bundled: "a bundled model ships without its training curves",
+    empty_input: "Type something first: the box is empty (spaces only).", macro_f1: "macro-F1", no_curves_bundled: "a bundled model ships without its training curves",
   },
   zh: {
     tagline: "从公式出发的循环神经网络", tab_names: "姓名", tab_poems: "写诗", tab_sentiment: "情感", tab_runs: "训练记录",
@@ -99,7 +99,7 @@ export const I18N = {
     oov_warning: "{m} 个词中有 {n} 个不在模型的词表中：结果只依据它认识的少数几个词。",
     tones_legend: "每个字下方是格律在此处要求的声调（平、仄，中 为可平可仄）；圆圈标出押韵的位置。改动的字若不合格律，标为红色。",
     level: "平", oblique: "仄", either: "中（可平可仄）", rhyme_here: "押韵处",
-    tone_broken: "第 {l} 句第 {p} 字“{c}”不合格律：{want}", recorded: "记录的轮数", macro_f1: "宏平均 F1", no_curves_bundled: "内置模型没有附带训练曲线",
+    tone_broken: "第 {l} 句第 {p} 字“{c}”不合格律：{want}", recorded: "记录的轮数", empty_input: "请先输入内容：输入框是空的（只有空格）。", macro_f1: "宏平均 F1", no_curves_bundled: "内置模型没有附带训练曲线",
   },
 };
 export const LANGUAGES_ZH = {

@@ -12,7 +12,7 @@ export async function predictNames(ev) {
   if (ev) ev.preventDefault();
   const name = $("names-input").value.trim();
   $("names-error").textContent = "";
-  if (!name) return;
+  if (!name) { $("names-error").textContent = t("empty_input"); return; }
   const selected = $("names-model").value;
   // The selected model, then the bundled trio (RNN, LSTM, GRU) or other names runs, side by side.
   const ids = [selected, ...modelsOf("names").filter((r) => r.kind === "bundled").map((r) => r.id)];

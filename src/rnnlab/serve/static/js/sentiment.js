@@ -7,7 +7,12 @@ export async function analyse(ev) {
   if (ev) ev.preventDefault();
   const text = $("sentiment-input").value.trim();
   $("sentiment-error").textContent = "";
-  if (!text) return;
+  if (!text) { // a review of spaces: say so, and take the old answer away
+    sentimentState = null;
+    $("sentiment-result").hidden = true;
+    $("sentiment-error").textContent = t("empty_input");
+    return;
+  }
   await busy(document.querySelector("#sentiment-form button[type=submit]"), async () => {
     try {
       sentimentState = await api("/api/sentiment/predict", { texts: [text], run: $("sentiment-model").value || undefined });
