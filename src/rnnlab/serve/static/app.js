@@ -38,6 +38,7 @@ function showTab(name) {
 // --- projector mode: larger type, higher contrast (remembered) -------------------------------
 function applyProjector(on) {
   document.body.classList.toggle("projector", on);
+  document.documentElement.classList.toggle("projector", on); // rem sizes follow the root
   $("projector").setAttribute("aria-pressed", String(on));
   localStorage.setItem("rnnlab-projector", on ? "1" : "0");
   rerender();
@@ -60,6 +61,7 @@ function start() {
   });
   $("projector").addEventListener("click", () => applyProjector(!document.body.classList.contains("projector")));
   document.body.classList.toggle("projector", localStorage.getItem("rnnlab-projector") === "1");
+  document.documentElement.classList.toggle("projector", localStorage.getItem("rnnlab-projector") === "1");
   $("projector").setAttribute("aria-pressed", String(document.body.classList.contains("projector")));
   $("names-form").addEventListener("submit", predictNames);
   setUpStepper();

@@ -124,7 +124,7 @@ export function heatmap(canvas, matrix, rowLabels, colLabels, opts) {
   canvas.style.width = `${w}px`; canvas.style.height = `${h}px`;
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
-  g.font = "12px system-ui, sans-serif";
+  g.font = canvasFont();
   g.textBaseline = "middle";
   g.fillStyle = "#1f2933";
   g.textAlign = "center";
@@ -175,4 +175,6 @@ export function colorBar(divergingScale, lo, hi) {
     el("span", { class: "ramp", style: `background:linear-gradient(to right,${stops.join(",")})` }),
     el("span", {}, String(hi)));
 }
+// The canvases' type: larger in projector mode.
+export function canvasFont() { return `${document.body.classList.contains("projector") ? 15 : 12}px system-ui, sans-serif`; }
 export function transpose(m) { return m.length ? m[0].map((_, j) => m.map((row) => row[j])) : []; }

@@ -2,7 +2,7 @@
 // the server measures ||dL_T/dh_k|| (POST /api/gradients/flow, rnnlab.gradflow's own measurement) and
 // the page draws it against T - k on a log scale, beside the earlier measurements (up to 5).
 // The form's defaults and ranges come from GET /api/gradients (declared once: FlowOptions).
-import { $, api, busy, el, showError, state, t } from "./core.js";
+import { $, api, canvasFont, busy, el, showError, state, t } from "./core.js";
 
 const COLORS = ["#2b6cb0", "#dd6b20", "#2f855a", "#805ad5", "#c53030"];
 let options = null, curves = [], timer = null, ticket = 0, loading = null;
@@ -80,7 +80,7 @@ export function drawFlow() {
   canvas.width = W * dpr; canvas.height = H * dpr; canvas.style.width = `${W}px`; canvas.style.height = `${H}px`;
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
-  g.font = "12px system-ui, sans-serif";
+  g.font = canvasFont();
   canvas.dataset.curves = String(curves.length);
   const logs = (v) => v.map((x) => Math.log10(Math.max(x, 1e-300)));
   const series = curves.flatMap((c, k) => [[c, logs(c.h), COLORS[k], false], ...(c.C ? [[c, logs(c.C), COLORS[k], true]] : [])]);

@@ -1,5 +1,5 @@
 // The Runs tab: the models and run folders, and a run's curves (redrawn while it trains).
-import { $, api, el, fmt, loadModels, showError, state, t } from "./core.js";
+import { $, api, canvasFont, el, fmt, loadModels, showError, state, t } from "./core.js";
 
 // --- Runs -----------------------------------------------------------------------------------
 let selectedRun = null, pollTimer = null, shownMetric = null;
@@ -82,7 +82,7 @@ function drawCurves(canvas, rows, trainKey, valKey) {
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
   g.clearRect(0, 0, W, H);
-  g.font = "12px system-ui, sans-serif";
+  g.font = canvasFont();
   g.fillStyle = "#627080";
   const pts = (key) => rows.map((r, i) => [r.epoch !== undefined ? r.epoch : i + 1, r[key]]).filter((p) => typeof p[1] === "number" && isFinite(p[1]));
   const series = [[pts(trainKey), "#2b6cb0"], [pts(valKey), "#dd6b20"]];
