@@ -85,8 +85,32 @@ def main(argv=None) -> int:
         save("runs")
 
         page.click("nav [data-tab='gradients']")
-        page.wait_for_function("[...document.querySelectorAll('#tab-gradients img')].every(i => i.complete && i.naturalWidth > 0)")
+        page.wait_for_selector("#flow-chart[data-curves='1']")
+        for k, cell in enumerate(["rnn-sigmoid", "lstm", "lstm-f2", "gru"], start=2):  # beside the default (tanh RNN)
+            page.select_option("#flow-cell", cell)
+            page.wait_for_selector(f"#flow-chart[data-curves='{k}']")
+        page.wait_for_function("[...document.querySelectorAll('#tab-gradients details[open] img')].every(i => i.complete && i.naturalWidth > 0)")
         save("gradients")
+        reading = page.locator("#flow-reading").bounding_box()  # the live view: from the top to its reading
+        page.screenshot(path=str(out / "serve-gradients-live.png"),
+                        clip={"x": 0, "y": 0, "width": 1280, "height": reading["y"] + reading["height"] + 12})
+        print(out / "serve-gradients-live.png")
+
+        # A phone (390 x 844, touch), in Chinese: the Names tab's step through time
+        phone = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                    has_touch=True, is_mobile=True)
+        phone.add_init_script("localStorage.setItem('rnnlab-lang', 'zh')")
+        page = phone.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url + "#names")
+        page.wait_for_selector("body[data-ready='1']")
+        page.fill("#names-input", args.name)
+        page.tap("#names-form button[type=submit]")
+        page.wait_for_selector("#step-equations .unit-card")
+        page.tap("#step-first")
+        page.locator("#names-step").scroll_into_view_if_needed()
+        page.screenshot(path=str(out / "serve-phone.png"))
+        print(out / "serve-phone.png")
         browser.close()
     return 0
 

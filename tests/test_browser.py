@@ -91,7 +91,11 @@ def test_names_side_by_side_and_step_by_step(open_page, tmp_path):
     assert "Ovic" in cards.first.inner_text() and cards.first.get_attribute("data-run") == "names-lstm"
     page.wait_for_selector("#names-trace:not([hidden])")
     gates = page.locator("#names-gates canvas").evaluate_all("cs => cs.map(c => [c.dataset.gate, c.width])")
-    assert [g for g, _ in gates] == ["input", "forget", "output", "hidden"] and all(w > 100 for _, w in gates)
+    assert [g for g, _ in gates] == ["input", "forget", "output", "cell", "hidden"] and all(w > 100 for _, w in gates)
+    assert page.locator("#names-gates .colorbar").count() == 5 and page.locator("#names-trace .colorbar").count() == 6
+    # each model's saliency: one shaded letter per character of the name
+    assert page.locator("#names-cards .card .saliency").count() == 4
+    assert page.locator("#names-cards .card").first.locator(".sal").count() == 6
     assert page.locator("#names-probs").evaluate("c => c.width") > 200
     shot(page, tmp_path, "names")
     page.locator("#names-cards .card[data-run='names-gru']").click()  # a card picks the model to trace
@@ -136,6 +140,9 @@ def test_poems_write_and_look_at_alternatives(open_page, tmp_path):
     options.first.click()  # put the alternative into the poem: the poem is scored again
     page.wait_for_function(f"document.querySelectorAll('#poem .line')[1].querySelectorAll('.ch')[2].textContent === {json.dumps(choice)}")
     assert page.locator("#poem .line").count() == 4 and "perplexity" in page.locator("#poem-meta").inner_text()
+    # the pattern's tone under every character (from generate's answer), the rhyme at the even lines' ends
+    assert page.locator("#poem .ch[data-tone]").count() == 20
+    assert page.locator("#poem .line").nth(1).locator(".ch").nth(4).get_attribute("class").count("rhyme") == 1
     shot(page, tmp_path, "poems")
 
 
@@ -161,10 +168,18 @@ def test_bad_input_shows_the_servers_one_line(open_page):
     page.wait_for_function("document.getElementById('poems-error').textContent.length > 0")
     assert "not in the model's vocabulary" in page.locator("#poems-error").inner_text()
     page.click("nav [data-tab='names']")
+    page.fill("#names-input", "Abovic")
+    page.press("#names-input", "Enter")
+    page.wait_for_selector("#names-cards .card")
     page.fill("#names-input", "12345")
     page.press("#names-input", "Enter")
     page.wait_for_function("document.getElementById('names-error').textContent.length > 0")
     assert "has no letter" in page.locator("#names-error").inner_text()
+    # the error replaces the previous answer: no answer to a question that was not this one stays on screen
+    assert page.locator("#names-cards .card").count() == 0 and page.locator("#names-trace").is_hidden()
+    page.click("#lang")  # the server's message, in Chinese
+    page.press("#names-input", "Enter")
+    page.wait_for_function("document.getElementById('names-error').textContent.includes('没有字母')")
 
 
 def test_sentiment_shades_every_word(open_page, tmp_path):
@@ -182,6 +197,13 @@ def test_sentiment_shades_every_word(open_page, tmp_path):
     shot(page, tmp_path, "sentiment")
     page.click(".example >> nth=1")  # the example buttons fill the box and analyse at once
     page.wait_for_function("document.getElementById('sentiment-words').textContent.includes('隔音')")
+    # the review as typed: every character kept, the ones not scored (punctuation) greyed
+    assert page.locator("#sentiment-words").inner_text().replace("\n", "") == "隔音太差，一晚没睡好，前台态度也不好，不推荐。"
+    assert page.locator("#sentiment-words .skipped").count() >= 3
+    assert page.locator("#sentiment-oov").is_hidden()
+    page.fill("#sentiment-input", "   ")  # a review of spaces says so, and the old answer goes
+    page.click("#sentiment-form button[type=submit]")
+    assert "empty" in page.locator("#sentiment-error").inner_text() and page.locator("#sentiment-result").is_hidden()
 
 
 def test_runs_and_gradients(open_page, tmp_path):
@@ -194,12 +216,14 @@ def test_runs_and_gradients(open_page, tmp_path):
     page.wait_for_function("document.getElementById('run-title').textContent.startsWith('names-lstm')")
     page.wait_for_function("document.getElementById('run-loss').dataset.points === '3'")
     assert page.locator("#run-title").inner_text().startswith("names-lstm")
+    assert page.locator("#run-metric-title").inner_text() == "accuracy"  # the task's own metric
+    assert page.locator("#runs-table tbody tr[data-run='names-lstm'] td.epochs").inner_text() == "3/3"
     link = page.locator("#runs-table tbody tr[data-run='names-lstm'] a")
     assert link.get_attribute("href") == "/api/runs/names-lstm/files/report.html"
     shot(page, tmp_path, "runs")
     page.click("nav [data-tab='gradients']")
-    images = page.locator("#tab-gradients img")
-    assert images.count() == 2
+    assert page.locator("#tab-gradients img").count() == 2  # the full measurement's figures, under the live one
+    page.click("#tab-gradients summary >> nth=0")
     page.wait_for_function("[...document.querySelectorAll('#tab-gradients img')].every(i => i.complete && i.naturalWidth > 0)")
     shot(page, tmp_path, "gradients")
 
@@ -222,3 +246,148 @@ def test_live_curves_of_a_run_that_is_training(browser, open_page, serve_runs, t
         with open(run / "metrics.jsonl", "a") as f:
             f.write(rows[1] + "\n")
         page.wait_for_function("document.getElementById('run-loss').dataset.points === '2'")
+        # the table refreshes too: the row's epochs
+        page.wait_for_function("document.querySelector(\"tr[data-run='names-training'] td.epochs\").textContent.startsWith('2')")
+
+
+# --- phones and projectors ------------------------------------------------------------------------
+# Each tab at a phone's and a laptop's size, in both languages: no horizontal scroll, tab labels on
+# one line, and a real tap (touch, where the page is a phone's) on each main button lands.
+TABS = [("names", "#names-form button[type=submit]", "#names-trace:not([hidden])"),
+        ("poems", "#poems-form button[type=submit]", "#poem .line"),
+        ("sentiment", ".example >> nth=0", "#sentiment-result:not([hidden])"),
+        ("runs", "#runs-table tbody tr[data-run='names-gru']", "#run-title:has-text('names-gru')"),
+        ("gradients", "#flow-measure", "#flow-chart[data-curves='1']")]
+
+
+@pytest.mark.parametrize("size,lang", [((390, 844), "en"), ((390, 844), "zh"), ((1366, 800), "en"), ((1366, 800), "zh")])
+def test_every_tab_fits_and_taps_land(browser, server, size, lang, tmp_path):
+    phone = size[0] < 600
+    context = browser.new_context(locale="en-US", viewport={"width": size[0], "height": size[1]},
+                                  has_touch=phone, is_mobile=phone)
+    context.add_init_script(f"localStorage.setItem('rnnlab-lang', '{lang}')")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    watch = Watch(page)
+    try:
+        page.goto(server + "#names")
+        page.wait_for_selector("body[data-ready='1']")
+        page.fill("#names-input", "Abovic")
+        press = page.tap if phone else page.click
+        for tab, button, answer in TABS:
+            press(f"nav [data-tab='{tab}']")
+            assert page.locator(f"#tab-{tab}").is_visible()
+            press(button)
+            page.wait_for_selector(answer)
+            page.wait_for_timeout(50)
+            width = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+            assert width[0] <= width[1], (tab, width)
+            heights = page.locator("nav button").evaluate_all("bs => bs.map(b => b.getBoundingClientRect().height)")
+            assert max(heights) < 50, heights  # one line each: no label broken a character per line
+        if phone:  # the header scrolls away on a phone instead of covering the content
+            assert page.evaluate("getComputedStyle(document.querySelector('header')).position") == "static"
+        shot(page, tmp_path, f"gradients-{size[0]}-{lang}")
+        assert not watch.errors and not watch.external, (watch.errors, watch.external)
+    finally:
+        context.close()
+
+
+def test_projector_mode_is_remembered_and_requests_show_working(open_page):
+    page = open_page("#names")
+    page.evaluate("""() => { const b = document.querySelector('#names-form button[type=submit]'); window.seen = [];
+        new MutationObserver(() => seen.push(b.textContent)).observe(b, {childList: true, subtree: true}); }""")
+    page.fill("#names-input", "Abovic")
+    page.press("#names-input", "Enter")
+    page.wait_for_selector("#names-trace:not([hidden])")
+    assert "working…" in page.evaluate("seen") and page.locator("#names-form button[type=submit]").inner_text() == "Predict"
+    assert not page.evaluate("document.body.classList.contains('projector')")
+    size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    page.click("#projector")
+    assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") > size * 1.1
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate("document.body.classList.contains('projector')")
+    assert page.locator("#projector").get_attribute("aria-pressed") == "true"
+
+
+def test_step_through_time_shows_the_servers_numbers(open_page):
+    page = open_page("#names")
+    page.select_option("#names-model", "names-lstm")
+    page.fill("#names-input", "Abovic")
+    page.press("#names-input", "Enter")
+    page.wait_for_selector("#step-equations .unit-card")
+    assert page.locator("#step-equations .unit-card").count() == 3
+    assert page.locator("#step-slider").evaluate("s => [s.max, s.value]") == ["5", "5"]
+    page.click("#step-first")
+    assert page.locator(".step-ch.now").inner_text() == "A"
+    trace = page.evaluate("""fetch('/api/names/trace', {method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({name: 'Abovic', top: 5, run: 'names-lstm'})}).then(r => r.json())""")
+    page.fill("#step-units", "4 1")
+    page.press("#step-units", "Enter")
+    assert page.locator("#step-equations .unit-card").evaluate_all("cs => cs.map(c => c.dataset.unit)") == ["4", "1"]
+    card = page.locator("#step-equations .unit-card[data-unit='4']")
+    for q, value in [("i", trace["gates"]["input"][0][4]), ("g", trace["candidate"][0][4]), ("c", trace["cell_state"][0][4]),
+                     ("h", trace["hidden"][0][4])]:
+        assert card.locator(f".eq[data-q='{q}'] .val").inner_text() == f"{value:.3f}", q
+    page.click("#step-next")
+    assert page.locator(".step-ch.now").inner_text() == "b"
+    assert f"{trace['cell_state'][0][4]:.3f}" in card.locator(".eq[data-q='c']").inner_text()  # c_{t-1}, written in
+    page.click("#step-play")  # plays to the last character
+    page.wait_for_function("document.querySelector('.step-ch.now').textContent === 'c'")
+    # a tap on a map follows that unit at that step; the tooltip goes with the map it belonged to
+    page.locator("#names-gates canvas[data-gate='forget']").scroll_into_view_if_needed()
+    box = page.locator("#names-gates canvas[data-gate='forget']").bounding_box()
+    row = (box["height"] - 26) / len(trace["hidden"][0])  # the map: 22 px of letters on top, a row per unit
+    x, y = box["x"] + 34 + 22 * 2 + 5, box["y"] + 22 + row * 7.5
+    page.mouse.move(x, y)
+    assert page.locator("#tooltip").is_visible()
+    page.mouse.click(x, y)
+    assert page.locator(".step-ch.now").inner_text() == "o"
+    assert page.locator("#step-equations .unit-card").first.get_attribute("data-unit") == "7"
+    assert page.locator("#tooltip").is_hidden()
+    page.locator("#names-cards .card[data-run='names-rnn']").click()
+    page.wait_for_function("document.getElementById('names-trace-model').textContent.startsWith('names-rnn')")
+    assert page.locator("#step-equations .eq[data-q='h']").count() == 3
+
+
+def test_live_gradients(open_page, tmp_path):
+    page = open_page("#gradients")
+    page.wait_for_selector("#flow-chart[data-curves='1']")
+    declared = page.evaluate("fetch('/api/gradients').then(r => r.json())")["options"]
+    T = next(o for o in declared if o["name"] == "T")
+    assert page.locator("#flow-T").evaluate("i => [i.min, i.max, i.value]") == [str(T["min"]), str(T["max"]), str(T["default"])]
+    page.select_option("#flow-cell", "lstm-f2")
+    page.wait_for_selector("#flow-chart[data-curves='2']")
+    assert "forget bias" in page.locator("#flow-legend .newest").inner_text()
+    assert "c_t" in page.locator("#flow-legend .newest").inner_text()  # the LSTM's cell path, dashed
+    page.locator("#flow-T").fill("200")
+    page.wait_for_function("document.querySelector('#flow-legend .newest').textContent.includes('T 200')")
+    assert "×" in page.locator("#flow-reading").inner_text()
+    page.click("#flow-clear")
+    assert page.locator("#flow-chart").get_attribute("data-curves") == "0"
+    page.click("#lang")
+    assert page.locator("#flow-measure").inner_text() == "测量"
+    page.click("#flow-measure")
+    page.wait_for_function("document.getElementById('flow-reading').textContent.includes('每步')")
+    shot(page, tmp_path, "live-gradients")
+
+
+def test_sentiment_warns_when_the_words_are_unknown(open_page):
+    page = open_page("#sentiment")
+    page.fill("#sentiment-input", "qwzx plonk frabjous vorpal 房间很干净")  # mostly unknown (all unknown: refused)
+    page.click("#sentiment-form button[type=submit]")
+    page.wait_for_selector("#sentiment-result:not([hidden])")
+    assert page.locator("#sentiment-oov").is_visible()
+    assert page.locator("#sentiment-words").inner_text() == "qwzx plonk frabjous vorpal 房间很干净"
+
+
+def test_bundled_models_epochs_are_not_shown_as_zero(open_page):
+    from rnnlab.serve.app import create_app
+    from rnnlab.serve.background import BackgroundServer
+
+    with BackgroundServer(create_app([], bundled=True)) as url:
+        page = open_page("#runs", url=url)
+        page.wait_for_selector("#runs-table tbody tr[data-run='names'] td.epochs")
+        assert page.locator("#runs-table tbody tr[data-run='names'] td.epochs").inner_text() == "—"
+        page.wait_for_function("document.getElementById('run-loss').dataset.points === '0'")
+        assert page.locator("#run-loss").get_attribute("data-empty") == "a bundled model ships without its training curves"

@@ -3,11 +3,13 @@ conftest.py): every route with good input, and bad input answered as a 4xx ``{"e
 naming the field -- never a 500, never a traceback, never a file outside the package and the runs."""
 
 import json
+import math
 import re
 import shutil
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -149,6 +151,71 @@ def test_names_trace_shows_each_step(client, run, gates):
     assert len(t["hidden"]) == 6 and {len(h) for h in t["hidden"]} == {hidden}
     for g in gates:
         assert len(t["gates"][g]) == 6 and all(0 <= v <= 1 for row in t["gates"][g] for v in row)
+    # What the page's step through time writes into the equations: the candidate (g / n) and c_t.
+    assert ("candidate" in t) == (run != "names-rnn") and ("cell_state" in t) == (run == "names-lstm")
+    if run == "names-lstm":  # c_t = f*c_{t-1} + i*g, h_t = o*tanh(c_t), in the trace's own numbers
+        g, c, h = t["gates"], t["cell_state"], t["hidden"]
+        for k in range(3):
+            assert abs(g["forget"][2][k] * c[1][k] + g["input"][2][k] * t["candidate"][2][k] - c[2][k]) < 1e-3
+            assert abs(g["output"][2][k] * math.tanh(c[2][k]) - h[2][k]) < 1e-3
+
+
+@pytest.mark.parametrize("run", ["names-lstm", "names-gru", "names-rnn"])
+def test_names_saliency_per_character(client, run):
+    r = client.post("/api/names/saliency", json={"name": "Abovic", "run": run})
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert s["chars"] == list("Abovic") and len(s["saliency"]) == 6 and all(v >= 0 for v in s["saliency"])
+    assert max(s["saliency"]) > 0 and 0 < s["probability"] <= 1 and s["cell"] == run.split("-")[1]
+    predicted = client.post("/api/names/predict", json={"names": ["Abovic"], "top": 1, "run": run}).json()
+    assert s["label"] == predicted["results"][0]["top"][0]["label"]
+
+
+@pytest.mark.parametrize("body,status,says", [
+    ({"name": "12345"}, 422, "has no letter"), ({"name": "x" * 101}, 422, "at most 100"), ({}, 422, "name"),
+    ({"name": ["Anna"]}, 422, "name"), ({"name": "Anna", "top": 3}, 422, "top: unknown field"),
+    ({"name": "Anna", "run": "poems-lstm"}, 400, "poems")])
+def test_bad_saliency_requests(client, body, status, says):
+    assert says in error_of(client.post("/api/names/saliency", json=body), status)
+
+
+# --- the gradient flow, measured live ------------------------------------------------------------
+@pytest.mark.parametrize("cell", ["rnn-tanh", "rnn-sigmoid", "rnn-relu", "lstm", "lstm-f2", "lstm-chrono", "gru"])
+def test_gradient_flow_live(client, cell):
+    start = time.perf_counter()
+    r = client.post("/api/gradients/flow", json={"cell": cell, "T": 200, "radius": 1.0, "hidden": 64, "seed": 1})
+    took = time.perf_counter() - start
+    assert r.status_code == 200, r.text
+    f = r.json()
+    assert len(f["h"]) == 201 and f["distance"][0] == 200 and f["distance"][-1] == 0 and all(v >= 0 for v in f["h"])
+    assert ("C" in f) == cell.startswith("lstm") and f["verdict"] in ("vanishes", "explodes", "keeps")
+    assert took < 3  # about 0.1 s on one thread; generous for a shared machine
+    again = client.post("/api/gradients/flow", json={"cell": cell, "T": 200, "radius": 1.0, "hidden": 64, "seed": 1}).json()
+    assert again["h"] == f["h"]  # the seed fixes the measurement
+
+
+def test_gradient_flow_reads_as_the_lesson_says(client):
+    flow = lambda **body: client.post("/api/gradients/flow", json={"T": 100, "hidden": 32, **body}).json()  # noqa: E731
+    assert flow(cell="rnn-sigmoid")["verdict"] == "vanishes"
+    assert flow(cell="rnn-tanh", radius=0.5)["verdict"] == "vanishes"
+    assert flow(cell="lstm-f2")["rate_C"] > flow(cell="lstm")["rate_C"]
+
+
+def test_gradient_options_are_declared_once(client):
+    from rnnlab.serve.lab_routes import FlowOptions
+
+    listed = {o["name"]: o for o in client.get("/api/gradients").json()["options"]}
+    assert list(listed) == ["cell", "T", "radius", "hidden", "seed"]
+    assert listed["T"]["max"] == 200 and listed["hidden"]["max"] == 64 and listed["T"]["default"] == FlowOptions().T
+    assert listed["cell"]["choices"][0] == FlowOptions().cell and all(o["zh"] for o in listed.values())
+
+
+@pytest.mark.parametrize("body,says", [
+    ({"T": 201}, "T: should be less than or equal to 200"), ({"T": 1}, "T"), ({"hidden": 65}, "hidden"),
+    ({"hidden": 0}, "hidden"), ({"radius": 0}, "radius"), ({"radius": 3.5}, "radius"), ({"cell": "lstm2"}, "cell"),
+    ({"T": "100"}, "T"), ({"seed": -1}, "seed"), ({"steps": 10}, "steps: unknown field"), ({"T": 2.5}, "T")])
+def test_bad_gradient_flow_requests(client, body, says):
+    assert says in error_of(client.post("/api/gradients/flow", json=body), 422)
 
 
 BAD_NAMES = [
@@ -251,6 +318,11 @@ def test_poems_score_an_edited_poem(client):
     s = r.json()
     assert s["lines"] == ["床前明月光，", "疑是地上霜。"] and s["perplexity"] > 1 and s["form"] is None
     assert [c["char"] for c in s["chars"][1]] == list("疑是地上霜。")
+    regular = client.post("/api/poems/score", json={"poem": "春风吹断续，含笑动轻尘。日暮逢花落，新秋泪满巾。"}).json()
+    assert regular["form"] == "5x4" and regular["rhymes"] and regular["pattern"] == "平起首句不入韵"
+    assert regular["char_tones"][3] == "平平仄仄平"  # each character's own tone: what the page checks an edit by
+    off = client.post("/api/poems/score", json={"poem": "春风吹断续，含笑动轻尘。日暮逢花落，新秋泪满山。"}).json()
+    assert not off["rhymes"] and off["rhyme_group"] is None
     assert "poem" in error_of(client.post("/api/poems/score", json={"poem": "床" * 201}), 422)
     assert "poem" in error_of(client.post("/api/poems/score", json={"poem": ""}), 422)
 

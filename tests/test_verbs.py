@@ -81,8 +81,8 @@ def test_each_door_refuses_the_same_value_naming_it(client, capsys):
 
 def test_the_python_api_s_verbs_are_the_declared_ones():
     run = rnnlab.load_run("names")
-    assert set(run.verbs) == {"predict", "trace"} and run.trace.__doc__ == run.verbs["trace"].help
-    with pytest.raises(AttributeError, match="its verbs: predict, trace"):
+    assert set(run.verbs) == {"predict", "trace", "saliency"} and run.trace.__doc__ == run.verbs["trace"].help
+    with pytest.raises(AttributeError, match="its verbs: predict, trace, saliency"):
         run.generate
     for cls in TASKS.values():
         for verb in verbs_of(cls).values():  # every option has help in both languages and a working default

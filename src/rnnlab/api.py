@@ -23,18 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .files import models_dir
 from .runs import REPEATS_FILE, check_run_meta, find_checkpoint, load_checkpoint, read_json, write_json
 
 MODEL_FORMAT = "rnnlab-model-1"
 WEIGHTS_FILE, META_FILE = "model.safetensors", "run.json"
-
-
-def models_dir() -> Path:
-    """The bundled models: $RNNLAB_MODELS, else the checkout's models/ beside data/."""
-    from .files import default_data_dir
-
-    env = os.environ.get("RNNLAB_MODELS")
-    return Path(env) if env else default_data_dir().parent / "models"
 
 
 def bundled_models() -> list[str]:

@@ -22,6 +22,12 @@ def default_data_dir() -> Path:
     return Path.cwd() / "data"
 
 
+def models_dir() -> Path:
+    """The bundled models: $RNNLAB_MODELS, else the checkout's models/ beside data/."""
+    env = os.environ.get("RNNLAB_MODELS")
+    return Path(env) if env else default_data_dir().parent / "models"
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process of this machine with that id is running (a zombie counts as running)."""
     if pid <= 0:

@@ -203,9 +203,9 @@ def _judge(part: str, results: dict, errors: dict, crashed: str | None, x: dict,
 
 
 def _have_poems_model() -> bool:
-    from ..api import bundled_models
+    from ..files import models_dir
 
-    return "poems" in bundled_models()
+    return (models_dir() / "poems" / "run.json").is_file()
 
 
 def _poem(results: dict, errors: dict) -> tuple[float, str]:

@@ -44,6 +44,7 @@ from .errors import install_error_handlers
 from .guard import MAX_BODY, Guard
 from .registry import Registry, add_run_routes
 from .routes import add_task_routes
+from .lab_routes import add_lab_routes
 
 log = logging.getLogger("rnnlab.serve")
 
@@ -120,6 +121,8 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
 
     add_run_routes(app, registry)
     add_task_routes(app, TASKS, answer)
+    add_lab_routes(app)
+    add_lab_routes(app)
 
     @app.get("/", include_in_schema=False)  # the page
     async def index():

@@ -16,6 +16,7 @@ Split protocols (both stratified by label and seeded):
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..files import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig
 from ..nn.trace import GATE_NAMES, step_through
-from ..options import option
+from ..options import Options, option
 from ..train import TrainConfig
 from ..verbs import Input, Verb, top_options
 from ..vocab import Vocab
@@ -105,6 +106,11 @@ TraceOptions = top_options("TraceOptions", 5, 100, "how many languages to follow
 NAMES = Input("names", "surnames", max_chars=MAX_NAME_CHARS, check=has_letter, zh="姓氏")
 
 
+@dataclass(frozen=True)
+class SaliencyOptions(Options):
+    """Saliency has no option: it explains the model's own answer (its likeliest language)."""
+
+
 class NamesPredictor:
     """A trained names model: top-k languages with probabilities, and a step-by-step trace."""
 
@@ -114,6 +120,10 @@ class NamesPredictor:
         Verb("trace", "the answer after each character, and the first layer's gates and states", TraceOptions,
              replace(NAMES, name="name", many=False, help="a surname", zh="一个姓氏"),
              zh="逐字符的答案，以及第一层的门和状态", text="format_trace"),
+        Verb("saliency", "how much each character moves the answer: the norm of the gradient of the predicted "
+             "language's log-probability with respect to the character's input vector", SaliencyOptions,
+             replace(NAMES, name="name", many=False, help="a surname", zh="一个姓氏"),
+             zh="每个字符对答案的影响：预测语言的对数概率对该字符输入向量的梯度范数", text="format_saliency"),
     )
 
     def __init__(self, model, model_cfg: ClassifierConfig, task_cfg: NamesConfig, state: dict, device) -> None:
@@ -156,7 +166,12 @@ class NamesPredictor:
             chars          S     a     t     o
             probabilities  (T, top)  -- the model's answer had the name stopped there
             gates[g]       (T, H)    -- LSTM: input, forget, output; GRU: reset, update
+            candidate      (T, H)    -- LSTM: g_t; GRU: n_t (what the gates mix in; absent for the RNN)
             hidden         (T, H)
+            cell_state     (T, H)    -- the LSTM's c_t
+
+        Every number comes from ``rnnlab.nn.step_through`` (the cells' own ``lstm_gates`` / ``gru_gates``):
+        the page shows each step's equations with these values, it computes none of them.
         """
         top = opts.top
         self._known([name])
@@ -172,7 +187,43 @@ class NamesPredictor:
         return {"name": name, "chars": list(name), "labels": [self.labels[int(i)] for i in order],
                 "probabilities": [[round(float(p), 4) for p in row[order]] for row in probs],
                 "cell": self.model_cfg.cell, "gates": {k: _rounded(v) for k, v in gates.items()},
-                "hidden": _rounded(steps["h"]), **({"cell_state": _rounded(steps["c"])} if "c" in steps else {})}
+                "hidden": _rounded(steps["h"]), **({"cell_state": _rounded(steps["c"])} if "c" in steps else {}),
+                **{"candidate": _rounded(steps[k]) for k in "gn" if k in steps},
+                "nonlinearity": member.cfg.nonlinearity}
+
+    def saliency(self, name: str, opts: SaliencyOptions) -> dict:
+        """||d log p(label | name) / d x_t|| for each character t, where label is the model's answer and
+        x_t the character's input vector (its embedding): which letters the answer rests on. (With an
+        ensemble, the norm over every member's input vectors.)"""
+        captured, me = [], threading.get_ident()
+
+        def keep(module, args, out):  # only this request's forward pass (other threads share the model)
+            if threading.get_ident() != me:
+                return None
+            x = out.detach().float().requires_grad_()
+            captured.append(x)
+            return x.to(out.dtype)
+
+        embeds = [m for m in self.model.modules() if isinstance(m, torch.nn.Embedding)]
+        if not embeds:
+            raise UserError("saliency needs a model whose characters are embedded (--input embedding)")
+        hooks = [m.register_forward_hook(keep) for m in embeds]
+        try:
+            with torch.inference_mode(False), torch.enable_grad():  # the server answers in inference mode
+                ids, lengths = encode_batch(self.vocab, [name])
+                ids = ids.to(self.device)
+                self.model.eval()
+                logits, _ = self.model(ids, lengths.to(self.device))
+                log_probs = logits.float().log_softmax(-1)[0]
+                label = int(log_probs.argmax())
+                grads = torch.autograd.grad(log_probs[label], captured)
+        finally:
+            for h in hooks:
+                h.remove()
+        norms = torch.stack([g[0].float().pow(2).sum(-1) for g in grads]).sum(0).sqrt()  # (T,)
+        return {"name": name, "chars": list(name), "label": self.labels[label],
+                "probability": round(float(log_probs[label].detach().exp()), 4),
+                "saliency": [round(float(v), 6) for v in norms.cpu()]}
 
     @staticmethod
     def format(r: dict) -> str:
@@ -187,6 +238,13 @@ class NamesPredictor:
         rows = [f"{r['name'][: t + 1]:<{len(r['name']) + 2}}" + " ".join(f"{p:>10.3f}" for p in row)
                 for t, row in enumerate(r["probabilities"])]
         return "\n".join([head, *rows])
+
+    @staticmethod
+    def format_saliency(r: dict) -> str:
+        """Each character with its gradient norm (a bar scaled to the largest)."""
+        top = max(r["saliency"]) or 1.0
+        rows = [f"{c!r:>5} {v:.4f} {'#' * round(20 * v / top)}" for c, v in zip(r["chars"], r["saliency"])]
+        return "\n".join([f"{r['name']}: {r['label']} {r['probability']:.3f}", *rows])
 
 
 def _rounded(t: torch.Tensor) -> list[list[float]]:

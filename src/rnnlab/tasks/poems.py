@@ -37,6 +37,7 @@ from ..options import Options, option, subset
 from ..poetry import (FORMS, LINE_MARKS, PUNCTUATION, corpus_reference, form_of, format_poem, lines_of, odd_characters,
                       quality)
 from ..train import TrainConfig
+from ..verse import check_poem
 from ..verbs import Input, Verb, top_options
 from ..vocab import BOS, EOS, LM_SPECIALS, PAD, UNK, Vocab
 from .base import Task, register
@@ -312,12 +313,18 @@ class PoemsPredictor:
                 "line": opts.line, **{k: made[k] for k in ("rhyme_group", "pattern")}}
 
     def score(self, poem: str, opts: ScoreOptions) -> dict:
-        """A poem as given (e.g. edited by hand): its perplexity, form and each character's alternatives."""
-        scored = self.predict([poem], NextOptions())[0]  # (checked there)
+        """A poem as given (e.g. edited by hand): its perplexity, form and each character's alternatives;
+        for a regular poem also what ``rnnlab.verse.check_poem`` (Pingshui) finds: each line's tones, the
+        rhyme group, whether the tone pattern (``pattern``, None if broken) and the line ends hold
+        (``char_tones``: each character's own tone; generate's ``tones`` are the pattern's, 中 = either)."""
+        scored = self.predict([poem], NextOptions())[0]
         content = scored["text"]
+        verse = check_poem(content)
+        rules = {"char_tones": verse["tones"], "rhyme_group": verse["rhyme_group"], "pattern": verse["pattern_name"],
+                 "rhymes": verse["rhymes"], "ends_ok": verse["ends_ok"]} if verse["form"] else {}
         return {"poem": content, "lines": poem_lines(content), "chars": self.characters(content, opts.top),
                 "perplexity": scored["perplexity"], "form": scored["form"],
-                "unknown_characters": scored["unknown_characters"]}
+                "unknown_characters": scored["unknown_characters"], **rules}
 
     def characters(self, content: str, top: int) -> list[list[dict]]:
         """Per line, per character: the character with the model's probability and its top alternatives."""

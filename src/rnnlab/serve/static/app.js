@@ -1,7 +1,8 @@
 // rnnlab serve: the page's entry point: tabs, language, and each view's module.
 import { $, api, loadModels, state, t } from "./js/core.js";
 import { I18N } from "./js/i18n.js";
-import { predictNames, renderNames } from "./js/names.js";
+import { drawFlow, renderGradients, setUpGradients } from "./js/gradients.js";
+import { predictNames, renderNames, setUpStepper } from "./js/names.js";
 import { renderPoem, writePoem } from "./js/poems.js";
 import { loadRuns, renderRuns, stopPolling } from "./js/runs.js";
 import { analyse, renderSentiment } from "./js/sentiment.js";
@@ -16,6 +17,7 @@ function applyLanguage() {
     el.textContent = state.lang === "en" ? (I18N.en[key] || el.dataset.en) : (I18N.zh[key] || el.dataset.en);
   }
   document.getElementById("lang").textContent = state.lang === "zh" ? "English" : "中文";
+  document.title = state.lang === "zh" ? "rnnlab · 循环神经网络实验" : "rnnlab";
   document.querySelectorAll(".regen").forEach((b) => { b.textContent = t("regen"); b.title = t("regen_title"); });
   rerender();
 }
@@ -29,6 +31,17 @@ function showTab(name) {
   }
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
   if (name === "runs") loadRuns(); else stopPolling();
+  if (name === "gradients") setUpGradients().then(drawFlow);
+  $("tooltip").hidden = true;
+}
+
+// --- projector mode: larger type, higher contrast (remembered) -------------------------------
+function applyProjector(on) {
+  document.body.classList.toggle("projector", on);
+  document.documentElement.classList.toggle("projector", on); // rem sizes follow the root
+  $("projector").setAttribute("aria-pressed", String(on));
+  localStorage.setItem("rnnlab-projector", on ? "1" : "0");
+  rerender();
 }
 
 // --- start ----------------------------------------------------------------------------------
@@ -37,6 +50,7 @@ function rerender() {
   renderPoem();
   renderSentiment();
   if (!$("tab-runs").hidden) renderRuns();
+  renderGradients();
 }
 function start() {
   document.querySelectorAll("nav [data-tab]").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
@@ -45,7 +59,12 @@ function start() {
     localStorage.setItem("rnnlab-lang", state.lang);
     applyLanguage();
   });
+  $("projector").addEventListener("click", () => applyProjector(!document.body.classList.contains("projector")));
+  document.body.classList.toggle("projector", localStorage.getItem("rnnlab-projector") === "1");
+  document.documentElement.classList.toggle("projector", localStorage.getItem("rnnlab-projector") === "1");
+  $("projector").setAttribute("aria-pressed", String(document.body.classList.contains("projector")));
   $("names-form").addEventListener("submit", predictNames);
+  setUpStepper();
   $("poems-form").addEventListener("submit", writePoem);
   $("sentiment-form").addEventListener("submit", analyse);
   $("poems-temperature").addEventListener("input", () => { $("poems-temperature-value").textContent = Number($("poems-temperature").value).toFixed(2); });
@@ -58,6 +77,7 @@ function start() {
     $("sentiment-input").value = b.dataset.example;
     analyse();
   }));
+  window.addEventListener("resize", () => { if (!$("tab-gradients").hidden) drawFlow(); });
   window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
   applyLanguage();
   showTab(location.hash.slice(1));

@@ -1,5 +1,5 @@
 // rnnlab serve: what the page's views share (plain JS modules, no library, nothing fetched from elsewhere).
-import { I18N, LANGUAGES_ZH } from "./i18n.js";
+import { ERRORS_ZH, I18N, LANGUAGES_ZH } from "./i18n.js";
 
 // What every view shares: the language, the models and runs (GET /api/runs), the tasks' declarations
 // (GET /api/tasks) and the tabs.
@@ -52,6 +52,18 @@ export async function api(path, body) {
   if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
   return data;
 }
+// A server's one-line error in the page's language (the known phrasings; the English stays as the tooltip).
+export function showError(id, e) {
+  const node = $(id), message = e && e.message !== undefined ? e.message : String(e || "");
+  node.textContent = translateError(message);
+  node.title = state.lang === "zh" ? message : "";
+}
+export function translateError(message) {
+  if (state.lang !== "zh") return message;
+  let out = message;
+  for (const [pattern, zh] of ERRORS_ZH) out = out.replace(pattern, zh);
+  return out;
+}
 export function fmt(p, digits = 3) { return p === null || p === undefined ? "" : Number(p).toFixed(digits); }
 // A labelled bar; ``scale`` is the probability drawn full width (the largest of a list, so small ones stay visible).
 export function probBar(label, p, extraClass, scale) {
@@ -61,9 +73,20 @@ export function probBar(label, p, extraClass, scale) {
     el("div", { class: "track" }, el("div", { class: "fill", style: `width:${width}%` })),
     el("span", { class: "num" }, fmt(p)));
 }
+// While a request runs: the button says "working…" and is disabled, and a bar runs at the top of the page.
+let running = 0;
 export async function busy(button, fn) {
+  const label = button.textContent;
   button.disabled = true;
-  try { await fn(); } finally { button.disabled = false; }
+  button.classList.add("working");
+  button.textContent = t("working");
+  document.body.classList.toggle("busy", ++running > 0);
+  try { await fn(); } finally {
+    button.disabled = false;
+    button.classList.remove("working");
+    if (button.textContent === t("working")) button.textContent = label;
+    document.body.classList.toggle("busy", --running > 0);
+  }
 }
 
 // --- the models of each task ----------------------------------------------------------------
@@ -92,6 +115,7 @@ export function diverging(v) { // -1 red, 0 white, +1 blue
 }
 // matrix[row][col]; columns are the name's characters.
 export function heatmap(canvas, matrix, rowLabels, colLabels, opts) {
+  $("tooltip").hidden = true; // the map under the tooltip is being replaced
   const cw = opts.cellW || 30, ch = opts.cellH || 22, left = opts.left || 110, top = 22;
   const rows = matrix.length, cols = rows ? matrix[0].length : 0;
   const dpr = window.devicePixelRatio || 1;
@@ -100,7 +124,7 @@ export function heatmap(canvas, matrix, rowLabels, colLabels, opts) {
   canvas.style.width = `${w}px`; canvas.style.height = `${h}px`;
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
-  g.font = "12px system-ui, sans-serif";
+  g.font = canvasFont();
   g.textBaseline = "middle";
   g.fillStyle = "#1f2933";
   g.textAlign = "center";
@@ -121,15 +145,36 @@ export function heatmap(canvas, matrix, rowLabels, colLabels, opts) {
       g.fillStyle = "#1f2933";
     }
   }
-  canvas.onmousemove = (ev) => {
+  if (opts.mark !== undefined && opts.mark !== null && cols) { // the current step: a frame around its column
+    g.strokeStyle = "#dd6b20"; g.lineWidth = 2;
+    g.strokeRect(left + opts.mark * cw - 1, top - 1, cw + 1, rows * ch + 1);
+  }
+  const at = (ev) => {
     const r = canvas.getBoundingClientRect();
-    const j = Math.floor((ev.clientX - r.left - left) / cw), i = Math.floor((ev.clientY - r.top - top) / ch);
+    return [Math.floor((ev.clientY - r.top - top) / ch), Math.floor((ev.clientX - r.left - left) / cw)];
+  };
+  canvas.onclick = opts.onpick ? (ev) => {
+    const [i, j] = at(ev);
+    if (i >= 0 && j >= 0 && i < rows && j < cols) opts.onpick(i, j);
+  } : null;
+  canvas.onmousemove = (ev) => {
+    const [i, j] = at(ev);
     const tip = $("tooltip");
-    if (i < 0 || j < 0 || i >= rows || j >= cols) { tip.hidden = true; return; }
-    tip.textContent = `${rowLabels ? rowLabels[i] : i} · ${colLabels[j]} (${j + 1}): ${matrix[i][j].toFixed(3)}`;
+    if (!canvas.isConnected || i < 0 || j < 0 || i >= rows || j >= cols) { tip.hidden = true; return; }
+    tip.textContent = `${rowLabels ? rowLabels[i] : i} · ${colLabels[j]} (${j + 1}): ${(opts.raw || matrix)[i][j].toFixed(3)}`;
     tip.style.left = `${ev.clientX + 12}px`; tip.style.top = `${ev.clientY + 12}px`;
     tip.hidden = false;
   };
   canvas.onmouseleave = () => { $("tooltip").hidden = true; };
 }
+// A colour bar for a heatmap: the scale's colours from lo to hi, with its ends and middle written.
+export function colorBar(divergingScale, lo, hi) {
+  const stops = divergingScale ? [-1, -0.5, 0, 0.5, 1].map(diverging) : [0, 0.5, 1].map(sequential);
+  return el("div", { class: "colorbar", "aria-hidden": "true" },
+    el("span", {}, String(lo)),
+    el("span", { class: "ramp", style: `background:linear-gradient(to right,${stops.join(",")})` }),
+    el("span", {}, String(hi)));
+}
+// The canvases' type: larger in projector mode.
+export function canvasFont() { return `${document.body.classList.contains("projector") ? 15 : 12}px system-ui, sans-serif`; }
 export function transpose(m) { return m.length ? m[0].map((_, j) => m.map((row) => row[j])) : []; }

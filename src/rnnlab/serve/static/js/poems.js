@@ -1,5 +1,5 @@
 // The Poems tab: write, click a character for the alternatives, rewrite a line, edit and score.
-import { $, api, busy, el, fmt, probBar, t } from "./core.js";
+import { $, api, busy, el, fmt, probBar, showError, t } from "./core.js";
 
 // --- Poems ----------------------------------------------------------------------------------
 let poemState = null; // the last answer: {run, poem, lines, chars, ...}
@@ -18,11 +18,18 @@ export async function writePoem(ev) {
     try {
       const options = poemOptions();
       const answer = await api("/api/poems/generate", { ...options, n: 1, details: true });
-      poemState = { run: answer.run, ...answer.results[0], form: options.form, seed: options.seed };
+      const made = answer.results[0];
+      // generate's "tones" are the pattern's (中 = either): kept as the rules an edit is checked against
+      poemState = { run: answer.run, ...made, form: options.form, seed: options.seed, template: made.tones, rule: made.pattern };
       activeChar = null;
       renderPoem();
     } catch (e) {
-      $("poems-error").textContent = e.message;
+      poemState = null; // an error replaces the previous answer
+      activeChar = null;
+      renderPoem();
+      $("poem-side").hidden = true;
+      $("poem-meta").textContent = "";
+      showError("poems-error", e);
     }
   });
 }
@@ -32,11 +39,13 @@ async function regenerateLine(k, button) {
   options.seed = Math.floor(Math.random() * 1e9); // a new line each click
   await busy(button, async () => {
     try {
+      const before = poemState;
       poemState = await api("/api/poems/regenerate", { ...options, run: poemState.run, lines: poemState.lines, line: k });
+      if (poemState.pattern === before.rule) Object.assign(poemState, { template: before.template, rule: before.rule });
       activeChar = null;
       renderPoem(k);
     } catch (e) {
-      $("poems-error").textContent = e.message;
+      showError("poems-error", e);
     }
   });
 }
@@ -46,16 +55,19 @@ async function replaceChar(li, pos, ch) {
   chars[pos] = ch;
   lines[li] = chars.join("");
   try {
+    const before = poemState;
     poemState = await api("/api/poems/score", { poem: lines.join(""), top: 6, run: poemState.run });
+    Object.assign(poemState, { template: before.template, rule: before.rule, edited: [li, pos], form: before.form, seed: before.seed });
     renderPoem();
     showAlternatives(li, pos);
   } catch (e) {
-    $("poems-error").textContent = e.message;
+    showError("poems-error", e);
   }
 }
 export function renderPoem(fresh) {
   const poem = $("poem");
   if (!poemState) { poem.replaceChildren(); return; }
+  poem.classList.toggle("with-tones", Boolean(poemState.template));
   poem.replaceChildren(...poemState.chars.map((line, li) => el("div", { class: "line" + (li === fresh ? " fresh" : ""), "data-line": li },
     ...line.map((c, pos) => {
       const isMark = "，。？！；".includes(c.char);
@@ -63,20 +75,44 @@ export function renderPoem(fresh) {
       // Shade by surprise: a character the model found unlikely gets a stronger underline.
       const p = c.probability;
       const border = p === null || p === undefined ? "transparent" : `rgba(221,107,32,${Math.min(0.9, (1 - p) * 0.9)})`;
-      return el("span", { class: "ch" + (activeChar && activeChar[0] === li && activeChar[1] === pos ? " active" : ""),
-        style: `border-bottom-color:${border}`, title: p === null || p === undefined ? "" : `p = ${fmt(p)}`,
-        "data-line": li, "data-pos": pos, onclick: () => showAlternatives(li, pos) }, c.char);
+      const rule = toneRule(li, pos, line.length - 1);
+      return el("span", { class: "ch" + (activeChar && activeChar[0] === li && activeChar[1] === pos ? " active" : "") + rule.cls,
+        style: `border-bottom-color:${border}`, title: (p === null || p === undefined ? "" : `p = ${fmt(p)}`) + rule.title,
+        "data-tone": rule.tone, "data-why": rule.message, "data-line": li, "data-pos": pos, onclick: () => showAlternatives(li, pos) }, c.char);
     }),
     el("button", { class: "regen", type: "button", title: t("regen_title"), "data-line": li,
       onclick: (ev) => regenerateLine(li, ev.currentTarget) }, t("regen")))));
   const meta = [];
-  if (poemState.form) meta.push(`${t("form")}: ${poemState.form}`);
+  if (poemState.form) meta.push(`${t("form")}: ${poemState.form === "free" ? t("free") : poemState.form}`);
   if (poemState.seed !== undefined) meta.push(`${t("seed")}: ${poemState.seed}`);
   if (poemState.perplexity) meta.push(`${t("perplexity")}: ${fmt(poemState.perplexity, 1)}`);
-  if (poemState.rhyme_group) meta.push(`rhyme: ${poemState.rhyme_group}`);
+  if (poemState.rhyme_group) meta.push(`${t("rhyme")}: ${poemState.rhyme_group}`);
   meta.push(poemState.run);
   $("poem-meta").textContent = meta.join(" · ");
+  const broken = [...document.querySelectorAll("#poem .ch.broken")].map((c) => c.dataset.why);
+  $("poem-rules").textContent = broken.join(" · ");
+  $("poem-rules").hidden = !broken.length;
+  $("poem-legend").hidden = !poemState.template;
   if (activeChar) showAlternatives(...activeChar); else $("poem-side").hidden = true;
+}
+// The pattern's tone at a character (from generate's answer), whether its line rhymes there, and,
+// after an edit, whether the server's check of the edited poem (score: char_tones, rhymes) breaks it.
+function toneRule(li, pos, width) {
+  const template = poemState.template;
+  if (!template || !template[li]) return { cls: "", title: "", tone: null };
+  const want = template[li][pos];
+  const rhymes = pos === width - 1 && (li % 2 === 1 || (li === 0 && (poemState.rule || "").includes("首句入韵")));
+  const name = { "平": t("level"), "仄": t("oblique"), "中": t("either") }[want] || want;
+  let cls = rhymes ? " rhyme" : "", why = "";
+  const edited = poemState.edited && poemState.edited[0] === li && poemState.edited[1] === pos;
+  const own = poemState.char_tones && poemState.char_tones[li] ? poemState.char_tones[li][pos] : null;
+  if (edited && own && want !== "中" && own !== "中" && own !== "？" && own !== want) why = name;
+  if (edited && rhymes && poemState.rhymes === false) why = why ? `${why}, ${t("rhyme")}` : t("rhyme");
+  const c = poemState.chars[li][pos].char;
+  if (why) cls += " broken";
+  const message = why ? t("tone_broken", { c, l: li + 1, p: pos + 1, want: why }) : null;
+  return { cls, tone: want, message,
+    title: ` · ${t("tones_title")}: ${name}${rhymes ? " · " + t("rhyme_here") : ""}${message ? " · " + message : ""}` };
 }
 function showAlternatives(li, pos) {
   activeChar = [li, pos];

@@ -1,14 +1,14 @@
 // The Runs tab: the models and run folders, and a run's curves (redrawn while it trains).
-import { $, api, el, fmt, loadModels, state, t } from "./core.js";
+import { $, api, canvasFont, el, fmt, loadModels, showError, state, t } from "./core.js";
 
 // --- Runs -----------------------------------------------------------------------------------
-let selectedRun = null, pollTimer = null;
+let selectedRun = null, pollTimer = null, shownMetric = null;
 export function stopPolling() { if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; } }
 export async function loadRuns() {
   try {
     await loadModels();
   } catch (e) {
-    $("runs-error").textContent = e.message;
+    showError("runs-error", e);
     return;
   }
   renderRuns();
@@ -22,11 +22,16 @@ function statusBadge(r) {
 }
 function testFigure(r) {
   const x = r.test || {};
-  if (x.accuracy !== undefined) return `acc ${fmt(x.accuracy, 4)}` + (x.macro_f1 !== undefined ? ` · F1 ${fmt(x.macro_f1, 4)}` : "");
+  if (x.accuracy !== undefined) return `${t("accuracy")} ${fmt(x.accuracy, 4)}` + (x.macro_f1 !== undefined ? ` · ${t("macro_f1")} ${fmt(x.macro_f1, 4)}` : "");
   if (x.test_perplexity !== undefined) return `${t("perplexity")} ${fmt(x.test_perplexity, 1)}`;
   return "";
 }
+function epochsOf(r) { // a bundled model ships no metrics.jsonl: its epochs are not recorded, not 0
+  if (r.kind === "bundled") return r.epochs ? `${r.epochs}` : "—";
+  return r.planned_epochs ? `${r.epochs}/${r.planned_epochs}` : `${r.epochs}`;
+}
 export function renderRuns() {
+  if (shownMetric) $("run-metric-title").textContent = t(shownMetric); // the language may have changed
   const body = document.querySelector("#runs-table tbody");
   if (!state.runs.runs.length) {
     body.replaceChildren(el("tr", {}, el("td", { colspan: 7 }, t("no_runs"))));
@@ -35,7 +40,7 @@ export function renderRuns() {
   body.replaceChildren(...state.runs.runs.map((r) => el("tr", { "data-run": r.id, class: r.id === selectedRun ? "selected" : "",
     onclick: () => showRun(r.id) },
     el("td", {}, r.id), el("td", {}, r.task), el("td", {}, (r.cell || "") + (r.bidirectional ? " (bi)" : "")),
-    el("td", {}, r.planned_epochs ? `${r.epochs}/${r.planned_epochs}` : `${r.epochs}`), el("td", {}, statusBadge(r)),
+    el("td", { class: "epochs" }, epochsOf(r)), el("td", {}, statusBadge(r)),
     el("td", {}, testFigure(r)),
     el("td", {}, r.files.includes("report.html") ?
       el("a", { href: `/api/runs/${r.id}/files/report.html`, target: "_blank", rel: "noopener",
@@ -49,7 +54,7 @@ export async function showRun(id) {
   try {
     data = await api(`/api/runs/${id}/metrics`);
   } catch (e) {
-    if (selectedRun === id) $("runs-error").textContent = e.message;
+    if (selectedRun === id) { showError("runs-error", e); $("run-detail").hidden = true; }
     return;
   }
   if (selectedRun !== id) return; // another run was picked while this one loaded
@@ -58,25 +63,32 @@ export async function showRun(id) {
   $("run-title").textContent = `${data.run} · ${data.task}`;
   const rows = data.rows;
   const metric = (state.tasks[data.task] || {}).monitor || "accuracy"; // the metric the task's training follows
+  shownMetric = metric;
   $("run-metric-title").textContent = t(metric);
+  const bundled = (state.runs.runs.find((r) => r.id === id) || {}).kind === "bundled";
+  for (const c of [$("run-loss"), $("run-metric")]) c.dataset.empty = t(bundled ? "no_curves_bundled" : "no_rows");
   drawCurves($("run-loss"), rows, "train_loss", "val_loss");
   drawCurves($("run-metric"), rows, `train_${metric}`, `val_${metric}`);
   $("run-live").textContent = data.training ? " · " + t("live") : "";
-  if (data.training && !$("tab-runs").hidden) pollTimer = setTimeout(() => showRun(id), 2000);
+  if (data.training && !$("tab-runs").hidden) pollTimer = setTimeout(() => refresh(id), 2000);
+}
+async function refresh(id) { // while a run trains: its row (epochs, status) and its curves
+  try { await loadModels(); renderRuns(); } catch (e) { /* the curves say it */ }
+  if (selectedRun === id && !$("tab-runs").hidden) showRun(id);
 }
 function drawCurves(canvas, rows, trainKey, valKey) {
   const dpr = window.devicePixelRatio || 1, W = 520, H = 280, L = 56, R = 14, T = 12, B = 34;
-  canvas.width = W * dpr; canvas.height = H * dpr; canvas.style.width = `${W}px`; canvas.style.height = `${H}px`;
+  canvas.width = W * dpr; canvas.height = H * dpr; // CSS scales it to the panel (width 100%, at most 520 px)
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
   g.clearRect(0, 0, W, H);
-  g.font = "12px system-ui, sans-serif";
+  g.font = canvasFont();
   g.fillStyle = "#627080";
   const pts = (key) => rows.map((r, i) => [r.epoch !== undefined ? r.epoch : i + 1, r[key]]).filter((p) => typeof p[1] === "number" && isFinite(p[1]));
   const series = [[pts(trainKey), "#2b6cb0"], [pts(valKey), "#dd6b20"]];
   const all = series.flatMap((s) => s[0]);
   canvas.dataset.points = String(series[0][0].length);
-  if (!all.length) { g.fillText(t("no_rows"), L, H / 2); return; }
+  if (!all.length) { g.fillText(canvas.dataset.empty || t("no_rows"), L, H / 2); return; }
   let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
   let y0 = Math.min(...all.map((p) => p[1])), y1 = Math.max(...all.map((p) => p[1]));
   if (x1 === x0) { x0 -= 1; x1 += 1; }
