@@ -392,7 +392,7 @@ def test_models_load_once_and_requests_run_concurrently(serve_runs, monkeypatch)
         return real(spec, device)
 
     monkeypatch.setattr(rnnlab, "load_run", counting)
-    with TestClient(create_app([serve_runs], bundled=False, workers=4)) as c:
+    with TestClient(create_app([serve_runs], bundled=False, concurrency=4)) as c:
         answers = []
 
         def ask(i):

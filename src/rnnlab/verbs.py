@@ -83,7 +83,12 @@ class Verb:
     """One action of a trained model: ``predictor.<name>(input, options)`` (or ``(options)`` without
     input). ``text`` names the predictor's method that words one result for the terminal (None: the
     command line prints JSON); ``example`` is what the server warms the model up with: an input, or
-    for a verb without input its options (None: no warm-up)."""
+    for a verb without input its options (None: no warm-up); ``per_item``: the answer is a list with
+    one result per input item, each the same whatever the other items are (the server may then join
+    requests that arrive together into one call: micro-batching); ``under_load``: (option, value)
+    pairs the server uses instead of the defaults when requests of the task are already waiting (a
+    lighter answer sooner; options the request sets itself are kept, and the answer says which were
+    lightened)."""
 
     name: str
     help: str
@@ -92,6 +97,8 @@ class Verb:
     zh: str = ""
     text: str | None = None
     example: Any = None
+    per_item: bool = False
+    under_load: tuple = ()
 
 
 def top_options(name: str, default: int, most: int, help: str, zh: str = ""):

@@ -7,7 +7,9 @@ in ``static/``, nothing fetched from the internet).
 
 from __future__ import annotations
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "QUEUE"]
+
+QUEUE = 16  # requests of one task that may wait beyond those computed; past it: 503 (lanes.py, --queue)
 
 
 def create_app(*args, **kwargs):

@@ -11,13 +11,17 @@ loaded once, on first use (through :func:`rnnlab.load_run`), and again only when
 changes (a run that is still training). Requests name a model with ``"run"``: a bundled name or a
 run folder's id as ``GET /api/runs`` lists it; without it a task's default model answers.
 
-Inference runs in worker threads, one lane per task (at most ``workers`` requests of a task at
-once, so that a name never waits behind a queue of poems), under ``torch.inference_mode()``, with
-``threads`` torch threads each. Every bad input is a 4xx answer ``{"error": "one line"}`` naming
-the field: 400 for values the model refuses and for bodies that are not JSON objects, 404 for an
-unknown run or route, 405 for a wrong method, 409 for a run that cannot be loaded yet (no
-checkpoint), 413 for a body over the size limit, 415 for a body sent as something other than JSON,
-422 for a field outside its declared range or of the wrong type. A 500 is a bug: it is logged with its traceback and answered without it.
+Inference runs in worker threads, one lane per task (``lanes.py``: at most ``concurrency`` requests
+of a task at once, so that a name never waits behind a queue of poems; requests of a list-input verb
+that arrive together batched into one forward pass; a bounded queue, past which the answer is 503
+with Retry-After), under ``torch.inference_mode()``, with ``threads`` torch threads each.
+
+Every bad input is a 4xx answer ``{"error": "one line"}`` naming the field: 400 for values the model
+refuses and for bodies that are not JSON objects, 404 for an unknown run or route, 405 for a wrong
+method, 409 for a run that cannot be loaded yet (no checkpoint), 413 for a body over the size limit,
+415 for a body sent as something other than JSON, 422 for a field outside its declared range or of
+the wrong type; 503 (with Retry-After) when the task's queue is full. A 500 is a bug: it is logged
+with its traceback and answered without it.
 
 Files: the page's own files (``static/``) and, for each listed run, only the report files a run
 writes (``REPORT_FILES``: report.html, the plots, metrics, summary), opened without following a link
@@ -27,6 +31,7 @@ checkpoint, never a file planted there as a link or a hard link.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -42,6 +47,7 @@ from .. import __version__, verbs
 from ..tasks import TASKS
 from .errors import install_error_handlers
 from .guard import MAX_BODY, Guard
+from .lanes import QUEUE, Lane
 from .registry import Registry, add_run_routes
 from .routes import add_task_routes
 from .lab_routes import add_lab_routes
@@ -68,12 +74,23 @@ def warm_up(registry: Registry) -> None:
             log.exception("warm-up of %s failed", e.id)
 
 
-def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: int | None = None,
+SETTINGS_VARIABLE = "RNNLAB_SERVE_SETTINGS"  # create_app's arguments as JSON, for each process of `rnnlab serve`
+
+
+def app_from_environment() -> FastAPI:
+    """The app of ``rnnlab serve``'s settings (``SETTINGS_VARIABLE``): uvicorn calls this in each of
+    its worker processes, so each holds its own models."""
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    settings["hosts"] = tuple(settings["hosts"]) if settings.get("hosts") else None
+    return create_app(**settings)
+
+
+def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, concurrency: int | None = None,
                device: str = "cpu", preload: bool = False, hosts: tuple[str, ...] | None = None,
-               port: int | None = None) -> FastAPI:
+               port: int | None = None, queue: int = QUEUE) -> FastAPI:
     """The app. ``runs_dirs``: folders of run folders (or run folders) served beside the bundled
-    models; ``threads``: torch threads per inference; ``workers``: inferences of a task at once
-    (default: the CPU count); ``preload``: load and warm up the bundled models in the background at
+    models; ``threads``: torch threads per inference; ``concurrency``: inferences of a task at once
+    (default: the CPU count); ``queue``: requests of a task waiting beyond those (past it: 503); ``preload``: load and warm up the bundled models in the background at
     start; ``hosts``: the only Host names answered (``rnnlab serve`` on loopback: 127.0.0.1,
     localhost, ::1), None for any; ``port``: the port listened on (a Host header naming another is refused)."""
     import torch
@@ -81,21 +98,20 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
     if threads:
         torch.set_num_threads(max(1, int(threads)))
     registry = Registry(runs_dirs, bundled=bundled, device=device)
-    workers = max(1, workers or os.cpu_count() or 1)
-    # One lane per task, each ``workers`` wide: a name typed on the page never waits behind a queue
-    # of poems or long reviews (the cores are shared; the lanes only keep one task from starving another).
-    lanes = {task: anyio.CapacityLimiter(workers) for task in TASKS}
+    concurrency = max(1, concurrency or os.cpu_count() or 1)
+
+    def in_inference_mode(fn):
+        with torch.inference_mode():
+            return fn()
+
+    def lookup(run_id: str | None, task: str):
+        with torch.inference_mode(False):  # a model loaded here keeps ordinary tensors (saliency needs grads)
+            return registry.get(run_id, task)
+
+    # One lane per task, each ``concurrency`` wide with a bounded queue (lanes.py): a name typed on the
+    # page never waits behind a queue of poems or long reviews, and a full queue answers 503 at once.
+    lanes = {task: Lane(task, in_inference_mode, concurrency, queue) for task in TASKS}
     started = time.time()
-
-    async def answer(task: str, run_id: str | None, fn):
-        """``fn(run_id, run)`` in a worker thread of the task's lane, the model looked up (and loaded
-        on first use) there too, under ``torch.inference_mode()``."""
-        def call():
-            rid, run = registry.get(run_id, task)
-            with torch.inference_mode():
-                return fn(rid, run)
-
-        return await anyio.to_thread.run_sync(call, limiter=lanes[task])
 
     from contextlib import asynccontextmanager
 
@@ -117,11 +133,11 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, workers: in
         return {"status": "ok", "version": __version__, "uptime_s": round(time.time() - started, 1),
                 "models": [e.id for e in entries if e.kind == "bundled"],
                 "runs": sum(1 for e in entries if e.kind == "run"), "loaded": registry.loaded(),
-                "threads": torch.get_num_threads(), "workers": workers}
+                "threads": torch.get_num_threads(), "concurrency": concurrency, "pid": os.getpid(),
+                "lanes": {task: lane.figures() for task, lane in lanes.items()}}
 
     add_run_routes(app, registry)
-    add_task_routes(app, TASKS, answer)
-    add_lab_routes(app)
+    add_task_routes(app, TASKS, lanes, lookup)
     add_lab_routes(app)
 
     @app.get("/", include_in_schema=False)  # the page

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
+import os
 import socket
 import sys
 from pathlib import Path
 
 from ..errors import UserError
+from . import QUEUE
 
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
@@ -23,8 +26,15 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
                    help="a folder of run folders (or one run folder) served beside the bundled models; repeatable")
     p.add_argument("--no-bundled", action="store_true", help="serve only the runs given with --runs")
     p.add_argument("--threads", type=int, default=1, help="torch threads per request (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="requests computed at once (default: the number of CPU cores)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes on the one port, each with its own models (default: %(default)s; "
+                        "uvicorn's workers: each process holds the models in memory once more)")
+    p.add_argument("--concurrency", type=int, default=0,
+                   help="requests of one task computed at once in each process (default: the CPU cores "
+                        "divided among the workers)")
+    p.add_argument("--queue", type=int, default=QUEUE,
+                   help="requests of one task that may wait beyond those computed; past it the answer is 503 "
+                        "with Retry-After (default: %(default)s)")
     p.add_argument("--no-preload", action="store_true",
                    help="load each model on its first request instead of warming the bundled ones up at start")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -37,8 +47,12 @@ def check_args(args) -> list[Path]:
         raise UserError(f"--port {args.port}: give a port from 0 to 65535")
     if not 1 <= args.threads <= 256:
         raise UserError(f"--threads {args.threads}: give a number from 1 to 256")
-    if not 0 <= args.workers <= 256:
-        raise UserError(f"--workers {args.workers}: give a number from 0 (the CPU count) to 256")
+    if not 1 <= args.workers <= 64:
+        raise UserError(f"--workers {args.workers}: give a number from 1 to 64")
+    if not 0 <= args.concurrency <= 256:
+        raise UserError(f"--concurrency {args.concurrency}: give a number from 0 (the CPU cores) to 256")
+    if not 0 <= args.queue <= 10_000:
+        raise UserError(f"--queue {args.queue}: give a number from 0 to 10000")
     dirs = [Path(d) for d in args.runs]
     for d in dirs:
         if not d.is_dir():
@@ -75,12 +89,16 @@ def cmd_serve(args) -> int:
     _check_port(args.host, args.port)
     import uvicorn
 
-    from .app import create_app
+    from .app import SETTINGS_VARIABLE, app_from_environment
+    from .registry import Registry
+    from .wire import LimitedH11Protocol
 
     hosts = LOOPBACK_NAMES if _loopback(args.host) else None  # on loopback: no other Host name (DNS rebinding)
-    app = create_app(dirs, bundled=not args.no_bundled, threads=args.threads, workers=args.workers or None,
-                     preload=not args.no_preload, hosts=hosts, port=args.port or None)
-    entries = app.state.registry.scan()
+    concurrency = args.concurrency or max(1, (os.cpu_count() or 1) // args.workers)
+    settings = {"runs_dirs": [str(d) for d in dirs], "bundled": not args.no_bundled, "threads": args.threads,
+                "concurrency": concurrency, "preload": not args.no_preload, "hosts": hosts,
+                "port": args.port or None, "queue": args.queue}
+    entries = Registry(dirs, bundled=not args.no_bundled).scan()
     bundled = [e.id for e in entries.values() if e.kind == "bundled"]
     runs = [e.id for e in entries.values() if e.kind == "run"]
     print(f"rnnlab serve: bundled models: {', '.join(bundled) or 'none'}; runs: {len(runs)}", file=sys.stderr)
@@ -89,12 +107,15 @@ def cmd_serve(args) -> int:
     if not _loopback(args.host):
         print(f"rnnlab serve: listening on {args.host}: anyone who can reach this machine can use the page",
               file=sys.stderr)
+    if args.workers > 1:
+        print(f"rnnlab serve: {args.workers} processes, each with its own models", file=sys.stderr)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     if args.port:
         print(f"rnnlab serve: open http://{shown}:{args.port}/  (Ctrl+C stops)", file=sys.stderr)
-    from .app import MAX_BODY
-    from .wire import limited_protocol
-
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug",
-                http=limited_protocol(MAX_BODY))  # bodies counted on the wire too, chunk framing included
+    # Each process (one, or uvicorn's --workers) makes its app from these settings.
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+    uvicorn.run(f"{app_from_environment.__module__}:{app_from_environment.__name__}", factory=True,
+                host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
+                access_log=args.log_level == "debug",
+                http=f"{LimitedH11Protocol.__module__}:{LimitedH11Protocol.__name__}")  # bodies counted on the wire too
     return 0

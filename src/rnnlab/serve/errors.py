@@ -17,9 +17,9 @@ log = logging.getLogger("rnnlab.serve")
 class ApiError(Exception):
     """An answer other than 200, with its one-line message."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -79,8 +79,8 @@ def _field_message(e: dict) -> str:
     return f"{where}: {m[:1].lower() + m[1:]}"
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": _one_line(message)}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": _one_line(message)}, status_code=status, headers=headers)
 
 
 
@@ -89,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return _error(exc.status, exc.message)
+        return _error(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

@@ -4,16 +4,18 @@ verb's input and option() declarations (strict types, ranges, choices, unknown f
 JSON schema in ``/api/openapi.json``), and ``GET /api/tasks``, the same declarations for the page.
 
 An answer is ``{"run": id, **predictor.context(), **result}`` for a result that is a dict, and
-``{"run": id, **predictor.context(), "results": [...]}`` for a list.
+``{"run": id, **predictor.context(), "results": [...]}`` for a list. A verb whose input is a list is
+micro-batched with the requests of the same model and options that arrive with it (lanes.py).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the generated body classes from the
 handlers' annotations at run time.)
 """
 
+import json
 import re
 from typing import Annotated, Literal, Optional
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from ..options import declared, field_kind
@@ -69,33 +71,54 @@ def body_model(task: str, verb: Verb) -> type[Body]:
     return create_model(name, __base__=Body, **fields)
 
 
-def _handler(task: str, verb: Verb, answer):
+def _handler(task: str, verb: Verb, lane, lookup):
     model = body_model(task, verb)
+    batchable = verb.per_item and verb.input is not None and verb.input.many
 
-    async def handler(body: model):
+    async def handler(body: model, request: Request):
         data = body.model_dump()
         run_id = data.pop("run")
         value = data.pop(verb.input.name) if verb.input is not None else None
 
-        def work(rid, run):
+        def results(values) -> list:
+            """(run id, context, result) of each value: one call of the verb."""
+            rid, run = lookup(run_id, task)
+            context = getattr(run.predictor, "context", dict)()
+            return [(rid, context, r) for r in run.call(verb.name, values, **data)]
+
+        if batchable:  # joined with the requests of the same model and options that arrive with it
+            key = (run_id, verb.name, json.dumps(data, sort_keys=True))
+            answers = await lane.batched(key, value, results, request.is_disconnected)
+            rid, context, _ = answers[0]
+            return {"run": rid, **context, "results": [r for _, _, r in answers]}
+
+        lighter = {}
+        if verb.under_load and lane.waiting():  # requests already wait: the lighter defaults
+            lighter = {k: v for k, v in verb.under_load if k not in body.model_fields_set}
+            data.update(lighter)
+
+        def work():
+            rid, run = lookup(run_id, task)
             result = run.call(verb.name, value, **data)
             context = getattr(run.predictor, "context", dict)()
-            return {"run": rid, **context, **(result if isinstance(result, dict) else {"results": result})}
+            return {"run": rid, **context, **(result if isinstance(result, dict) else {"results": result}),
+                    **({"under_load": lighter} if lighter else {})}
 
-        return await answer(task, run_id, work)
+        return await lane.one(work, request.is_disconnected)
 
     handler.__name__ = f"{task}_{verb.name}"
     handler.__doc__ = verb.help
     return handler
 
 
-def add_task_routes(app: FastAPI, tasks: dict, answer) -> None:
-    """``POST /api/<task>/<verb>`` for every verb of every task, and ``GET /api/tasks``.
-    ``answer(task, run_id, fn)`` runs ``fn(run_id, run)`` in the task's lane."""
+def add_task_routes(app: FastAPI, tasks: dict, lanes: dict, lookup) -> None:
+    """``POST /api/<task>/<verb>`` for every verb of every task, and ``GET /api/tasks``. Each runs in
+    its task's lane (``lanes[task]``, lanes.py); ``lookup(run_id, task)`` -> (id, run) finds the model
+    (in the lane's worker thread: the first request of a model loads it)."""
     for task, cls in tasks.items():
         for verb in verbs_of(cls).values():
             app.post(f"/api/{task}/{verb.name}", name=f"{task} {verb.name}", summary=verb.help)(
-                _handler(task, verb, answer))
+                _handler(task, verb, lanes[task], lookup))
 
     @app.get("/api/tasks")
     async def task_list():

@@ -17,6 +17,8 @@ import json
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .guard import MAX_BODY
+
 # What a request may send on the wire beyond its body's limit: headers and ordinary chunk framing
 # (a 64 KiB chunk costs 8 bytes of framing; a body framed more wastefully than 1/8 is refused).
 WIRE_ALLOWANCE = 64 * 1024
@@ -34,40 +36,45 @@ def answer_413(limit: int) -> bytes:
             b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)) + body
 
 
-def limited_protocol(limit: int) -> type:
-    """An h11 protocol class for ``uvicorn.run(http=...)`` that refuses a request whose bytes on the
-    wire pass ``wire_limit(limit)``."""
+class LimitedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, refusing a request whose bytes on the wire pass ``wire_limit(limit)``
+    (``rnnlab serve`` names it by its import path, so that each of ``--workers`` processes loads it)."""
 
-    class LimitedH11Protocol(H11Protocol):
-        _counted = None  # the request cycle whose bytes ``_bytes`` counts
-        _bytes = 0
-        _dropping = False
+    limit = MAX_BODY
+    _counted = None  # the request cycle whose bytes ``_bytes`` counts
+    _bytes = 0
+    _dropping = False
 
-        def data_received(self, data: bytes) -> None:
-            if self._dropping:
-                return
-            cycle = getattr(self, "cycle", None)
-            if cycle is not self._counted:
-                self._counted, self._bytes = cycle, 0
-            self._bytes += len(data)
-            if cycle is not None and not cycle.response_complete and self._bytes > wire_limit(limit):
-                self._refuse(cycle)
-                return
-            super().data_received(data)
+    def data_received(self, data: bytes) -> None:
+        if self._dropping:
+            return
+        cycle = getattr(self, "cycle", None)
+        if cycle is not self._counted:
+            self._counted, self._bytes = cycle, 0
+        self._bytes += len(data)
+        if cycle is not None and not cycle.response_complete and self._bytes > wire_limit(self.limit):
+            self._refuse(cycle)
+            return
+        super().data_received(data)
 
-        def _refuse(self, cycle) -> None:
-            self._dropping = True
-            if not cycle.response_started:
-                self.transport.write(answer_413(limit))
-                cycle.response_started = cycle.response_complete = True
-            cycle.disconnected = True  # the app's receive() answers http.disconnect
-            cycle.message_event.set()
-            if self.transport.can_write_eof():
-                self.transport.write_eof()
-            self.transport.resume_reading()
-            self.loop.call_later(LINGER_SECONDS, self.transport.close)
-
-    return LimitedH11Protocol
+    def _refuse(self, cycle) -> None:
+        self._dropping = True
+        if not cycle.response_started:
+            self.transport.write(answer_413(self.limit))
+            cycle.response_started = cycle.response_complete = True
+        cycle.disconnected = True  # the app's receive() answers http.disconnect
+        cycle.message_event.set()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.transport.resume_reading()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-__all__ = ["limited_protocol", "wire_limit", "answer_413"]
+def limited_protocol(limit: int = MAX_BODY) -> type:
+    """The protocol class for ``uvicorn.run(http=...)`` with a body limit of ``limit`` bytes."""
+    if limit == LimitedH11Protocol.limit:
+        return LimitedH11Protocol
+    return type("LimitedH11Protocol", (LimitedH11Protocol,), {"limit": limit})
+
+
+__all__ = ["LimitedH11Protocol", "limited_protocol", "wire_limit", "answer_413"]

@@ -116,7 +116,7 @@ class NamesPredictor:
 
     verbs = (
         Verb("predict", "the likeliest languages of each name", PredictOptions, NAMES, zh="每个姓氏最可能的语言",
-             text="format", example=["Nguyen"]),
+             text="format", example=["Nguyen"], per_item=True),
         Verb("trace", "the answer after each character, and the first layer's gates and states", TraceOptions,
              replace(NAMES, name="name", many=False, help="a surname", zh="一个姓氏"),
              zh="逐字符的答案，以及第一层的门和状态", text="format_trace"),

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from ..bundle import POEMS_FILE, default_data_dir, read_poem_json
 from ..datafiles import check_file, detect_encoding, iter_jsonl
 from ..errors import UserError
-from ..generate import PoemSampler, SampleOptions
+from ..generate import CANDIDATES, PoemSampler, SampleOptions
 from ..models import LanguageModel, LanguageModelConfig
 from ..options import Options, option, subset
 from ..poetry import (FORMS, LINE_MARKS, PUNCTUATION, corpus_reference, form_of, format_poem, lines_of, odd_characters,
@@ -237,6 +237,8 @@ class RegenerateOptions(SampleOptions):
     top: int = option(5, *AT_EACH[:1], min=1, max=20, zh=AT_EACH[1])
 
 
+# A server with poems waiting draws half the candidate lines (unless the request asks for a number).
+LIGHTER = (("candidates", CANDIDATES // 2),)
 ScoreOptions = top_options("ScoreOptions", 5, 20, *AT_EACH)
 AlternativesOptions = top_options("AlternativesOptions", 5, 100, *AT_EACH)
 NextOptions = top_options("NextOptions", 3, 1000, "how many likely next characters to show", "显示几个可能的下一个字")
@@ -264,10 +266,11 @@ class PoemsPredictor:
     """A trained poems model: writes poems, scores given ones, and shows the alternatives at each character."""
 
     verbs = (
-        Verb("generate", "write poems", GenerateOptions, zh="写诗", text="format_poem", example={"form": "5x4"}),
+        Verb("generate", "write poems", GenerateOptions, zh="写诗", text="format_poem", example={"form": "5x4"},
+             under_load=LIGHTER),
         Verb("regenerate", "write one line again and keep the others (co-writing)", RegenerateOptions,
              Input("lines", "the poem's lines, each ending in its mark", max_chars=40, per_request=16, check=_no_space,
-                   zh="诗的各行，每行以标点结尾"), zh="重写一行，保留其余各行"),
+                   zh="诗的各行，每行以标点结尾"), zh="重写一行，保留其余各行", under_load=LIGHTER),
         Verb("score", "a poem as given: each character's probability and the model's alternatives", ScoreOptions,
              Input("poem", "a poem", many=False, max_chars=MAX_POEM_CHARS, check=_no_space, zh="一首诗"),
              zh="给定的诗：每个字的概率和模型的候选"),
@@ -276,7 +279,7 @@ class PoemsPredictor:
              zh="每个字的概率和该位置最可能的字"),
         Verb("predict", "each text's perplexity as a poem, and the likeliest next characters", NextOptions,
              Input("texts", "texts", check=_no_space, zh="文字"), zh="每段文字作为诗的困惑度，以及最可能的下一个字",
-             text="format"),
+             text="format", per_item=True),
     )
 
     def __init__(self, model, model_cfg: LanguageModelConfig, task_cfg: PoemsConfig, state: dict, device) -> None:

@@ -1,0 +1,277 @@
+"""The server's lanes (rnnlab.serve.lanes): requests that arrive together run as one batch and each
+gets the answer it would have had alone; a batch-mate's bad input is its own error; a client gone
+before its batch runs leaves it; a full queue answers 503 with Retry-After while health still
+answers; and ``rnnlab serve --workers 2`` answers the API as one process does."""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+
+import pytest
+
+pytest.importorskip("fastapi")
+import httpx  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with")
+    from fastapi.testclient import TestClient  # noqa: E402
+
+from rnnlab.serve.app import create_app  # noqa: E402
+from rnnlab.serve.lanes import Busy, Lane  # noqa: E402
+from rnnlab.tasks import TASKS  # noqa: E402
+from rnnlab.verbs import verbs_of  # noqa: E402
+
+
+def run_now(fn):
+    return fn()
+
+
+def gather(app, requests: list[tuple[str, dict]]) -> list[httpx.Response]:
+    """The requests sent at once (one event loop, as concurrent clients)."""
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await asyncio.gather(*(c.post(path, json=body) for path, body in requests))
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def app(serve_runs):
+    return create_app([serve_runs], bundled=False, concurrency=1)
+
+
+NAMES = ["Nguyen", "Rossi", "Abovic", "Schmidt", "Satoshi", "Kowalski", "Dubois", "Jackson", "O'Neil", "Li"]
+
+
+def test_requests_that_arrive_together_run_as_one_batch_with_the_answers_they_would_have_alone(app, serve_runs):
+    alone = TestClient(create_app([serve_runs], bundled=False))
+    expected = [alone.post("/api/names/predict", json={"names": [n], "top": 3}).json() for n in NAMES]
+    before = alone.app.state  # (a separate app: its lanes saw one request at a time)
+    assert before is not None
+    answers = gather(app, [("/api/names/predict", {"names": [n], "top": 3}) for n in NAMES])
+    assert [a.status_code for a in answers] == [200] * len(NAMES)
+    assert [a.json() for a in answers] == expected
+    lanes = TestClient(app).get("/api/health").json()["lanes"]
+    assert lanes["names"]["joined"] >= 2  # at least two of them shared a forward pass
+
+
+def test_only_requests_with_the_same_options_are_joined(app):
+    answers = gather(app, [("/api/names/predict", {"names": ["Rossi"], "top": k}) for k in (1, 2, 1, 2)])
+    assert [len(a.json()["results"][0]["top"]) for a in answers] == [1, 2, 1, 2]
+
+
+def test_a_batch_mates_bad_input_is_its_own_error(app):
+    answers = gather(app, [("/api/names/predict", {"names": ["Rossi"]}), ("/api/names/predict", {"names": ["Ωμέγα"]}),
+                           ("/api/names/predict", {"names": ["Nguyen", "Li"]})])
+    assert [a.status_code for a in answers] == [200, 400, 200]
+    assert "alphabet" in answers[1].json()["error"]
+    assert [r["name"] for r in answers[2].json()["results"]] == ["Nguyen", "Li"]
+    assert answers[0].json()["results"][0]["name"] == "Rossi"
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_per_item_verb_answers_each_item_as_it_would_alone(task, serve_runs):
+    """What lets the server join requests: a per_item verb's answer for an item does not depend on the
+    other items of the call (padding, batch size)."""
+    from rnnlab.serve.registry import Registry
+
+    registry = Registry([serve_runs], bundled=False)
+    per_item = [v for v in verbs_of(TASKS[task]).values() if v.per_item]
+    if not per_item:
+        pytest.skip(f"{task} has no per-item verb")
+    _, run = registry.get(None, task)
+    items = {"names": NAMES[:6], "poems": ["床前明月光，", "春眠不觉晓，处处闻啼鸟。", "白日依山尽"],
+             "sentiment": ["房间很干净，服务也很热情", "隔音太差，一晚没睡好，前台态度也不好。", "早餐一般"]}.get(task)
+    if items is None:
+        pytest.skip(f"no example items for {task}")
+    for verb in per_item:
+        together = run.call(verb.name, items)
+        assert together == [run.call(verb.name, [x])[0] for x in items], verb.name
+
+
+def test_a_request_whose_client_is_gone_leaves_its_batch():
+    calls = []
+
+    def call(values):
+        calls.append(list(values))
+        return [v.upper() for v in values]
+
+    async def go():
+        lane = Lane("t", run_now, concurrency=1, wait=0.05)
+        async def gone():
+            return True
+
+        async def here():
+            return False
+
+        a = asyncio.create_task(lane.batched("k", ["a"], call, here))
+        b = asyncio.create_task(lane.batched("k", ["b"], call, here))
+        c = asyncio.create_task(lane.batched("k", ["c"], call, gone))  # its client disconnected
+        await asyncio.sleep(0.01)
+        b.cancel()  # its handler was cancelled before the batch ran
+        results = await asyncio.gather(a, b, c, return_exceptions=True)
+        return results, lane.admitted
+
+    results, admitted = asyncio.run(go())
+    assert calls == [["a"]] and results[0] == ["A"]
+    assert isinstance(results[1], asyncio.CancelledError) and isinstance(results[2], asyncio.CancelledError)
+    assert admitted == 0  # every place freed
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_health_still_answers(serve_runs, monkeypatch):
+    """One computation at a time, none waiting: while a trace is held, the next request of the names
+    lane is shed at once (503, Retry-After, one line), another task's lane and health still answer."""
+    from rnnlab.tasks.names import NamesPredictor
+
+    hold, entered = threading.Event(), threading.Event()
+    real = NamesPredictor.trace
+
+    def held(self, name, opts):
+        entered.set()
+        hold.wait(30)
+        return real(self, name, opts)
+
+    monkeypatch.setattr(NamesPredictor, "trace", held)
+    app = create_app([serve_runs], bundled=False, concurrency=1, queue=0)
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=60) as c:
+            first = asyncio.create_task(c.post("/api/names/trace", json={"name": "Rossi"}))
+            while not entered.is_set():
+                await asyncio.sleep(0.01)
+            shed = await c.post("/api/names/predict", json={"names": ["Li"]})
+            start = time.perf_counter()
+            health = await c.get("/api/health")
+            health_s = time.perf_counter() - start
+            poem = await c.post("/api/poems/predict", json={"texts": ["床前明月光"]})
+            hold.set()
+            return await first, shed, health, health_s, poem
+
+    first, shed, health, health_s, poem = asyncio.run(go())
+    assert first.status_code == 200 and first.json()["name"] == "Rossi"
+    assert shed.status_code == 503 and shed.headers["retry-after"].isdigit() and int(shed.headers["retry-after"]) >= 1
+    assert set(shed.json()) == {"error"} and shed.json()["error"].startswith("busy: the names queue is full")
+    assert health.status_code == 200 and health.json()["lanes"]["names"]["shed"] == 1 and health_s < 5
+    assert poem.status_code == 200
+
+
+def test_poems_under_load_draw_fewer_candidates_and_say_so(serve_runs, monkeypatch):
+    """While a poem is computed, a poem that must wait draws half the candidate lines (the verb's
+    under_load) and says so; one that asks for its number of candidates keeps it."""
+    from rnnlab.tasks.poems import PoemsPredictor
+
+    hold, entered = threading.Event(), threading.Event()
+    real = PoemsPredictor.score
+
+    def held(self, poem, opts):
+        entered.set()
+        hold.wait(30)
+        return real(self, poem, opts)
+
+    monkeypatch.setattr(PoemsPredictor, "score", held)
+    app = create_app([serve_runs], bundled=False, concurrency=1)
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=60) as c:
+            first = asyncio.create_task(c.post("/api/poems/score", json={"poem": "床前明月光，疑是地上霜。"}))
+            while not entered.is_set():
+                await asyncio.sleep(0.01)
+            lighter = asyncio.create_task(c.post("/api/poems/generate", json={"form": "5x4", "seed": 1}))
+            asked = asyncio.create_task(c.post("/api/poems/generate", json={"form": "5x4", "seed": 1, "candidates": 8}))
+            await asyncio.sleep(0.05)
+            hold.set()
+            return await first, await lighter, await asked
+
+    first, lighter, asked = asyncio.run(go())
+    assert first.status_code == lighter.status_code == asked.status_code == 200
+    assert lighter.json()["under_load"] == {"candidates": 4} and "under_load" not in asked.json()
+    calm = TestClient(app).post("/api/poems/generate", json={"form": "5x4", "seed": 1}).json()
+    assert "under_load" not in calm and calm["results"] == asked.json()["results"]
+
+
+def test_busy_retry_after_is_bounded():
+    async def go():
+        lane = Lane("t", run_now, concurrency=1, queue=0)
+        lane.admitted, lane.seconds = 1, 1000.0
+        with pytest.raises(Busy) as e:
+            await lane.one(lambda: None)
+        return e.value
+
+    busy = asyncio.run(go())
+    assert busy.status == 503 and busy.headers == {"Retry-After": "30"}
+
+
+# --- more than one process ------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(port, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_serve_with_two_workers_answers_as_one_process(serve_runs):
+    """``rnnlab serve --workers 2``: two processes on one port (uvicorn's workers), each with its own
+    models, give the answers one in-process app gives (same seeds), refuse bad input the same way,
+    and bound bodies on the wire the same way."""
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "serve", "--workers", "2", "--port", str(port),
+                             "--runs", str(serve_runs), "--no-bundled", "--no-preload", "--log-level", "warning"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if http(port, "/api/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        alone = TestClient(create_app([serve_runs], bundled=False))
+        requests = [("/api/names/predict", {"names": ["Nguyen", "Rossi"], "top": 2}),
+                    ("/api/names/trace", {"name": "Abovic"}),
+                    ("/api/poems/generate", {"form": "5x4", "seed": 3}),
+                    ("/api/sentiment/predict", {"texts": ["房间很干净，服务也很热情"]}),
+                    ("/api/names/predict", {"names": ["Ωμέγα"]}),
+                    ("/api/names/predict", {"names": ["Li"], "top": 0}),
+                    ("/api/poems/generate", {"form": "5x4", "temperature": 99})]
+        for path, body in requests:
+            status, answer = http(port, path, body)
+            want = alone.post(path, json=body)
+            assert (status, answer) == (want.status_code, want.json()), path
+        pids = {http(port, "/api/health")[1]["pid"] for _ in range(12)}
+        assert os.getpid() not in pids and len(pids) >= 1
+        big = {"names": ["x" * 100] * 30_000}  # over the 2 MB body limit
+        assert http(port, "/api/names/predict", big)[0] == 413
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
