@@ -275,3 +275,23 @@ def test_serve_with_two_workers_answers_as_one_process(serve_runs):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_explanations_and_saliency_in_threads_at_once_answer_as_alone(serve_runs):
+    """Gradients of the input vectors (sentiment's ranking of long reviews, names' saliency) while other
+    threads run the same models: each answer as it is alone (the input hooks act per thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rnnlab.serve.registry import Registry
+
+    registry = Registry([serve_runs], bundled=False)
+    _, sentiment = registry.get(None, "sentiment")
+    _, names = registry.get(None, "names")
+    long_review = "，".join(["房间很干净服务也很热情", "隔音太差一晚没睡好前台态度也不好", "早餐一般"] * 12)
+    jobs = [lambda: sentiment.call("predict", [long_review]), lambda: sentiment.call("predict", ["早餐一般"]),
+            lambda: names.call("saliency", "Abovic"), lambda: names.call("predict", ["Rossi", "Nguyen"])] * 6
+    alone = [job() for job in jobs]
+    assert alone[0][0]["measured"] < len(alone[0][0]["words"])  # the long review was ranked by its gradient
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda job: job(), jobs))
+    assert together == alone

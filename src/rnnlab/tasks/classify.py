@@ -5,7 +5,9 @@ per split), ``tokens`` (the token list of each text) and calls ``_index()``."""
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -31,6 +33,40 @@ def encode_batch(vocab: Vocab, texts) -> tuple[torch.Tensor, torch.Tensor]:
     for i, e in enumerate(encoded):
         ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
     return ids, lengths
+
+
+_INPUTS = threading.local()  # the input vectors this thread's forward passes record (inside input_vectors())
+
+
+def _record_input(module, args, out):
+    """A forward hook on an embedding layer: inside ``input_vectors()`` (this thread only), the output
+    as a new leaf that asks for its gradient; elsewhere nothing."""
+    kept = getattr(_INPUTS, "kept", None)
+    if kept is None:
+        return None
+    x = out.detach().float().requires_grad_()
+    kept.append(x)
+    return x.to(out.dtype)
+
+
+@contextmanager
+def input_vectors(model):
+    """``with input_vectors(model) as kept:`` -- the input vectors (embedding outputs) of the model's
+    forward passes in this block, in the order computed, each a leaf whose gradient can be asked for
+    (``torch.autograd.grad(y, kept)``); grad mode on, even under the server's inference mode.
+
+    One permanent hook per embedding layer, acting only in a thread inside this block: a hook added
+    and removed per request would race with the other threads running the same model."""
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.Embedding) and not getattr(layer, "_records_inputs", False):
+            layer.register_forward_hook(_record_input)
+            layer._records_inputs = True
+    _INPUTS.kept = []
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield _INPUTS.kept
+    finally:
+        _INPUTS.kept = None
 
 
 def slice_inputs(tensors: dict[str, torch.Tensor], idx: torch.Tensor, trim: bool = True) -> dict[str, torch.Tensor]:

@@ -16,7 +16,6 @@ Split protocols (both stratified by label and seeded):
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,7 +32,8 @@ from ..train import TrainConfig
 from ..verbs import Input, Verb, top_options
 from ..vocab import Vocab
 from .base import register
-from .classify import SPLITS, SplitOptions, TextClassificationTask, encode_batch, read_label_files, split_items
+from .classify import (SPLITS, SplitOptions, TextClassificationTask, encode_batch, input_vectors, read_label_files,
+                       split_items)
 
 
 # The longest name: predict refuses longer ones, and training drops longer lines (counted as too_long).
@@ -195,31 +195,15 @@ class NamesPredictor:
         """||d log p(label | name) / d x_t|| for each character t, where label is the model's answer and
         x_t the character's input vector (its embedding): which letters the answer rests on. (With an
         ensemble, the norm over every member's input vectors.)"""
-        captured, me = [], threading.get_ident()
-
-        def keep(module, args, out):  # only this request's forward pass (other threads share the model)
-            if threading.get_ident() != me:
-                return None
-            x = out.detach().float().requires_grad_()
-            captured.append(x)
-            return x.to(out.dtype)
-
-        embeds = [m for m in self.model.modules() if isinstance(m, torch.nn.Embedding)]
-        if not embeds:
+        if not any(isinstance(m, torch.nn.Embedding) for m in self.model.modules()):
             raise UserError("saliency needs a model whose characters are embedded (--input embedding)")
-        hooks = [m.register_forward_hook(keep) for m in embeds]
-        try:
-            with torch.inference_mode(False), torch.enable_grad():  # the server answers in inference mode
-                ids, lengths = encode_batch(self.vocab, [name])
-                ids = ids.to(self.device)
-                self.model.eval()
-                logits, _ = self.model(ids, lengths.to(self.device))
-                log_probs = logits.float().log_softmax(-1)[0]
-                label = int(log_probs.argmax())
-                grads = torch.autograd.grad(log_probs[label], captured)
-        finally:
-            for h in hooks:
-                h.remove()
+        with input_vectors(self.model) as captured:  # each member's input vectors (1, T, E), as leaves
+            ids, lengths = encode_batch(self.vocab, [name])
+            self.model.eval()
+            logits, _ = self.model(ids.to(self.device), lengths.to(self.device))
+            log_probs = logits.float().log_softmax(-1)[0]
+            label = int(log_probs.argmax())
+            grads = torch.autograd.grad(log_probs[label], captured)
         norms = torch.stack([g[0].float().pow(2).sum(-1) for g in grads]).sum(0).sqrt()  # (T,)
         return {"name": name, "chars": list(name), "label": self.labels[label],
                 "probability": round(float(log_probs[label].detach().exp()), 4),

@@ -46,7 +46,8 @@ from ..options import Options, option
 from ..verbs import Input, Verb
 from ..vocab import UNK, Vocab
 from .base import register
-from .classify import SplitOptions, TextClassificationTask, encode_batch, read_label_files, slice_inputs, split_items
+from .classify import (SplitOptions, TextClassificationTask, encode_batch, input_vectors, read_label_files, slice_inputs,
+                       split_items)
 
 TOKENIZERS = ("jieba", "char", "jieba+char")
 # The longest text read: predict refuses longer ones, and the CSV reader cuts longer fields to it (counted
@@ -418,28 +419,17 @@ class Explainer:
         respect to their input vectors, largest first (the texts in one backward pass: each text's
         log-probability depends on its own inputs only)."""
         members = list(getattr(self.model, "members", [self.model]))
-        vectors: list[torch.Tensor] = []  # each member's input vectors (N, T, E), in member order
-
-        def keep(module, args, out) -> None:  # a forward hook: keep the output, change nothing
-            out.retain_grad()
-            vectors.append(out)
-
-        hooks = [m.embed.register_forward_hook(keep) for m in members if m.embed is not None]
-        try:
-            with torch.inference_mode(False), torch.enable_grad():  # the server answers in inference mode
-                inputs = {k: v.to(self.device) for k, v in encode_views(self.vocab, token_lists, self.views).items()}
-                logp = self.model(**inputs)[0].float().log_softmax(-1)  # (N, C)
-                logp.gather(1, logp.argmax(-1, keepdim=True)).sum().backward()
-        finally:
-            for h in hooks:
-                h.remove()
-        if len(vectors) != len(members):  # one-hot inputs: no ranking, the first words
+        if any(m.embed is None for m in members):  # one-hot inputs: no ranking, the first words
             return [list(range(len(t))) for t in token_lists]
+        with input_vectors(self.model) as vectors:  # each member's input vectors (N, T, E), in member order
+            inputs = {k: v.to(self.device) for k, v in encode_views(self.vocab, token_lists, self.views).items()}
+            logp = self.model(**inputs)[0].float().log_softmax(-1)  # (N, C)
+            grads = torch.autograd.grad(logp.gather(1, logp.argmax(-1, keepdim=True)).sum(), vectors)
         out = []
         for n, tokens in enumerate(token_lists):
             score = torch.zeros(len(tokens))
-            for i, v in enumerate(vectors):
-                part = v.grad[n].norm(dim=-1).cpu()  # (T,) words, or characters in the second view
+            for i, v in enumerate(grads):
+                part = v[n].norm(dim=-1).cpu()  # (T,) words, or characters in the second view
                 if self.views == 2 and i % 2:
                     lengths = [len(w) for w in tokens]
                     part = torch.stack([c.sum() for c in part[: sum(lengths)].split(lengths)])
