@@ -74,11 +74,10 @@ def main(argv=None) -> int:
         # contention sets each policy's threads itself.
         cmd = [sys.executable, str(HERE / f"{name}.py")]
         cmd += [] if name == "contention" else ["--threads", "1" if name == "serve" else str(args.threads)]
-        cmd += ["--quick"] if args.quick and name != "serve" else []
+        cmd += ["--all"] if name == "serve" else []  # serve: the mix, a classroom, a burst (--quick: small sizes)
+        cmd += ["--quick"] if args.quick else []
         if name == "poems" and not args.quick:
             cmd += ["--run", args.poems_run] if args.poems_run else ["--budget", str(args.poems_budget)]
-        if name == "serve" and args.quick:
-            cmd += ["--duration", "5"]
         print(f"== {name}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(cmd))}", flush=True)
         t, when = time.perf_counter(), f"{time.strftime('%Y-%m-%d %H:%M')}, commit {_commit()}"
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
