@@ -169,3 +169,57 @@ def test_a_student_s_cell_trains_in_rnnlab_s_layers(tmp_path, key):
     with pytest.raises(UserError, match="lstm_cell.py does not pass its check yet"):
         train_task("names", out=tmp_path / "run2", data=str(data), lab=str(bad), cell="lstm", ensemble=1, epochs=1,
                    log=lambda *a: None, progress=False, baseline=False)
+
+
+def test_serve_lab_shows_the_student_s_cells_and_runs(tmp_path, key):
+    """rnnlab serve --lab DIR: the Gradients tab offers the workspace's cells (the key's measure exactly
+    what rnnlab's do; a cell failing its check is a 400 naming it), the runs in DIR/runs are listed and
+    their trace steps through the student's own gate functions."""
+    import warnings
+
+    from rnnlab import train_task
+    from test_names import tiny_folder
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using `httpx` with")
+        from fastapi.testclient import TestClient
+    from rnnlab.serve.app import create_app
+
+    ws = tmp_path / "ws"
+    shutil.copytree(key, ws)
+    train_task("names", out=ws / "runs" / "mine", data=str(tiny_folder(tmp_path / "names")), lab=str(ws), cell="lstm",
+               hidden=8, embed_dim=8, ensemble=1, epochs=1, log=lambda *a: None, progress=False, baseline=False)
+    calls = []
+    with TestClient(create_app(bundled=False, lab=str(ws))) as c:
+        described = c.get("/api/gradients").json()
+        assert described["lab"] == str(ws) and {"lab-lstm", "lab-gru", "lab-rnn-relu"} <= set(described["cells"])
+        body = {"T": 30, "hidden": 8, "seed": 2, "radius": 1.0}
+        mine = c.post("/api/gradients/flow", json={**body, "cell": "lab-lstm"}).json()
+        ours = c.post("/api/gradients/flow", json={**body, "cell": "lstm"}).json()
+        assert mine["cell"] == "lab-lstm" and mine["h"] == ours["h"] and mine["C"] == ours["C"]
+        assert [r["id"] for r in c.get("/api/runs").json()["runs"]] == ["mine"]
+        import rnnlab.nn.trace as trace_module
+        real = trace_module.step_through
+
+        def spy(*args, **kwargs):
+            calls.append(kwargs.get("functions"))
+            return real(*args, **kwargs)
+
+        import rnnlab.tasks.names as names_module
+        names_module.step_through = spy
+        try:
+            traced = c.post("/api/names/trace", json={"name": "Abe", "run": "mine"}).json()
+        finally:
+            names_module.step_through = real
+        assert "forget" in traced["gates"] and calls and calls[0].__file__ == str(ws / "lstm_cell.py")
+        (ws / "gru_cell.py").write_text(apply((ws / "gru_cell.py").read_text(encoding="utf-8"),
+                                              next(m for m in MISTAKES if m.part == "gru_cell")), encoding="utf-8")
+        r = c.post("/api/gradients/flow", json={**body, "cell": "lab-gru"})
+        assert r.status_code == 400 and "gru_cell.py does not pass its check yet" in r.json()["error"]
+    with TestClient(create_app(bundled=False)) as c:
+        r = c.post("/api/gradients/flow", json={"cell": "lab-lstm"})
+        assert r.status_code == 400 and "rnnlab serve --lab" in r.json()["error"]
+        assert not any(x.startswith("lab-") for x in c.get("/api/gradients").json()["cells"])
+    out = subprocess.run([sys.executable, "-m", "rnnlab.cli", "serve", "--lab", str(tmp_path / "nowhere")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--lab" in out.stderr and "no such folder" in out.stderr

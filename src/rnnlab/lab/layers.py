@@ -51,4 +51,32 @@ def student_layer(cell: str, folder: str, input_size: int, hidden_size: int, **k
             return out, tuple(final)
 
     StudentLayer.__name__ = StudentLayer.__qualname__ = f"Lab{base.__name__}"
+    StudentLayer.lab_functions = mod  # what traces step through (a class attribute: a copied model shares it)
     return StudentLayer(input_size, hidden_size, **kwargs)
+
+
+def flow_kind(name: str) -> str:
+    """rnn, lstm or gru: the part a lab flow cell (``lab-lstm`` ...) comes from."""
+    return name.removeprefix("lab-").split("-")[0]
+
+
+def flow_cell(mod, name: str, input_size: int, hidden: int, horizon: int = 100):
+    """A one-step cell for ``rnnlab.gradflow`` (``name``: ``lab-`` and a gradflow cell: ``lab-lstm``, ``lab-rnn-relu`` ...) whose step is the
+    workspace module ``mod``'s ``rnn_cell`` / ``lstm_cell`` / ``gru_cell`` (``load_cell``), with the
+    parameters (and initialisation) of rnnlab's cell of that name, so that a correct cell measures
+    exactly what rnnlab's does."""
+    from .. import gradflow
+
+    own = gradflow.make_cell(name.removeprefix("lab-"), input_size, hidden, horizon)
+    kind = flow_kind(name)
+
+    class StudentCell(type(own)):
+        def forward(self, input, hx=None):
+            if kind == "lstm":
+                return tuple(mod.lstm_cell(input, *hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh))
+            if kind == "gru":
+                return mod.gru_cell(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+            return mod.rnn_cell(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.nonlinearity)
+
+    own.__class__ = StudentCell
+    return own

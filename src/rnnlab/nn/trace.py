@@ -25,9 +25,14 @@ GATE_NAMES = {"lstm": {"i": "input", "f": "forget", "g": "candidate", "o": "outp
 
 
 @torch.no_grad()
-def step_through(cell: str, layer, x: Tensor, nonlinearity: str = "tanh", layer_index: int = 0) -> dict[str, Tensor]:
+def step_through(cell: str, layer, x: Tensor, nonlinearity: str = "tanh", layer_index: int = 0,
+                 functions=None) -> dict[str, Tensor]:
     """Run one layer of ``layer`` over ``x`` (T, I) step by step from zero state (forward direction)
-    and stack what each step computed: name -> (T, H)."""
+    and stack what each step computed: name -> (T, H). ``functions``: a module whose ``lstm_gates`` /
+    ``gru_gates`` / ``rnn_step`` are used instead of rnnlab's (a student's cell: ``rnnlab serve --lab``)."""
+    gates_lstm = getattr(functions, "lstm_gates", lstm_gates)
+    gates_gru = getattr(functions, "gru_gates", gru_gates)
+    step_rnn = getattr(functions, "rnn_step", rnn_step)
     if cell == "tutorial":  # h_t = i2h([x_t, h_{t-1}]): no gates
         h, hs = x.new_zeros(1, layer.hidden_size), []
         for x_t in x:
@@ -44,12 +49,12 @@ def step_through(cell: str, layer, x: Tensor, nonlinearity: str = "tanh", layer_
     steps: dict[str, list] = {}
     for t in range(x.size(0)):
         if cell == "lstm":
-            s = lstm_gates(xg[t : t + 1], h, c, w_hh, b_hh)
+            s = gates_lstm(xg[t : t + 1], h, c, w_hh, b_hh)
             c = s["c"]
         elif cell == "gru":
-            s = gru_gates(xg[t : t + 1], h, w_hh, b_hh)
+            s = gates_gru(xg[t : t + 1], h, w_hh, b_hh)
         else:
-            s = {"h": rnn_step(xg[t : t + 1], h, w_hh, b_hh, nonlinearity)}
+            s = {"h": step_rnn(xg[t : t + 1], h, w_hh, b_hh, nonlinearity)}
         h = s["h"]
         for name, v in s.items():
             steps.setdefault(name, []).append(v[0])

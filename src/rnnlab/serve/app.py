@@ -50,7 +50,7 @@ from .guard import MAX_BODY, Guard
 from .lanes import QUEUE, Lane
 from .registry import Registry, add_run_routes
 from .routes import add_task_routes
-from .lab_routes import add_lab_routes
+from .lab_routes import LabWorkspace, add_lab_routes
 
 log = logging.getLogger("rnnlab.serve")
 
@@ -87,16 +87,21 @@ def app_from_environment() -> FastAPI:
 
 def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, concurrency: int | None = None,
                device: str = "cpu", preload: bool = False, hosts: tuple[str, ...] | None = None,
-               port: int | None = None, queue: int = QUEUE) -> FastAPI:
+               port: int | None = None, queue: int = QUEUE, lab: str | None = None) -> FastAPI:
     """The app. ``runs_dirs``: folders of run folders (or run folders) served beside the bundled
     models; ``threads``: torch threads per inference; ``concurrency``: inferences of a task at once
-    (default: the CPU count); ``queue``: requests of a task waiting beyond those (past it: 503); ``preload``: load and warm up the bundled models in the background at
+    (default: the CPU count); ``queue``: requests of a task waiting beyond those (past it: 503);
+    ``lab``: a student's lab workspace whose cells the Gradients tab offers (and whose ``runs``
+    folder, if any, is listed); ``preload``: load and warm up the bundled models in the background at
     start; ``hosts``: the only Host names answered (``rnnlab serve`` on loopback: 127.0.0.1,
     localhost, ::1), None for any; ``port``: the port listened on (a Host header naming another is refused)."""
     import torch
 
     if threads:
         torch.set_num_threads(max(1, int(threads)))
+    workspace = LabWorkspace(lab) if lab else None
+    if workspace is not None and (Path(lab) / "runs").is_dir():
+        runs_dirs = [*runs_dirs, Path(lab) / "runs"]
     registry = Registry(runs_dirs, bundled=bundled, device=device)
     concurrency = max(1, concurrency or os.cpu_count() or 1)
 
@@ -138,7 +143,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, concurrency
 
     add_run_routes(app, registry)
     add_task_routes(app, TASKS, lanes, lookup)
-    add_lab_routes(app)
+    add_lab_routes(app, workspace)
 
     @app.get("/", include_in_schema=False)  # the page
     async def index():

@@ -25,6 +25,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--runs", action="append", default=[], metavar="DIR",
                    help="a folder of run folders (or one run folder) served beside the bundled models; repeatable")
     p.add_argument("--no-bundled", action="store_true", help="serve only the runs given with --runs")
+    p.add_argument("--lab", metavar="DIR", help="a lab workspace (rnnlab lab new): its cells in the Gradients tab "
+                                               "and the runs in DIR/runs (train them with --lab DIR --out DIR/runs/NAME)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per request (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes on the one port, each with its own models (default: %(default)s; "
@@ -53,6 +55,13 @@ def check_args(args) -> list[Path]:
         raise UserError(f"--concurrency {args.concurrency}: give a number from 0 (the CPU cores) to 256")
     if not 0 <= args.queue <= 10_000:
         raise UserError(f"--queue {args.queue}: give a number from 0 to 10000")
+    if args.lab:
+        from ..lab.workspace import read_manifest
+
+        try:
+            read_manifest(Path(args.lab))
+        except UserError as e:
+            raise UserError(f"--lab {e}") from None
     dirs = [Path(d) for d in args.runs]
     for d in dirs:
         if not d.is_dir():
@@ -97,8 +106,9 @@ def cmd_serve(args) -> int:
     concurrency = args.concurrency or max(1, (os.cpu_count() or 1) // args.workers)
     settings = {"runs_dirs": [str(d) for d in dirs], "bundled": not args.no_bundled, "threads": args.threads,
                 "concurrency": concurrency, "preload": not args.no_preload, "hosts": hosts,
-                "port": args.port or None, "queue": args.queue}
-    entries = Registry(dirs, bundled=not args.no_bundled).scan()
+                "port": args.port or None, "queue": args.queue, "lab": args.lab}
+    lab_runs = [Path(args.lab) / "runs"] if args.lab and (Path(args.lab) / "runs").is_dir() else []
+    entries = Registry([*dirs, *lab_runs], bundled=not args.no_bundled).scan()
     bundled = [e.id for e in entries.values() if e.kind == "bundled"]
     runs = [e.id for e in entries.values() if e.kind == "run"]
     print(f"rnnlab serve: bundled models: {', '.join(bundled) or 'none'}; runs: {len(runs)}", file=sys.stderr)

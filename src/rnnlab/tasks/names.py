@@ -181,7 +181,9 @@ class NamesPredictor:
         member = self.model.members[0] if hasattr(self.model, "members") else self.model
         ids, _ = encode_batch(self.vocab, [name])
         x = member.inputs(ids.to(self.device))[0].float()  # (T, I)
-        steps = step_through(member.cfg.cell, member.rnn, x, member.cfg.nonlinearity)  # the cells' own equations
+        # the cells' own equations -- a student's own, for a run trained with their lab workspace (--lab)
+        steps = step_through(member.cfg.cell, member.rnn, x, member.cfg.nonlinearity,
+                             functions=getattr(member.rnn, "lab_functions", None))
         names = GATE_NAMES[member.cfg.cell]
         gates = {names[k]: v for k, v in steps.items() if k in "ifozr"}  # the gates proper (0..1)
         return {"name": name, "chars": list(name), "labels": [self.labels[int(i)] for i in order],

@@ -5,13 +5,19 @@
 import { $, api, canvasFont, busy, el, showError, state, t } from "./core.js";
 
 const COLORS = ["#2b6cb0", "#dd6b20", "#2f855a", "#805ad5", "#c53030"];
-let options = null, curves = [], timer = null, ticket = 0, loading = null;
+let options = null, cells = null, curves = [], timer = null, ticket = 0, loading = null;
 
+// A cell's name in the menu: a student's own (rnnlab serve --lab: "lab-lstm") as "yours" beside rnnlab's.
+function cellName(c) {
+  if (!c.startsWith("lab-")) return t(`flow_${c}`);
+  return state.lang === "zh" ? `你的 ${t(`flow_${c.slice(4)}`)}（实验）` : `your ${t(`flow_${c.slice(4)}`)} (lab)`;
+}
 function control(o) {
   const id = `flow-${o.name}`;
   let input;
   if (o.choices) {
-    input = el("select", { id }, ...o.choices.map((c) => el("option", { value: c, selected: c === o.default }, t(`flow_${c}`))));
+    const offered = o.name === "cell" && cells ? cells : o.choices; // the server says which it has
+    input = el("select", { id }, ...offered.map((c) => el("option", { value: c, selected: c === o.default }, o.name === "cell" ? cellName(c) : t(`flow_${c}`))));
   } else if (o.name === "seed") {
     input = el("input", { id, type: "number", min: o.min, max: o.max, value: o.default, class: "narrow" });
   } else {
@@ -33,7 +39,9 @@ export function setUpGradients() { // once, when the tab is first shown
 }
 async function build() {
   try {
-    options = (await api("/api/gradients")).options;
+    const described = await api("/api/gradients");
+    options = described.options;
+    cells = described.cells || null;
   } catch (e) {
     showError("flow-error", e);
     loading = null;
@@ -116,14 +124,14 @@ export function drawFlow() {
 function legendText(c) {
   const rate = `×${c.rate.toFixed(3)}/${t("per_step")} (${t(`verdict_${c.verdict}`)})`;
   const cell = c.C ? ` · c_t ×${c.rate_C.toFixed(3)} (${t("dashed")})` : "";
-  return `${t(`flow_${c.cell}`)} · ρ ${c.radius} · T ${c.T} · H ${c.hidden} · seed ${c.seed}: h ${rate}${cell}`;
+  return `${cellName(c.cell)} · ρ ${c.radius} · T ${c.T} · H ${c.hidden} · seed ${c.seed}: h ${rate}${cell}`;
 }
 export function renderGradients() { // the language changed: the form's words and the chart's
   if (!options) return;
   for (const o of options) {
     const label = document.querySelector(`[data-flow-label="${o.name}"]`);
     if (label) label.textContent = t(`flow_opt_${o.name}`);
-    if (o.choices) for (const opt of $(`flow-${o.name}`).options) opt.textContent = t(`flow_${opt.value}`);
+    if (o.choices) for (const opt of $(`flow-${o.name}`).options) opt.textContent = o.name === "cell" ? cellName(opt.value) : t(`flow_${opt.value}`);
   }
   $("flow-measure").textContent = t("measure");
   $("flow-clear").textContent = t("clear");
