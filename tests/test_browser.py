@@ -28,7 +28,7 @@ def server(serve_runs):
     from rnnlab.serve.app import create_app
     from rnnlab.serve.background import BackgroundServer
 
-    with BackgroundServer(create_app([serve_runs], bundled=False, workers=2)) as url:
+    with BackgroundServer(create_app([serve_runs], bundled=False, concurrency=2)) as url:
         yield url
 
 
@@ -391,3 +391,51 @@ def test_bundled_models_epochs_are_not_shown_as_zero(open_page):
         assert page.locator("#runs-table tbody tr[data-run='names'] td.epochs").inner_text() == "—"
         page.wait_for_function("document.getElementById('run-loss').dataset.points === '0'")
         assert page.locator("#run-loss").get_attribute("data-empty") == "a bundled model ships without its training curves"
+
+
+@pytest.mark.parametrize("size,lang", [((390, 844), "zh"), ((1366, 800), "en")])
+def test_a_busy_server_is_asked_again(browser, server, size, lang):
+    """503 (the server's queue is full): the page says "busy, retrying", asks again after Retry-After
+    and shows the answer; when every try is refused, the server's one line is shown, in the page's
+    language."""
+    phone = size[0] < 600
+    context = browser.new_context(locale="en-US", viewport={"width": size[0], "height": size[1]},
+                                  has_touch=phone, is_mobile=phone)
+    context.add_init_script(f"localStorage.setItem('rnnlab-lang', '{lang}')")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    watch = Watch(page, allow_http_errors=True)
+    refuse = {"times": 2, "sent": 0}
+    busy = json.dumps({"error": "busy: the names queue is full; try again in 1 s"})
+
+    def names_predict(route):
+        if refuse["sent"] < refuse["times"]:
+            refuse["sent"] += 1
+            route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json", body=busy)
+        else:
+            route.continue_()
+
+    try:
+        page.route("**/api/names/predict", names_predict)
+        page.goto(server + "#names")
+        page.wait_for_selector("body[data-ready='1']")
+        page.fill("#names-input", "Abovic")
+        press = page.tap if phone else page.click
+        press("#names-form button[type=submit]")
+        note = page.locator("#busy-note")
+        note.wait_for(state="visible")
+        assert ("服务器忙，正在重试" if lang == "zh" else "The server is busy") in note.inner_text()
+        page.wait_for_selector("#names-cards .card")
+        note.wait_for(state="hidden")
+        assert page.locator("#names-error").inner_text() == "" and refuse["sent"] == 2
+        # refused every time: after 5 retries (each request of the tab: one per names model), the server's line
+        refuse.update(times=10**6, sent=0)
+        page.fill("#names-input", "Rossi")
+        press("#names-form button[type=submit]")
+        said = "服务器忙：names 的队列已满" if lang == "zh" else "busy: the names queue is full"
+        page.wait_for_selector(f"#names-error:has-text('{said}')", timeout=20_000)
+        assert refuse["sent"] >= 6  # the first try and 5 retries, at least
+        note.wait_for(state="hidden")
+        assert not watch.errors and not watch.external, (watch.errors, watch.external)
+    finally:
+        context.close()

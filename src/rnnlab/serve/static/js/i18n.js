@@ -50,8 +50,10 @@ export const I18N = {
     level: "level 平", oblique: "oblique 仄", either: "either 中", rhyme_here: "rhymes here",
     tone_broken: "“{c}” at line {l}, position {p} breaks the rules: {want}", recorded: "recorded epochs",
     empty_input: "Type something first: the box is empty (spaces only).", macro_f1: "macro-F1", no_curves_bundled: "a bundled model ships without its training curves",
+    busy_retrying: "The server is busy: asking again ({n}/{most})…",
   },
   zh: {
+    busy_retrying: "服务器忙，正在重试（{n}/{most}）…",
     tagline: "从公式出发的循环神经网络", tab_names: "姓名", tab_poems: "写诗", tab_sentiment: "情感", tab_runs: "训练记录",
     tab_gradients: "梯度",
     names_intro: "字符级分类器逐个字母读一个姓氏，猜它来自哪种语言（18 种）。",
@@ -113,6 +115,7 @@ export const LANGUAGES_ZH = {
 // The server's one-line errors, in Chinese (the phrasings of rnnlab's checks; anything else stays English).
 export const ERRORS_ZH = [
   [/the server does not answer \(is rnnlab serve still running\?\)/, "服务器没有响应（rnnlab serve 还在运行吗？）"],
+  [/^busy: the (\w+) queue is full; try again in (\d+) s$/, "服务器忙：$1 的队列已满，请 $2 秒后再试"],
   [/'([^']*)' has no letter: a name is written in letters/, "“$1”里没有字母：姓名由字母组成"],
   [/has no letter: a name is written in letters/, "里没有字母：姓名由字母组成"],
   [/not in the model's vocabulary/, "不在模型的词表中"],
