@@ -223,3 +223,13 @@ def test_serve_lab_shows_the_student_s_cells_and_runs(tmp_path, key):
     out = subprocess.run([sys.executable, "-m", "rnnlab.cli", "serve", "--lab", str(tmp_path / "nowhere")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--lab" in out.stderr and "no such folder" in out.stderr
+
+
+def test_lab_folder_is_kept_as_an_absolute_path(tmp_path, monkeypatch):
+    """A run trained with --lab . loads the student's cells from the same folder when served elsewhere."""
+    from rnnlab.cli import task_parser
+    from rnnlab.tasks import TASKS
+
+    monkeypatch.chdir(tmp_path)
+    args = task_parser("train", TASKS["names"]).parse_args(["--lab", ".", "--cell", "lstm"])
+    assert args.lab == str(tmp_path.resolve())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,12 @@ import rnnlab.nn as scratch
 
 from .options import BACKENDS, CELLS, NONLINEARITIES, POOLS, RECURRENT_CELLS, Options, option
 from .vocab import PAD, UNK
+
+
+def workspace_path(text: str) -> str:
+    """``--lab DIR`` as an absolute path: the run loads the student's cells from there, wherever it is
+    served or loaded from later."""
+    return str(Path(text).resolve()) if text else ""
 
 
 def make_recurrent(cell: str, backend: str, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -77,7 +84,8 @@ class ClassifierConfig(Options):
     token_dropout: float = option(0.0, "training only: hide this share of input tokens (they become <unk>)",
                                   min=0, below=1)
     freeze_vectors: bool = option(False, "keep the (pretrained) input vectors fixed")
-    lab: str = option("", "a lab workspace (rnnlab lab new): train with the student's own --cell from it", metavar="DIR")
+    lab: str = option("", "a lab workspace (rnnlab lab new): train with the student's own --cell from it", metavar="DIR",
+                      parse=workspace_path)
     weight_drop: float = option(0.0, "DropConnect on the recurrent weights W_hh while training (one mask per batch; "
                                 "AWD-LSTM's weight drop; --backend scratch)", min=0, below=1)
     views: int = option(1, "2: ensemble members read two views of each text in turn (sentiment's words and "

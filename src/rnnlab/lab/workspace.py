@@ -35,13 +35,22 @@ HANDOUT = {
            "## How to check\n\n    rnnlab lab check .            # every part\n    rnnlab lab check . lstm_cell  # one part\n\n"
            "Each check runs your code on random sizes and inputs, compares every output and gradient with the "
            "reference, names the first thing that differs and, when it recognises it, the mistake. The cells also "
-           "train a short names -> language model. Then answer the questions in `answers.md`.\n"),
+           "train a short names -> language model. Then answer the questions in `answers.md`.\n\n"
+           "## Your cell, trained and in the page\n\nOnce a cell passes its check:\n\n"
+           "    rnnlab train names --lab . --cell lstm --out runs/my-lstm   # trains with your lstm_cell.py\n"
+           "    rnnlab serve --lab .                                         # the page at http://127.0.0.1:8000/\n\n"
+           "The page then shows your run in the Names tab (its gates, step by step, computed by your code) and your "
+           "cells in the Gradients tab, beside rnnlab's.\n"),
     "zh": ("# 循环神经网络实验\n\n按公式实现循环神经单元、随时间反向传播和写诗的采样器。下面每个文件是一个部分：文档字符串给出公式、"
            "张量形状和 torch 的参数排列；把每个 `raise NotImplementedError` 换成你的代码。可以使用 torch 的张量运算"
            "（`F.linear`、`torch.sigmoid` 等）和 NumPy，不能调用现成的循环层（`torch.nn.LSTM`、`rnnlab.nn` 等）：调用了的部分不予评分。\n\n"
            "## 步骤\n\n{parts}\n\n## 如何检查\n\n    rnnlab lab check .            # 检查所有部分\n"
            "    rnnlab lab check . lstm_cell  # 只检查一个部分\n\n检查会用随机的尺寸和输入运行你的代码，与参考实现比较每个输出和梯度，"
-           "指出第一个不同之处，能识别时还会说出可能的错误。各个单元还会用姓名数据做一次简短的训练。最后回答 `answers.md` 中的问题。\n"),
+           "指出第一个不同之处，能识别时还会说出可能的错误。各个单元还会用姓名数据做一次简短的训练。最后回答 `answers.md` 中的问题。\n\n"
+           "## 用你的单元训练，并在网页里看\n\n某个单元通过检查后：\n\n"
+           "    rnnlab train names --lab . --cell lstm --out runs/my-lstm   # 用你的 lstm_cell.py 训练\n"
+           "    rnnlab serve --lab .                                         # 网页：http://127.0.0.1:8000/\n\n"
+           "网页的“姓名”标签页会列出你的运行（逐步查看的门由你的代码算出），“梯度”标签页里你的单元与 rnnlab 的并列。\n"),
 }
 
 
