@@ -260,15 +260,21 @@ TABS = [("names", "#names-form button[type=submit]", "#names-trace:not([hidden])
         ("gradients", "#flow-measure", "#flow-chart[data-curves='1']")]
 
 
-@pytest.mark.parametrize("size,lang", [((390, 844), "en"), ((390, 844), "zh"), ((1366, 800), "en"), ((1366, 800), "zh")])
-def test_every_tab_fits_and_taps_land(browser, server, size, lang, tmp_path):
+def device_page(browser, size, lang, allow_http_errors=False):
+    """(context, page, watch) of a phone (under 600 px wide: touch) or a laptop, the page's language set."""
     phone = size[0] < 600
     context = browser.new_context(locale="en-US", viewport={"width": size[0], "height": size[1]},
                                   has_touch=phone, is_mobile=phone)
     context.add_init_script(f"localStorage.setItem('rnnlab-lang', '{lang}')")
     page = context.new_page()
     page.set_default_timeout(TIMEOUT)
-    watch = Watch(page)
+    return context, page, Watch(page, allow_http_errors)
+
+
+@pytest.mark.parametrize("size,lang", [((390, 844), "en"), ((390, 844), "zh"), ((1366, 800), "en"), ((1366, 800), "zh")])
+def test_every_tab_fits_and_taps_land(browser, server, size, lang, tmp_path):
+    phone = size[0] < 600
+    context, page, watch = device_page(browser, size, lang)
     try:
         page.goto(server + "#names")
         page.wait_for_selector("body[data-ready='1']")
@@ -399,12 +405,7 @@ def test_a_busy_server_is_asked_again(browser, server, size, lang):
     and shows the answer; when every try is refused, the server's one line is shown, in the page's
     language."""
     phone = size[0] < 600
-    context = browser.new_context(locale="en-US", viewport={"width": size[0], "height": size[1]},
-                                  has_touch=phone, is_mobile=phone)
-    context.add_init_script(f"localStorage.setItem('rnnlab-lang', '{lang}')")
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    watch = Watch(page, allow_http_errors=True)
+    context, page, watch = device_page(browser, size, lang, allow_http_errors=True)
     refuse = {"times": 2, "sent": 0}
     busy = json.dumps({"error": "busy: the names queue is full; try again in 1 s"})
 

@@ -128,20 +128,27 @@ def test_a_request_whose_client_is_gone_leaves_its_batch():
     assert admitted == 0  # every place freed
 
 
+def held(monkeypatch, cls, verb: str) -> tuple[threading.Event, threading.Event]:
+    """The predictor's verb made to wait (in its worker thread) until ``hold`` is set; ``entered`` is
+    set when a call has started: a lane kept busy for as long as a test needs."""
+    hold, entered = threading.Event(), threading.Event()
+    real = getattr(cls, verb)
+
+    def waiting(self, value, opts):
+        entered.set()
+        hold.wait(30)
+        return real(self, value, opts)
+
+    monkeypatch.setattr(cls, verb, waiting)
+    return hold, entered
+
+
 def test_a_full_queue_answers_503_with_retry_after_and_health_still_answers(serve_runs, monkeypatch):
     """One computation at a time, none waiting: while a trace is held, the next request of the names
     lane is shed at once (503, Retry-After, one line), another task's lane and health still answer."""
     from rnnlab.tasks.names import NamesPredictor
 
-    hold, entered = threading.Event(), threading.Event()
-    real = NamesPredictor.trace
-
-    def held(self, name, opts):
-        entered.set()
-        hold.wait(30)
-        return real(self, name, opts)
-
-    monkeypatch.setattr(NamesPredictor, "trace", held)
+    hold, entered = held(monkeypatch, NamesPredictor, "trace")
     app = create_app([serve_runs], bundled=False, concurrency=1, queue=0)
 
     async def go():
@@ -171,15 +178,7 @@ def test_poems_under_load_draw_fewer_candidates_and_say_so(serve_runs, monkeypat
     under_load) and says so; one that asks for its number of candidates keeps it."""
     from rnnlab.tasks.poems import PoemsPredictor
 
-    hold, entered = threading.Event(), threading.Event()
-    real = PoemsPredictor.score
-
-    def held(self, poem, opts):
-        entered.set()
-        hold.wait(30)
-        return real(self, poem, opts)
-
-    monkeypatch.setattr(PoemsPredictor, "score", held)
+    hold, entered = held(monkeypatch, PoemsPredictor, "score")
     app = create_app([serve_runs], bundled=False, concurrency=1)
 
     async def go():
