@@ -52,7 +52,7 @@ def static_problem(path: Path, part: str) -> str | None:
             mods = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
             if any(m and m.split(".")[0] == "rnnlab" for m in mods):
                 return f"{path.name}, line {node.lineno}: imports rnnlab; write the equations yourself"
-        elif used in FORBIDDEN and part != "sampling" and not _defined_here(tree, used):
+        elif used in FORBIDDEN and part not in ("sampling", "preprocessing") and not _defined_here(tree, used):
             return (f"{path.name}, line {node.lineno}: calls {used}, a ready-made recurrent layer; compute the "
                     "equations yourself (refused)")
     return None
@@ -190,8 +190,7 @@ def _judge(part: str, results: dict, errors: dict, crashed: str | None, x: dict,
             v.lines.append(f"likely mistake: {m.en} / {m.zh}")
         v.score = 0.25 * _passed_share(part, got, want, x)
         return v
-    v.lines.append("the draws follow the distribution the settings give (mask, temperature, top-k, top-p)"
-                   if part == "sampling" else "outputs and gradients match the reference (random sizes, seed-drawn inputs)")
+    v.lines.append(PASSED.get(part, "outputs and gradients match the reference (random sizes, seed-drawn inputs)"))
     v.score = 1.0
     if part in probes.CELL_GATES and f"{part}.train/test logits" in results or f"{part}.train/" in errors:
         v.score, line = _training(part, results, errors, train_seed)
@@ -200,6 +199,10 @@ def _judge(part: str, results: dict, errors: dict, crashed: str | None, x: dict,
         v.score, line = _poem(results, errors)
         v.lines.append(line)
     return v
+
+
+PASSED = {"sampling": "the draws follow the distribution the settings give (mask, temperature, top-k, top-p)",
+          "preprocessing": "the tokens match the reference on hotel reviews the workspace does not hold"}
 
 
 def _have_poems_model() -> bool:
@@ -236,6 +239,8 @@ def compare(part: str, got: dict, want: dict, x: dict) -> list[str]:
     """What differs, first things first: the output (and time step, unit) or parameter gradient, by how much."""
     if part == "sampling":
         return _compare_draws(got, want, x)
+    if part == "preprocessing":
+        return _compare_tokens(got, want)
     out = []
     for name, w in want.items():
         g = got.get(name)
@@ -252,6 +257,20 @@ def compare(part: str, got: dict, want: dict, x: dict) -> list[str]:
                 f" first at index {first}"
             out.append(f"{name} differs{where}: max |difference| {np.abs(g - w).max():.3g}")
     return out
+
+
+def _compare_tokens(got: dict, want: dict) -> list[str]:
+    """The first review (and token) whose tokens differ from the reference's."""
+    if "tokens" not in got:
+        return ["no tokens came back"]
+    mine, ours = probes.tokens_of(got["tokens"]), probes.tokens_of(want["tokens"])
+    for k, (a, b) in enumerate(zip(mine, ours)):
+        if a != b:
+            at = next((i for i, (p, q) in enumerate(zip(a, b)) if p != q), min(len(a), len(b)))
+            shown = lambda t: " ".join(repr(w) for w in t[max(0, at - 2) : at + 3]) or "(nothing)"  # noqa: E731
+            return [f"review {k + 1} ({''.join(ours[k])[:30]}...): token {at + 1} on: yours {shown(a)}, expected "
+                    f"{shown(b)} ({len(a)} tokens, expected {len(b)})"]
+    return [] if len(mine) == len(ours) else [f"{len(mine)} reviews came back, expected {len(ours)}"]
 
 
 def _compare_draws(got: dict, want: dict, x: dict) -> list[str]:

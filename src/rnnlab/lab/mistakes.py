@@ -67,6 +67,13 @@ MISTAKES = (
     Mistake("sampling", "mask ignored", "characters the mask does not allow are drawn: set their logits to -inf",
             "抽到了掩码不允许的字：应把它们的 logits 设为 -inf", '.masked_fill(~allowed, float("-inf"))  # (B, V)',
             "  # (B, V)"),
+    Mistake("preprocessing", "negations dropped", "the words of keep (不, 没有, 很 ...) are dropped with the stop words: "
+            "keep them even when the list holds them", "keep 中的词（不、没有、很……）被当作停用词去掉了：即使停用词表里有，也要保留",
+            "(w not in stopwords or w in keep)", "w not in stopwords"),
+    Mistake("preprocessing", "stop words kept", "the stop words are not dropped", "没有去掉停用词",
+            "(w not in stopwords or w in keep)", "True"),
+    Mistake("preprocessing", "whitespace kept", "whitespace tokens (' ') are kept: drop the words that are only "
+            "whitespace", "保留了空白（' '）：只含空白的词要去掉", "w.strip() and ", ""),
     Mistake("sampling", "top-k ignored", "top_k is ignored: keep only the k likeliest characters",
             "忽略了 top_k：只保留最可能的 k 个字", "    if top_k:\n", "    if False:\n"),
 )

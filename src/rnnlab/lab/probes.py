@@ -1,7 +1,8 @@
 """What a part's check feeds the student's code, and what it reads back: the inputs (drawn from a seed,
 in the trusted parent) and the probe (run on the student's module in the sandboxed child, and on the
 key and the mistakes in the parent). No expected answer is here: the parent computes those itself.
-Torch and NumPy only (the child never imports rnnlab's models)."""
+Torch and NumPy only in the child (it never imports rnnlab's models); the parent draws the reviews of
+the preprocessing part from the bundled data and cuts them with jieba itself."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def inputs(part: str, seed: int, hidden: bool = False) -> dict[str, np.ndarray]:
         for g in gates:
             out.update({f"p.U{g}": u(H, I), f"p.W{g}": u(H, H), f"p.b{g}": u(H)})
         return out
+    if part == "preprocessing":
+        return _reviews(rng, 10 if hidden else 6)
     if part == "sampling":
         V = int(rng.integers(6, 10))
         logits = rng.normal(0, 1.5, size=(3, V)).astype(np.float32)
@@ -61,6 +64,8 @@ def probe(part: str, mod, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return _probe_bptt(part, mod, x)
     if part == "sampling":
         return _probe_sampling(mod, x)
+    if part == "preprocessing":
+        return _probe_preprocessing(mod, x)
     raise KeyError(part)
 
 
@@ -188,3 +193,47 @@ def write_poem(mod, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     regulated.draw = sampling.draw = mod.draw  # the student's sampler, under the decoder's rules
     poems = load_run("poems").generate(form="5x4", seed=int(d["seed"][0]), n=2)
     return {"poem": np.array([ord(c) for c in "\n".join(poems)], dtype=np.int64)}
+
+
+# --- preprocessing: text in, text out ---------------------------------------------------------------
+# A review with every case the part must handle, beside the drawn ones: whitespace, a negation, degree
+# and contrast words, ordinary stop words.
+SHOWCASE = "房间 不太干净，隔音也不好，  但是服务很热情，早餐还可以。"
+TOKEN, REVIEW = "\x1f", "\x1e"  # between the tokens of a review, between reviews (in ``tokens``)
+
+
+def _reviews(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """``n`` bundled hotel reviews drawn by the seed (and the showcase), cut by jieba here in the parent:
+    their words, how many per review, the general stop-word list and the words to keep."""
+    import csv
+    import logging
+
+    import jieba
+    import stopwordsiso
+
+    from ..files import default_data_dir
+    from ..tasks.sentiment import KEEP_WORDS
+
+    with open(default_data_dir() / "sentiment" / "ChnSentiCorp_htl_all.csv", encoding="utf-8-sig", newline="") as f:
+        texts = [r["review"].strip() for r in csv.DictReader(f) if 8 <= len(r["review"].strip()) <= 200]
+    picked = [texts[int(i)] for i in rng.choice(len(texts), size=n, replace=False)] + [SHOWCASE]
+    jieba.setLogLevel(logging.WARNING)
+    cut = [jieba.lcut(t) for t in picked]
+    return {"words": np.array([w for ws in cut for w in ws]), "counts": np.array([len(ws) for ws in cut]),
+            "stopwords": np.array(sorted(stopwordsiso.stopwords("zh"))), "keep": np.array(sorted(KEEP_WORDS))}
+
+
+def _probe_preprocessing(mod, x: dict) -> dict[str, np.ndarray]:
+    words, out, start = [str(w) for w in x["words"]], [], 0
+    stopwords, keep = frozenset(str(w) for w in x["stopwords"]), frozenset(str(w) for w in x["keep"])
+    for n in x["counts"]:
+        tokens = mod.review_tokens(words[start : start + int(n)], stopwords, keep)
+        out.append(TOKEN.join(str(t) for t in tokens))
+        start += int(n)
+    return {"tokens": np.array([ord(c) for c in REVIEW.join(out)], dtype=np.float64)}
+
+
+def tokens_of(codes: np.ndarray) -> list[list[str]]:
+    """The reviews' token lists from a probe's ``tokens``."""
+    text = "".join(chr(int(c)) for c in codes)
+    return [r.split(TOKEN) if r else [] for r in text.split(REVIEW)]

@@ -226,8 +226,21 @@ def make_tokenizer(kind: str, user_dict: str = ""):
     return lambda text: [w for w in tk.lcut(text) if w.strip()]
 
 
+def review_tokens(words: list[str], stopwords: frozenset[str], keep: frozenset[str]) -> list[str]:
+    """A review's tokens for the model, from the words a tokenizer cut it into (jieba's ``lcut``), in
+    their order: whitespace tokens dropped; stop words dropped, except those in ``keep`` -- the
+    negations, degree and contrast words (不, 没有, 很, 太, 但是 ...) that a general stop-word list
+    holds but that flip or scale a review's sentiment ("不干净" is not "干净").
+
+        words      ["房间", " ", "不", "干净", "的", "，", "很", "吵"]
+        stopwords  {"的", "，", "不", "很"}      keep {"不", "很", "太"}
+        ->         ["房间", "不", "干净", "很", "吵"]
+    """
+    return [w for w in words if w.strip() and (w not in stopwords or w in keep)]
+
+
 class TextPipeline:
-    """text -> tokens: tokenize, drop stop words, cut to ``max_tokens``."""
+    """text -> tokens: tokenize, drop stop words (never ``KEEP_WORDS``), cut to ``max_tokens``."""
 
     def __init__(self, tokenizer: str, user_dict: str, stopwords: frozenset[str], max_tokens: int) -> None:
         if max_tokens < 1:
@@ -236,7 +249,7 @@ class TextPipeline:
         self.stopwords, self.max_tokens = stopwords, max_tokens
 
     def all_tokens(self, text: str) -> list[str]:
-        return [w for w in self.tokenize(text) if w not in self.stopwords]
+        return review_tokens(self.tokenize(text), self.stopwords, KEEP_WORDS)
 
     def __call__(self, text: str) -> list[str]:
         return self.all_tokens(text)[: self.max_tokens]
