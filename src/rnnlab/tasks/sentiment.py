@@ -79,8 +79,9 @@ class SentimentConfig(SplitOptions):
     tokenizer: str = option("jieba+char", "words (jieba), characters, or both: ensemble members read words and "
                             "characters in turn, so jieba+char needs --ensemble 2 or more", choices=TOKENIZERS)
     user_dict: str = option("", "jieba user dictionary file", metavar="FILE")
-    stopwords: str = option("default", "default (stopwords-iso, negations and degree words kept), none, or a file "
-                            "(one word per line)", metavar="SPEC")
+    stopwords: str = option("default", "default (stopwords-iso), none, or a file (one word per line); the negations, "
+                            "degree and contrast words (不, 没有, 很, 但是 ...) are kept whatever the list holds",
+                            metavar="SPEC")
     vectors: str = option("word2vec", "input vectors: random, word2vec (trained on the training texts) or a "
                           "word2vec text/binary file", metavar="SPEC")
     w2v_epochs: int = option(10, "word2vec training epochs", min=1, max=1000)
