@@ -72,6 +72,10 @@ def test_readme_command_parses(readme, command, monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)  # relative folders a command names (runs) are made here, not in the checkout
     (tmp_path / "runs").mkdir()
     argv = [a.replace("...", "x") for a in shlex.split(command)[1:]]
+    if "--lab" in argv and argv[0] == "serve":  # the workspace the reader made with `rnnlab lab new lab1`
+        from rnnlab.lab.workspace import new_workspace
+
+        new_workspace(tmp_path / argv[argv.index("--lab") + 1], "en")
     if argv[:1] == ["compare"]:
         argv += ["--out", str(tmp_path / "compare")]  # compare makes its folder before training
     try:
