@@ -25,7 +25,6 @@ class Part:
     imports: str
     en: str
     zh: str
-    doc: str = ""  # the file's docstring, where the module's own is not about this part
 
 
 TORCH = "import torch\nimport torch.nn.functional as F\nfrom torch import Tensor\n"
@@ -49,15 +48,9 @@ PARTS: dict[str, Part] = {p.name: p for p in (
     Part("sampling", "rnnlab.sampling", ("draw",), ("draw",), "import torch\n",
          "drawing the next character: temperature, top-k, top-p and the mask of what the form allows",
          "抽取下一个字：温度、top-k、top-p，以及体裁允许哪些字的掩码"),
-    Part("preprocessing", "rnnlab.tasks.sentiment", ("review_tokens",), ("review_tokens",), "",
+    Part("preprocessing", "rnnlab.reviews", ("review_tokens",), ("review_tokens",), "",
          "a review's tokens: jieba's words without whitespace and stop words, the negations kept",
-         "评论的分词结果：jieba 分出的词，去掉空白和停用词，但保留否定词等",
-         doc="What the sentiment model reads of a review. jieba cuts the text into words (the check does "
-             "that for you:\nyour function gets its words); the words that carry no sentiment -- the stop "
-             "words of a general list\n(的, 了, 在 ...) and whitespace -- are dropped. But a general list also "
-             "holds 不, 没有, 很, 太, 但是:\ndropped, \"房间不干净\" would read as \"房间 干净\". Keep the words "
-             "of ``keep`` even when the list holds them.\nThe check runs your function on real hotel reviews "
-             "that this workspace does not contain."),
+         "评论的分词结果：jieba 分出的词，去掉空白和停用词，但保留否定词等"),
 )}
 
 
@@ -99,7 +92,7 @@ def source(part: Part, solution: bool) -> str:
     module = importlib.import_module(part.module)
     text = inspect.getsource(module)
     tree = ast.parse(text)
-    doc = part.doc or ast.get_docstring(tree) or ""
+    doc = ast.get_docstring(tree) or ""
     pieces = [_node_source(text, tree, name) for name in part.names]
     body = "\n\n\n".join(pieces)
     if not solution:

@@ -212,7 +212,7 @@ def _reviews(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     import stopwordsiso
 
     from ..files import default_data_dir
-    from ..tasks.sentiment import KEEP_WORDS
+    from ..reviews import KEEP_WORDS
 
     with open(default_data_dir() / "sentiment" / "ChnSentiCorp_htl_all.csv", encoding="utf-8-sig", newline="") as f:
         texts = [r["review"].strip() for r in csv.DictReader(f) if 8 <= len(r["review"].strip()) <= 200]

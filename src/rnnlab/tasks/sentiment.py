@@ -46,6 +46,7 @@ from ..options import Options, option
 from ..verbs import Input, Verb
 from ..vocab import UNK, Vocab
 from .base import register
+from ..reviews import KEEP_WORDS, review_tokens
 from .classify import (SplitOptions, TextClassificationTask, encode_batch, input_vectors, read_label_files, slice_inputs,
                        split_items)
 
@@ -55,11 +56,6 @@ TOKENIZERS = ("jieba", "char", "jieba+char")
 MAX_TEXT_CHARS = 20_000
 MAX_PREDICT_CHARS = MAX_TEXT_CHARS
 BUNDLED = "sentiment/ChnSentiCorp_htl_all.csv"
-# Words that stop-word lists hold but sentiment needs: negations, degree, contrast.
-KEEP_WORDS = frozenset("""不 没 没有 无 非 未 别 莫 勿 毋 否 不是 不会 不要 不能 不够 不太 不再 不必 不用 没什么 并不
-很 太 非常 极 极其 最 更 更加 挺 特别 十分 相当 比较 较 有点 有些 稍 稍微 过 过于 好 真 真是 实在 尤其 格外
-但 但是 却 可是 不过 虽然 然而 只是 还 还是 也 都 再 又 ！ ？""".split())
-
 # What `rnnlab train sentiment` uses when no option says otherwise (chosen on the validation split,
 # see benchmarks/sentiment.py): two BiGRUs with attention on word2vec vectors, one reading the jieba
 # words and one their characters (the default tokenizer jieba+char), 4 epochs, at most 10 minutes.
@@ -225,19 +221,6 @@ def make_tokenizer(kind: str, user_dict: str = ""):
             raise UserError(f"--user-dict {e}") from None
         tk.load_userdict(io.StringIO(text))
     return lambda text: [w for w in tk.lcut(text) if w.strip()]
-
-
-def review_tokens(words: list[str], stopwords: frozenset[str], keep: frozenset[str]) -> list[str]:
-    """A review's tokens for the model, from the words a tokenizer cut it into (jieba's ``lcut``), in
-    their order: whitespace tokens dropped; stop words dropped, except those in ``keep`` -- the
-    negations, degree and contrast words (不, 没有, 很, 太, 但是 ...) that a general stop-word list
-    holds but that flip or scale a review's sentiment ("不干净" is not "干净").
-
-        words      ["房间", " ", "不", "干净", "的", "，", "很", "吵"]
-        stopwords  {"的", "，", "不", "很"}      keep {"不", "很", "太"}
-        ->         ["房间", "不", "干净", "很", "吵"]
-    """
-    return [w for w in words if w.strip() and (w not in stopwords or w in keep)]
 
 
 class TextPipeline:
