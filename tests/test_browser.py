@@ -426,6 +426,10 @@ def test_a_busy_server_is_asked_again(browser, server, size, lang):
         note = page.locator("#busy-note")
         note.wait_for(state="visible")
         assert ("服务器忙，正在重试" if lang == "zh" else "The server is busy") in note.inner_text()
+        assert "1/5" in note.inner_text() or "2/5" in note.inner_text()
+        box, view = note.bounding_box(), page.viewport_size  # on screen whatever the scroll, at phone width too
+        assert box and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= view["width"] \
+            and box["y"] + box["height"] <= view["height"], (box, view)
         page.wait_for_selector("#names-cards .card")
         note.wait_for(state="hidden")
         assert page.locator("#names-error").inner_text() == "" and refuse["sent"] == 2
@@ -433,6 +437,7 @@ def test_a_busy_server_is_asked_again(browser, server, size, lang):
         refuse.update(times=10**6, sent=0)
         page.fill("#names-input", "Rossi")
         press("#names-form button[type=submit]")
+        page.wait_for_selector("#busy-note:has-text('5/5')", timeout=20_000)  # counts up to the last retry
         said = "服务器忙：names 的队列已满" if lang == "zh" else "busy: the names queue is full"
         page.wait_for_selector(f"#names-error:has-text('{said}')", timeout=20_000)
         assert refuse["sent"] >= 6  # the first try and 5 retries, at least
@@ -440,3 +445,26 @@ def test_a_busy_server_is_asked_again(browser, server, size, lang):
         assert not watch.errors and not watch.external, (watch.errors, watch.external)
     finally:
         context.close()
+
+
+def test_the_units_that_react_most_shade_the_name(open_page):
+    """Trace a unit: the name's letters shaded by each unit's state, the units that move most first;
+    a tap follows the unit in the equations."""
+    page = open_page("#names")
+    page.select_option("#names-model", "names-lstm")
+    page.fill("#names-input", "Abovic")
+    page.press("#names-input", "Enter")
+    page.wait_for_selector("#units-list .unit-row")
+    rows = page.locator("#units-list .unit-row")
+    assert rows.count() == 8 and rows.first.locator(".unit-ch").count() == 6
+    ranges = [float(r.split()[-1]) for r in rows.evaluate_all("rs => rs.map(r => r.querySelector('.muted').textContent)")]
+    assert ranges == sorted(ranges, reverse=True) and ranges[0] > 0
+    shades = rows.first.locator(".unit-ch").evaluate_all("cs => cs.map(c => c.style.background)")
+    assert len(set(shades)) > 1  # the state changes along the name
+    unit = rows.nth(3).get_attribute("data-unit")
+    rows.nth(3).click()
+    page.wait_for_selector(f"#step-equations .unit-card[data-unit='{unit}']")
+    assert page.locator("#step-equations .unit-card").first.get_attribute("data-unit") == unit
+    assert page.locator(f"#units-list .unit-row[data-unit='{unit}']").get_attribute("class").endswith("picked")
+    page.click("#lang")
+    assert "反应最大的单元" in page.locator("#names-units h3").inner_text()

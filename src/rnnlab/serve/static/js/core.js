@@ -40,43 +40,45 @@ export function el(tag, attrs, ...children) {
 }
 // A busy server (503: the task's queue is full) is asked again after its Retry-After (1-10 s, with
 // up to 30 % jitter so that a class's pages do not come back together), at most RETRIES times, with
-// "busy, retrying" shown meanwhile; then its error is shown like any other.
+// "busy, retrying (n/5)" shown from the first refusal until the request is answered or fails; then
+// its error is shown like any other.
 const RETRIES = 5;
-let retrying = 0; // requests now waiting to retry
-function busyNote(attempt) {
+let retrying = 0; // requests refused at least once and not yet answered
+function busyNote(attempt) { // attempt 1..RETRIES: (still) waiting to ask again; 0: this request is done
   let note = $("busy-note");
   if (!note) {
     note = el("div", { id: "busy-note", role: "status", "aria-live": "polite", hidden: true });
     document.body.append(note);
   }
-  retrying += attempt ? 1 : -1;
-  note.hidden = retrying <= 0;
   if (attempt) note.textContent = t("busy_retrying", { n: attempt, most: RETRIES });
+  note.hidden = retrying <= 0;
 }
 export async function api(path, body) {
   const options = body === undefined ? {} : {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
-  for (let attempt = 0; ; attempt++) {
-    let res;
-    try {
-      res = await fetch(path, options);
-    } catch (e) {
-      throw new Error("the server does not answer (is rnnlab serve still running?)");
-    }
-    let data = null;
-    try { data = await res.json(); } catch (e) { /* not JSON */ }
-    if (res.status === 503 && attempt < RETRIES) {
-      const after = Math.min(10, Math.max(1, Number.parseInt(res.headers.get("Retry-After"), 10) || 1));
-      busyNote(attempt + 1);
+  let refused = false;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      let res;
       try {
-        await new Promise((done) => setTimeout(done, after * 1000 * (1 + 0.3 * Math.random())));
-      } finally {
-        busyNote(0);
+        res = await fetch(path, options);
+      } catch (e) {
+        throw new Error("the server does not answer (is rnnlab serve still running?)");
       }
-      continue;
+      let data = null;
+      try { data = await res.json(); } catch (e) { /* not JSON */ }
+      if (res.status === 503 && attempt < RETRIES) {
+        const after = Math.min(10, Math.max(1, Number.parseInt(res.headers.get("Retry-After"), 10) || 1));
+        if (!refused) { refused = true; retrying++; }
+        busyNote(attempt + 1);
+        await new Promise((done) => setTimeout(done, after * 1000 * (1 + 0.3 * Math.random())));
+        continue;
+      }
+      if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
+      return data;
     }
-    if (!res.ok) throw new Error((data && data.error) || `${res.status} ${res.statusText}`);
-    return data;
+  } finally {
+    if (refused) { retrying--; busyNote(0); }
   }
 }
 // A server's one-line error in the page's language (the known phrasings; the English stays as the tooltip).
