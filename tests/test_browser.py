@@ -468,3 +468,26 @@ def test_the_units_that_react_most_shade_the_name(open_page):
     assert page.locator(f"#units-list .unit-row[data-unit='{unit}']").get_attribute("class").endswith("picked")
     page.click("#lang")
     assert "反应最大的单元" in page.locator("#names-units h3").inner_text()
+
+
+def test_poems_units_that_count(open_page):
+    """The units that count: the poem shaded by the units that best track its place in the line and its
+    line number, each with its r^2 (best first), in the page's language."""
+    page = open_page("#poems")
+    page.click("#poems-form button[type=submit]")
+    page.wait_for_selector("#poem .line")
+    page.click("#poem-units-button")
+    page.wait_for_selector("#poem-units:not([hidden]) .counted")
+    poem = page.locator("#poem").evaluate("p => [...p.querySelectorAll('.ch, .mark')].length")
+    for counts in ("position", "line"):
+        rows = page.locator(f"#poem-units-list .counted[data-counts='{counts}'] .unit-row")
+        assert rows.count() == 4 and rows.first.locator(".unit-ch").count() == poem
+        r2 = [float(x.split()[-1]) for x in rows.evaluate_all("rs => rs.map(r => r.querySelector('.muted').textContent)")]
+        assert r2 == sorted(r2, reverse=True) and all(0 <= v <= 1 for v in r2)
+    page.click("#lang")
+    assert "字在本行中的位置" in page.locator("#poem-units-list").inner_text()
+    before = page.locator("#poem").inner_text()
+    page.fill("#poems-seed", "4242")
+    page.click("#poems-form button[type=submit]")  # another poem: the old poem's units go
+    page.wait_for_function(f"document.getElementById('poem').innerText !== {json.dumps(before)}")
+    assert page.locator("#poem-units").is_hidden()

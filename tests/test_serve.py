@@ -772,3 +772,17 @@ def test_host_ports_are_numbers_on_the_network_too(host, ok):
     with TestClient(create_app([], bundled=False)) as c:
         r = c.get("/api/health", headers={"host": host})
         assert (r.status_code == 200) if ok else ("Host header" in error_of(r, 400)), host
+
+
+def test_poems_units_that_count(client):
+    r = client.post("/api/poems/units", json={"poem": "床前明月光，疑是地上霜。", "top": 3})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["chars"] == list("床前明月光，疑是地上霜。") and a["state"] in ("c", "h") and a["fitted_on"]["poems"] == 80
+    assert [m["counts"] for m in a["measures"]] == ["position", "line"]
+    for m in a["measures"]:
+        r2 = [u["r2"] for u in m["units"]]
+        assert len(r2) == 3 and r2 == sorted(r2, reverse=True) and all(0 <= v <= 1 for v in r2)
+        assert all(len(u["values"]) == 12 and u["sign"] in (-1, 0, 1) for u in m["units"])
+    assert "poem" in error_of(client.post("/api/poems/units", json={"poem": ""}), 422)
+    assert "vocabulary" in error_of(client.post("/api/poems/units", json={"poem": "ΩΩΩ"}), 400)

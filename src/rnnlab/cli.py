@@ -600,7 +600,7 @@ DELEGATED = {
 
 # A trained model's verbs, named in `rnnlab --help` without importing the tasks (torch); each task
 # declares its own (rnnlab.verbs) and tests/test_verbs.py checks that this list names them all.
-VERB_NAMES = ("predict", "generate", "trace", "saliency", "score", "regenerate", "alternatives")
+VERB_NAMES = ("predict", "generate", "trace", "saliency", "score", "regenerate", "alternatives", "units")
 
 
 def cmd_verbs(argv: list[str]) -> int:

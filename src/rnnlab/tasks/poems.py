@@ -33,6 +33,7 @@ from ..datafiles import check_file, detect_encoding, iter_jsonl
 from ..errors import UserError
 from ..generate import CANDIDATES, PoemSampler, SampleOptions
 from ..models import LanguageModel, LanguageModelConfig
+from ..nn.trace import step_through
 from ..options import Options, option, subset
 from ..poetry import (FORMS, LINE_MARKS, PUNCTUATION, corpus_reference, form_of, format_poem, lines_of, odd_characters,
                       quality)
@@ -242,10 +243,26 @@ LIGHTER = (("candidates", CANDIDATES // 2),)
 ScoreOptions = top_options("ScoreOptions", 5, 20, *AT_EACH)
 AlternativesOptions = top_options("AlternativesOptions", 5, 100, *AT_EACH)
 NextOptions = top_options("NextOptions", 3, 1000, "how many likely next characters to show", "显示几个可能的下一个字")
+UnitsOptions = top_options("UnitsOptions", 4, 20, "how many units to show for each thing counted", "每种计数显示几个单元")
+# What the units' states are compared with (Karpathy's counters): each character's place in its line
+# (0 = first, its mark last) and the number of its line (0 = first).
+COUNTED = {"position": ("the character's place in its line", "字在本行中的位置"),
+           "line": ("the number of the character's line", "字所在的行号")}
+UNITS_FIT = (("5x4", 40), ("7x4", 40))  # the poems the model writes (seed 0) that the fit reads
 
 
 MAX_POEM_CHARS = 200  # a poem to score (the longest regular form, 7x8, has 64)
 LINE_RE = re.compile(f"[^{LINE_MARKS}]+[{LINE_MARKS}]?|[{LINE_MARKS}]")
+
+
+def _counted(text: str) -> dict[str, list[int]]:
+    """For each character of a poem: its place in its line (the mark last) and its line's number."""
+    position, line = [], []
+    for k, piece in enumerate(poem_lines(text) or [text]):
+        position += list(range(len(piece)))
+        line += [k] * len(piece)
+    rest = len(text) - len(position)  # characters after the last mark
+    return {"position": position + list(range(rest)), "line": line + [len(poem_lines(text))] * rest}
 
 
 def poem_lines(content: str) -> list[str]:
@@ -277,6 +294,11 @@ class PoemsPredictor:
         Verb("alternatives", "each character's probability and the model's likeliest characters there",
              AlternativesOptions, Input("poem", "a text", many=False, check=_no_space, zh="一段文字"),
              zh="每个字的概率和该位置最可能的字"),
+        Verb("units", "the units that count: how well each unit of the first layer tracks the position in the line "
+             "and the line number (r^2 over poems the model writes), and the poem shaded by the best ones",
+             UnitsOptions, Input("poem", "a poem", many=False, max_chars=MAX_POEM_CHARS, check=_no_space, zh="一首诗"),
+             zh="计数的单元：第一层每个单元追踪行内位置和行号的程度（在模型写的诗上的 r^2），以及按这些单元着色的诗",
+             text="format_units"),
         Verb("predict", "each text's perplexity as a poem, and the likeliest next characters", NextOptions,
              Input("texts", "texts", check=_no_space, zh="文字"), zh="每段文字作为诗的困惑度，以及最可能的下一个字",
              text="format", per_item=True),
@@ -337,6 +359,55 @@ class PoemsPredictor:
                          "alternatives": alts[pos + j]["alternatives"]} for j, ch in enumerate(line)])
             pos += len(line)
         return out
+
+    @torch.no_grad()
+    def _states(self, text: str) -> np.ndarray:
+        """(T, H): the first layer's state after each character of ``text`` (the LSTM's cell state c_t,
+        else h_t), from rnnlab.nn's own step-by-step equations, as the names trace reads them."""
+        ids = torch.tensor([[BOS] + self.vocab.encode(text)], device=self.device)  # the model reads <s> first
+        x = self.model.embed(ids)[0].float()  # (T + 1, E)
+        cfg = self.model.cfg
+        steps = step_through(cfg.cell, self.model.rnn, x, getattr(cfg, "nonlinearity", "tanh"))
+        return steps.get("c", steps["h"])[1:].cpu().numpy()  # after each character (not after <s>)
+
+    def _counters(self) -> dict:
+        """Each unit's r^2 with each COUNTED quantity over the poems the model writes (UNITS_FIT, seed
+        0): computed once per model."""
+        if getattr(self, "_fit", None) is None:
+            states, counted = [], {name: [] for name in COUNTED}
+            for form, n in UNITS_FIT:
+                for p in self.sampler.sample(n, form=form, seed=0, candidates=1):
+                    text = p["poem"] if isinstance(p, dict) else p
+                    states.append(self._states(text))
+                    for name, values in _counted(text).items():
+                        counted[name] += values
+            a = np.concatenate(states)  # (N, H): every character of every poem
+            a = (a - a.mean(0)) / (a.std(0) + 1e-9)
+            r2 = {}
+            for name, values in counted.items():
+                y = np.asarray(values, dtype=np.float64)
+                y = (y - y.mean()) / (y.std() + 1e-9)
+                r = (a * y[:, None]).mean(0)  # (H,) each unit's correlation
+                r2[name] = (r * r, np.sign(r))
+            self._fit = {"r2": r2, "poems": sum(n for _, n in UNITS_FIT), "characters": len(a)}
+        return self._fit
+
+    def units(self, poem: str, opts) -> dict:
+        """The units that count (Karpathy's finding in char-rnn): for the position in the line and the
+        line number, the ``top`` units of the first layer whose state tracks it best (r^2 of a straight
+        line through the states of every character of 80 poems the model writes, seed 0) and ``poem``
+        shaded by each of them."""
+        fit = self._counters()
+        states = self._states(self._known(poem, "poem"))  # (T, H)
+        out = []
+        for name, (en, zh) in COUNTED.items():
+            r2, sign = fit["r2"][name]
+            best = np.argsort(-r2)[: opts.top]
+            out.append({"counts": name, "help": en, "zh": zh,
+                        "units": [{"unit": int(u), "r2": round(float(r2[u]), 3), "sign": int(sign[u]),
+                                   "values": [round(float(v), 4) for v in states[:, u]]} for u in best]})
+        return {"poem": poem, "chars": list(poem), "state": "c" if self.model.cfg.cell == "lstm" else "h",
+                "measures": out, "fitted_on": {"poems": fit["poems"], "characters": fit["characters"]}}
 
     def _known(self, text: str, what: str) -> str:
         """A text with at least one character the model knows besides marks (a text of nothing but unknown
@@ -416,6 +487,18 @@ class PoemsPredictor:
         nxt = " ".join(f"{n['char']} {n['probability']:.3f}" for n in r["next"])
         note = f"  (unseen characters: {''.join(r['unknown_characters'])})" if r["unknown_characters"] else ""
         return f"{r['text']}: perplexity {r['perplexity']:.1f}, form {r['form'] or 'irregular'}; next: {nxt}{note}"
+
+    @staticmethod
+    def format_units(r: dict) -> str:
+        """Each counted quantity's best units: r^2, and the unit's state under each character of the poem."""
+        rows = [f"the first layer's {'cell state c_t' if r['state'] == 'c' else 'hidden state h_t'}, fitted on "
+                f"{r['fitted_on']['poems']} poems ({r['fitted_on']['characters']} characters) the model wrote"]
+        for m in r["measures"]:
+            rows.append(f"{m['help']}:")
+            rows += [f"  unit {u['unit']:>4}  r^2 {u['r2']:.3f}  " + " ".join(f"{c}{v:+.2f}" for c, v in
+                                                                          zip(r["chars"], u["values"]))
+                     for u in m["units"]]
+        return "\n".join(rows)
 
     @staticmethod
     def format_poem(p) -> str:

@@ -3,7 +3,7 @@ import { $, api, loadModels, state, t } from "./js/core.js";
 import { I18N } from "./js/i18n.js";
 import { drawFlow, renderGradients, setUpGradients } from "./js/gradients.js";
 import { predictNames, renderNames, setUpStepper } from "./js/names.js";
-import { renderPoem, writePoem } from "./js/poems.js";
+import { renderPoem, setUpCounters, writePoem } from "./js/poems.js";
 import { loadRuns, renderRuns, stopPolling } from "./js/runs.js";
 import { analyse, renderSentiment } from "./js/sentiment.js";
 import { applyDeclarations } from "./js/tasks.js";
@@ -66,6 +66,7 @@ function start() {
   $("names-form").addEventListener("submit", predictNames);
   setUpStepper();
   $("poems-form").addEventListener("submit", writePoem);
+  setUpCounters();
   $("sentiment-form").addEventListener("submit", analyse);
   $("poems-temperature").addEventListener("input", () => { $("poems-temperature-value").textContent = Number($("poems-temperature").value).toFixed(2); });
   $("poems-dice").addEventListener("click", () => { $("poems-seed").value = Math.floor(Math.random() * 100000); });

@@ -142,6 +142,14 @@ export function diverging(v) { // -1 red, 0 white, +1 blue
   if (x < 0) return `rgb(${Math.round(255 + (197 - 255) * -x)},${Math.round(255 + (48 - 255) * -x)},${Math.round(255 + (48 - 255) * -x)})`;
   return sequential(x);
 }
+// Characters shaded by one unit's state at each of them (red below zero, blue above, scaled to the
+// largest |value|), as LSTMVis and char-rnn show a unit; ``now``: the index to underline (or -1).
+export function shadedChars(chars, values, now = -1, name = "h") {
+  const scale = Math.max(...values.map(Math.abs)) || 1;
+  return el("span", { class: "unit-text" }, ...chars.map((c, i) => el("span", {
+    class: "unit-ch" + (i === now ? " now" : ""), style: `background:${diverging(values[i] / scale)}`,
+    title: `${name}_${i + 1} = ${fmt(values[i])}` }, c === " " ? "\u00a0" : c)));
+}
 // matrix[row][col]; columns are the name's characters.
 export function heatmap(canvas, matrix, rowLabels, colLabels, opts) {
   $("tooltip").hidden = true; // the map under the tooltip is being replaced

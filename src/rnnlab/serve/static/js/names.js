@@ -2,7 +2,7 @@
 // character by character, and a step through time with the cell's equations at the chosen step.
 // Every number shown comes from the server (predict, saliency, trace: rnnlab.nn's own computation);
 // this module only writes them into the equations' text.
-import { $, api, busy, colorBar, diverging, el, fmt, heatmap, labelName, modelsOf, probBar, showError, t, transpose } from "./core.js";
+import { $, api, busy, colorBar, el, fmt, heatmap, labelName, modelsOf, probBar, shadedChars, showError, t, transpose } from "./core.js";
 
 let namesState = null; // {name, answers, saliency, trace, selected}
 let namesTicket = 0; // only the latest question's answer is shown
@@ -128,16 +128,12 @@ function renderUnits(trace) {
   const states = trace.cell_state || trace.hidden; // (T, H): what the unit carries from letter to letter
   const H = states[0].length, range = (u) => Math.max(...states.map((r) => r[u])) - Math.min(...states.map((r) => r[u]));
   const order = [...Array(H).keys()].sort((a, b) => range(b) - range(a)).slice(0, UNITS_SHOWN);
-  $("units-list").replaceChildren(...order.map((u) => {
-    const scale = Math.max(...states.map((r) => Math.abs(r[u]))) || 1;
-    return el("div", { class: "unit-row" + (stepper.units.includes(u) ? " picked" : ""), "data-unit": u, role: "button",
-      tabindex: 0, title: t("unit_follow"), onclick: () => pick(u, stepper.t) },
-      el("span", { class: "unit-name" }, `${t("unit")} ${u}`),
-      el("span", { class: "unit-text" }, ...trace.chars.map((c, i) => el("span", {
-        class: "unit-ch" + (i === stepper.t ? " now" : ""), style: `background:${diverging(states[i][u] / scale)}`,
-        title: `${trace.cell_state ? "c" : "h"}_${i + 1} = ${fmt(states[i][u])}` }, c === " " ? "\u00a0" : c))),
-      el("span", { class: "muted" }, ` ${t("unit_range")} ${fmt(range(u), 2)}`));
-  }));
+  $("units-list").replaceChildren(...order.map((u) => el("div", {
+    class: "unit-row" + (stepper.units.includes(u) ? " picked" : ""), "data-unit": u, role: "button", tabindex: 0,
+    title: t("unit_follow"), onclick: () => pick(u, stepper.t) },
+  el("span", { class: "unit-name" }, `${t("unit")} ${u}`),
+  shadedChars(trace.chars, states.map((r) => r[u]), stepper.t, trace.cell_state ? "c" : "h"),
+  el("span", { class: "muted" }, ` ${t("unit_range")} ${fmt(range(u), 2)}`))));
 }
 
 // --- the equations of one unit at step t, with the server's numbers written in --------------

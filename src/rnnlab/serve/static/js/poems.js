@@ -1,5 +1,5 @@
 // The Poems tab: write, click a character for the alternatives, rewrite a line, edit and score.
-import { $, api, busy, el, fmt, probBar, showError, t } from "./core.js";
+import { $, api, busy, el, fmt, probBar, shadedChars, showError, t, state } from "./core.js";
 
 // --- Poems ----------------------------------------------------------------------------------
 let poemState = null; // the last answer: {run, poem, lines, chars, ...}
@@ -64,8 +64,35 @@ async function replaceChar(li, pos, ch) {
     showError("poems-error", e);
   }
 }
+// --- the units that count (POST /api/poems/units): the poem shaded by the best counters ---------
+let unitsOf = null; // the answer for the poem now shown
+async function showCounters() {
+  $("poems-error").textContent = "";
+  await busy($("poem-units-button"), async () => {
+    try {
+      unitsOf = await api("/api/poems/units", { poem: poemState.poem, run: poemState.run });
+      renderCounters();
+    } catch (e) {
+      showError("poems-error", e);
+    }
+  });
+}
+export function renderCounters() {
+  const shown = Boolean(unitsOf && poemState && unitsOf.poem === poemState.poem);
+  $("poem-units").hidden = !shown;
+  if (!shown) return;
+  $("poem-units-list").replaceChildren(...unitsOf.measures.map((m) => el("div", { class: "counted", "data-counts": m.counts },
+    el("h4", {}, state.lang === "zh" ? m.zh : m.help),
+    ...m.units.map((u) => el("div", { class: "unit-row", "data-unit": u.unit },
+      el("span", { class: "unit-name" }, `${t("unit")} ${u.unit}`), shadedChars(unitsOf.chars, u.values, -1, unitsOf.state),
+      el("span", { class: "muted" }, ` r² ${fmt(u.r2, 2)}`))))));
+}
+export function setUpCounters() { $("poem-units-button").addEventListener("click", showCounters); }
+
 export function renderPoem(fresh) {
   const poem = $("poem");
+  $("poem-units-button").hidden = !poemState;
+  renderCounters();
   if (!poemState) { poem.replaceChildren(); return; }
   poem.classList.toggle("with-tones", Boolean(poemState.template));
   poem.replaceChildren(...poemState.chars.map((line, li) => el("div", { class: "line" + (li === fresh ? " fresh" : ""), "data-line": li },
