@@ -157,8 +157,19 @@ def test_poems_rewrite_one_line(open_page):
         page.locator("#poem .regen[data-line='2']").click()
     assert answer.value.status == 200, answer.value.text()
     page.wait_for_selector("#poem .line.fresh")
-    after = page.locator("#poem .line").evaluate_all("ls => ls.map(l => [...l.querySelectorAll('.ch,.mark')].map(c => c.textContent).join(''))")
+    text = "ls => ls.map(l => [...l.querySelectorAll('.ch,.mark')].map(c => c.textContent).join(''))"
+    after = page.locator("#poem .line").evaluate_all(text)
     assert after[:2] == before[:2] and after[3] == before[3] and after[2][0] == "举"
+    # the other rewrites the model offers: the one put in is marked; a tap puts another in and scores it
+    choices = page.locator("#poem .choices[data-line='2'] .choice")
+    offered = choices.evaluate_all("bs => bs.map(b => b.textContent)")
+    assert len(offered) >= 2 and after[2] == offered[0] and "chosen" in choices.first.get_attribute("class")
+    with page.expect_response("**/api/poems/score"):
+        choices.nth(1).click()
+    page.wait_for_selector("#poem .choices[data-line='2'] .choice.chosen >> nth=0")
+    page.wait_for_function(f"[...document.querySelectorAll('#poem .line')][2].textContent.includes({json.dumps(offered[1])})")
+    final = page.locator("#poem .line").evaluate_all(text)
+    assert final[2] == offered[1] and final[:2] == before[:2] and final[3] == before[3]
 
 
 def test_bad_input_shows_the_servers_one_line(open_page):

@@ -786,3 +786,15 @@ def test_poems_units_that_count(client):
         assert all(len(u["values"]) == 12 and u["sign"] in (-1, 0, 1) for u in m["units"])
     assert "poem" in error_of(client.post("/api/poems/units", json={"poem": ""}), 422)
     assert "vocabulary" in error_of(client.post("/api/poems/units", json={"poem": "ΩΩΩ"}), 400)
+
+
+def test_poems_regenerate_offers_several_rewrites(client):
+    p = poem(client, form="5x4", seed=4)
+    r = client.post("/api/poems/regenerate", json={"lines": p["lines"], "line": 1, "form": "5x4", "seed": 2, "choices": 4})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert 1 <= len(a["choices"]) <= 4 and len(set(a["choices"])) == len(a["choices"]) and a["lines"][1] == a["choices"][0]
+    assert a["lines"][0] == p["lines"][0] and a["lines"][2:] == p["lines"][2:]
+    alone = client.post("/api/poems/regenerate", json={"lines": p["lines"], "line": 1, "form": "5x4", "seed": 2}).json()
+    assert "choices" not in alone  # one rewrite, as before
+    assert "choices" in error_of(client.post("/api/poems/regenerate", json={"lines": p["lines"], "line": 1, "choices": 9}), 422)

@@ -236,6 +236,8 @@ class RegenerateOptions(SampleOptions):
     line: int = option(0, "the line to write again (0: the first); the others are kept", min=0, max=15,
                        zh="重写第几行（0 = 第一行），其余保留")
     top: int = option(5, *AT_EACH[:1], min=1, max=20, zh=AT_EACH[1])
+    choices: int = option(1, "how many different rewrites of the line to offer, the poem the model finds likeliest "
+                          "first (as Jiuge offers several lines)", min=1, max=8, zh="给出几种不同的重写（模型认为最通顺的在前）")
 
 
 # A server with poems waiting draws half the candidate lines (unless the request asks for a number).
@@ -329,13 +331,23 @@ class PoemsPredictor:
         lines = self.check_lines(lines, opts.form)
         sample = {f.name: getattr(opts, f.name) for f in fields(SampleOptions)}
         sample["prefix"] = "".join(lines[: opts.line])
-        made = self.sampler.sample(1, details=True, **sample)[0]
-        written = poem_lines(made["poem"])
-        if len(written) <= opts.line:
+        drafts = {}  # a different line -> (the poem with it, the draft it came from)
+        for made in self.sampler.sample(opts.choices, details=True, **sample):
+            written = poem_lines(made["poem"])
+            if len(written) > opts.line and written[opts.line] not in drafts:
+                drafts[written[opts.line]] = ("".join(lines[: opts.line] + [written[opts.line]] + lines[opts.line + 1 :]), made)
+        if not drafts:
             raise UserError(f"line: the model ended the poem before line {opts.line}; try another seed")
-        content = "".join(lines[: opts.line] + [written[opts.line]] + lines[opts.line + 1 :])
-        return {"poem": content, "lines": poem_lines(content), "chars": self.characters(content, opts.top),
-                "line": opts.line, **{k: made[k] for k in ("rhyme_group", "pattern")}}
+        ranked = list(drafts.items())
+        if len(ranked) > 1:  # the likeliest whole poem first
+            scores = self.sampler.logprob([content for content, _ in drafts.values()])
+            ranked = [r for _, r in sorted(zip(scores, ranked), key=lambda x: -x[0])]
+        line, (content, made) = ranked[0]
+        out = {"poem": content, "lines": poem_lines(content), "chars": self.characters(content, opts.top),
+               "line": opts.line, **{k: made[k] for k in ("rhyme_group", "pattern")}}
+        if opts.choices > 1:
+            out["choices"] = [written for written, _ in ranked]
+        return out
 
     def score(self, poem: str, opts: ScoreOptions) -> dict:
         """A poem as given (e.g. edited by hand): its perplexity, form and each character's alternatives;

@@ -40,14 +40,29 @@ async function regenerateLine(k, button) {
   await busy(button, async () => {
     try {
       const before = poemState;
-      poemState = await api("/api/poems/regenerate", { ...options, run: poemState.run, lines: poemState.lines, line: k });
+      poemState = await api("/api/poems/regenerate", { ...options, run: poemState.run, lines: poemState.lines, line: k, choices: CHOICES });
       if (poemState.pattern === before.rule) Object.assign(poemState, { template: before.template, rule: before.rule });
+      Object.assign(poemState, { form: before.form, seed: before.seed });
       activeChar = null;
       renderPoem(k);
     } catch (e) {
       showError("poems-error", e);
     }
   });
+}
+const CHOICES = 4; // rewrites offered for a line (the likeliest put in; the others a tap away, as Jiuge does)
+async function chooseLine(k, line) { // one of the offered rewrites put in: the poem scored and checked again
+  const lines = poemState.lines.slice();
+  lines[k] = line;
+  try {
+    const before = poemState;
+    poemState = await api("/api/poems/score", { poem: lines.join(""), top: 6, run: poemState.run });
+    Object.assign(poemState, { template: before.template, rule: before.rule, form: before.form, seed: before.seed,
+      line: k, choices: before.choices });
+    renderPoem(k);
+  } catch (e) {
+    showError("poems-error", e);
+  }
 }
 async function replaceChar(li, pos, ch) {
   const lines = poemState.lines.slice();
@@ -108,7 +123,11 @@ export function renderPoem(fresh) {
         "data-tone": rule.tone, "data-why": rule.message, "data-line": li, "data-pos": pos, onclick: () => showAlternatives(li, pos) }, c.char);
     }),
     el("button", { class: "regen", type: "button", title: t("regen_title"), "data-line": li,
-      onclick: (ev) => regenerateLine(li, ev.currentTarget) }, t("regen")))));
+      onclick: (ev) => regenerateLine(li, ev.currentTarget) }, t("regen")),
+    li === fresh && poemState.choices && poemState.choices.length > 1 ? el("div", { class: "choices", "data-line": li },
+      el("span", { class: "muted" }, t("other_rewrites")), ...poemState.choices.map((c) => el("button", {
+        type: "button", class: "choice" + (c === poemState.lines[li] ? " chosen" : ""), onclick: () => chooseLine(li, c) }, c)))
+      : null)));
   const meta = [];
   if (poemState.form) meta.push(`${t("form")}: ${poemState.form === "free" ? t("free") : poemState.form}`);
   if (poemState.seed !== undefined) meta.push(`${t("seed")}: ${poemState.seed}`);
