@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient  # noqa: E402
 
 from rnnlab.serve.app import create_app  # noqa: E402
-from rnnlab.serve.lanes import Busy, Lane  # noqa: E402
+from rnnlab.serve.lanes import Busy, ClientGone, Lane  # noqa: E402
 from rnnlab.tasks import TASKS  # noqa: E402
 from rnnlab.verbs import verbs_of  # noqa: E402
 
@@ -124,7 +124,17 @@ def test_a_request_whose_client_is_gone_leaves_its_batch():
 
     results, admitted = asyncio.run(go())
     assert calls == [["a"]] and results[0] == ["A"]
-    assert isinstance(results[1], asyncio.CancelledError) and isinstance(results[2], asyncio.CancelledError)
+
+    async def alone():  # a request computed alone whose client has gone: not computed
+        async def gone():
+            return True
+
+        with pytest.raises(ClientGone):
+            await Lane("t", run_now, concurrency=1).one(lambda: calls.append("computed"), gone)
+
+    asyncio.run(alone())
+    assert calls == [["a"]]
+    assert isinstance(results[1], asyncio.CancelledError) and isinstance(results[2], ClientGone)
     assert admitted == 0  # every place freed
 
 

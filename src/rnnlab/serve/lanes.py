@@ -43,6 +43,14 @@ class Busy(ApiError):
         self.retry_after = retry_after
 
 
+class ClientGone(ApiError):
+    """499 (nginx's "client closed request"): the client left before its turn; nothing was computed
+    for it, and nobody reads this answer."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "the client closed the connection before its turn")
+
+
 @dataclass
 class _Request:
     values: list
@@ -103,7 +111,7 @@ class Lane:
         try:
             async with self.limiter:
                 if gone is not None and await gone():
-                    raise asyncio.CancelledError  # the client left while waiting: nothing to compute
+                    raise ClientGone()  # the client left while waiting: nothing to compute
                 return await self._in_thread(fn)
         finally:
             self.admitted -= 1
@@ -142,7 +150,7 @@ class Lane:
                 requests = [r for r in requests if not (r.gone is not None and await r.gone())]
                 for r in batch.requests:
                     if r not in requests and not r.future.done():
-                        r.future.cancel()
+                        r.future.set_exception(ClientGone())
                 if not requests:
                     return
                 outcomes = await self._in_thread(lambda: _joint(call, requests))
@@ -182,4 +190,4 @@ def _joint(call: Callable[[list], list], requests: list[_Request]) -> list[tuple
     return out
 
 
-__all__ = ["Lane", "Busy", "BATCH_WAIT", "MAX_ITEMS", "QUEUE"]
+__all__ = ["Lane", "Busy", "ClientGone", "BATCH_WAIT", "MAX_ITEMS", "QUEUE"]
