@@ -388,7 +388,7 @@ class PoemsPredictor:
         if getattr(self, "_fit", None) is None:
             states, counted = [], {name: [] for name in COUNTED}
             for form, n in UNITS_FIT:
-                for p in self.sampler.sample(n, form=form, seed=0, candidates=1):
+                for p in self.sampler.sample(n, form=form, seed=0, candidates=1, tones=False, rhyme=False):
                     text = p["poem"] if isinstance(p, dict) else p
                     states.append(self._states(text))
                     for name, values in _counted(text).items():
