@@ -1,5 +1,6 @@
-"""Weight drop (DropConnect on W_hh, AWD-LSTM): rnnlab's layers drop the recurrent weights with one mask
-per call while training, and the hand-written backward gives the gradient autograd would."""
+"""AWD-LSTM's regularisation. Weight drop (DropConnect on W_hh): rnnlab's layers drop the recurrent
+weights with one mask per call while training, and the hand-written backward gives the gradient
+autograd would. The language model's locked (variational) dropout and embedding dropout."""
 
 import pytest
 import torch
@@ -44,3 +45,51 @@ def test_weight_drop_is_checked_and_shown():
     assert "weight_drop=0.3" in repr(rn.GRU(3, 4, weight_drop=0.3))
     with pytest.raises(TypeError):
         rn.GRU(3, 4, weight_dorp=0.3)
+
+
+def _language_model(**changes):
+    from rnnlab.models import LanguageModel, LanguageModelConfig
+
+    return LanguageModel(LanguageModelConfig(**{"vocab_size": 12, "embed_dim": 8, "hidden": 8, "dropout": 0.5, **changes}))
+
+
+def test_locked_dropout_keeps_one_mask_per_sequence():
+    """Variational (locked) dropout: each sequence's input vectors lose the same units at every step."""
+    torch.manual_seed(0)
+    model = _language_model(locked_dropout=True)
+    ids = torch.randint(4, 12, (3, 7))
+    model.train()
+    x = model.inputs(ids)  # (B, T, E)
+    zero = x == 0
+    assert zero.any() and (zero == zero[:, :1]).all()  # the same units dropped at every step
+    model.eval()
+    torch.testing.assert_close(model.inputs(ids), model.embed(ids))
+    free = _language_model()  # without it: a new mask at each step
+    free.train()
+    zero = free.inputs(ids) == 0
+    assert not (zero == zero[:, :1]).all()
+
+
+def test_embedding_dropout_drops_a_character_everywhere_in_the_batch():
+    torch.manual_seed(0)
+    model = _language_model(embed_dropout=0.5, dropout=0.0)
+    ids = torch.tensor([[4, 5, 4, 6, 5, 4], [6, 4, 5, 5, 6, 7]])
+    model.train()
+    gone = (model.inputs(ids) == 0).all(-1)  # (B, T): the whole vector dropped
+    for token in ids.unique():
+        assert gone[ids == token].all() or not gone[ids == token].any()
+    assert gone.any() and not gone.all()
+    model.eval()
+    torch.testing.assert_close(model.inputs(ids), model.embed(ids))
+
+
+def test_the_dropouts_are_options_of_rnnlab_train_poems():
+    from rnnlab.cli import task_parser
+    from rnnlab.tasks import TASKS
+
+    args = task_parser("train", TASKS["poems"]).parse_args(["--locked-dropout", "--embed-dropout", "0.1"])
+    assert args.locked_dropout is True and args.embed_dropout == 0.1
+    from rnnlab.models import LanguageModelConfig
+
+    with pytest.raises(ValueError, match="--embed-dropout 1.0: must be >= 0 and < 1"):
+        LanguageModelConfig(embed_dropout=1.0)

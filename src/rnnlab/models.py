@@ -248,6 +248,11 @@ class LanguageModelConfig(Options):
     dropout: float = option(0.1, "dropout on the embedding, between layers and before the output", min=0, below=1)
     weight_drop: float = option(0.0, "DropConnect on the recurrent weights W_hh while training (one mask per batch; "
                                 "AWD-LSTM's weight drop; --backend scratch)", min=0, below=1)
+    locked_dropout: bool = option(False, "variational (locked) dropout: the embedding's and the output's dropout mask "
+                                  "drawn once per sequence, the same at every step (AWD-LSTM), not anew at each step")
+    embed_dropout: float = option(0.0, "while training, drop whole characters from the embedding matrix: a dropped "
+                                  "character's vector is zero wherever it occurs in the batch (AWD-LSTM's embedding "
+                                  "dropout)", min=0, below=1)
     # The output layer reuses the input embedding (Press & Wolf, 2017).
     tie_weights: bool = option(True, "output layer = the embedding (full softmax only)")
     softmax: str = option("full", "output layer: full, or adaptive (frequent tokens cost a small softmax, rare ones "
@@ -302,12 +307,31 @@ class LanguageModel(nn.Module):
             self.proj = nn.Identity()
             self.out = nn.Linear(cfg.hidden, cfg.vocab_size)
 
+    def inputs(self, ids: Tensor) -> Tensor:
+        """(B, T) ids -> (B, T, E) input vectors, after embedding dropout and dropout (while training)."""
+        p = self.cfg.embed_dropout
+        if self.training and p > 0:  # one keep-or-drop per character of the vocabulary, for the whole batch
+            weight = self.embed.weight
+            keep = weight.new_empty(weight.size(0), 1).bernoulli_(1 - p) / (1 - p)  # (V, 1)
+            x = F.embedding(ids, weight * keep, padding_idx=PAD)
+        else:
+            x = self.embed(ids)
+        return self.dropped(x)
+
+    def dropped(self, x: Tensor) -> Tensor:
+        """Dropout on (B, T, D): a new mask at every step, or with ``locked_dropout`` one mask per
+        sequence, the same at every step (Gal & Ghahramani's variational dropout)."""
+        p = self.cfg.dropout
+        if not (self.cfg.locked_dropout and self.training and p > 0):
+            return self.drop(x)
+        return x * (x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1 - p) / (1 - p))  # (B, 1, D) over T
+
     def hidden_states(self, ids: Tensor, state=None):
         """(B, T) ids -> (B, T, H) top-layer outputs (after dropout) and the recurrent state."""
-        x = self.drop(self.embed(ids))  # (B, T, E)
+        x = self.inputs(ids)  # (B, T, E)
         # No packing: padding only ever follows a sequence's end, so it cannot change earlier steps.
         out, state = self.rnn(x, state)  # (B, T, H)
-        return self.drop(out), state
+        return self.dropped(out), state
 
     def head(self, h: Tensor) -> Tensor:
         """(..., H) -> (..., V) logits (log-probabilities with the adaptive softmax)."""
