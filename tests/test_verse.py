@@ -182,6 +182,19 @@ def test_regulated_poems_rhyme_and_keep_the_pattern(run, form):
         _expect(p, form)
 
 
+@pytest.mark.parametrize("form", ["5x4", "7x4"])
+def test_a_rewritten_line_keeps_the_kept_lines_rhyme_and_pattern(run, form):
+    """regenerate: the new line agrees with the lines before and after it (tones, rhyme, no repeats)."""
+    for seed in range(3):
+        lines = run.generate(form=form, seed=seed, details=True)[0]["lines"]
+        for k in range(len(lines)):
+            new = run.regenerate(lines, line=k, form=form, seed=10 + seed, choices=2)
+            _expect(new["poem"], form)
+            assert new["lines"][:k] == lines[:k] and new["lines"][k + 1 :] == lines[k + 1 :]
+            others = "".join(lines_of("".join(lines[:k] + lines[k + 1 :])))
+            assert not set(lines_of(new["lines"][k])[0]) & set(others)  # no character of the kept lines again
+
+
 def test_acrostic_prefix_schemes_and_switches(run):
     for poem in run.generate(n=4, form="5x4", acrostic="春风秋月", seed=3):
         _expect(poem, "5x4")

@@ -173,8 +173,11 @@ class PoemSampler:
         return select_rows(state, torch.zeros(n, dtype=torch.long)), torch.full((n,), prefix_ids[-1], dtype=torch.long)
 
     @torch.no_grad()
-    def sample(self, n: int = 1, max_tokens: int = MAX_TOKENS, details: bool = False, **options) -> list:
-        """``n`` poems drawn as ``options`` (``SampleOptions``' fields) say, reproducible from ``seed``:
+    def sample(self, n: int = 1, max_tokens: int = MAX_TOKENS, details: bool = False, after: tuple[str, ...] = (),
+               **options) -> list:
+        """``n`` poems drawn as ``options`` (``SampleOptions``' fields) say, reproducible from ``seed``
+        (``after``: with a form, whole lines kept after the next one, which its tones, rhyme and
+        characters must agree with -- a line rewritten between others):
         their content strings, or with ``details`` dicts ``{"poem", "lines", "rhyme_group", "pattern",
         "tones", "logprob"}`` (``logprob``: the model's mean log-probability per token of the poem, marks
         and end token included; ``rhyme_group`` and ``pattern`` are those the decoder kept, None when
@@ -198,7 +201,8 @@ class PoemSampler:
         if shape:
             options = dict(rhyme=o.rhyme, tones=o.tones, scheme=o.rhyme_scheme, candidates=candidates, repeats=o.repeats)
             sound = self.sound(o.rhyme_scheme) if o.rhyme or o.tones else None
-            rules = regulated.rules_for(self.vocab, sound, shape, heads, bool(acrostic), prefix, acrostic or begin, options)
+            rules = regulated.rules_for(self.vocab, sound, shape, heads, bool(acrostic), prefix, acrostic or begin, options,
+                                        after=tuple(after))
             chunk = max(1, MAX_ROWS // candidates)
             made = [p for start in range(0, n, chunk)
                     for p in regulated.decode(self, min(chunk, n - start), rules, prefix, prefix_ids, draw)]

@@ -115,23 +115,24 @@ def _patterns(shape, sound: Sound | None, options: dict) -> list:
             for first in (True, False)]
 
 
-def _rhyme_groups(fits: list, done: list[str], sound: Sound, options: dict, reserved: torch.Tensor):
+def _rhyme_groups(fits: list, known: dict[int, str], sound: Sound, options: dict, reserved: torch.Tensor):
     """Per pattern, the groups with enough level-tone characters left for every rhyming line still to
-    write, and the groups the prefix's rhyming lines share -> (usable patterns, groups_for, prefix_groups)."""
+    write, and the groups the written rhyming lines (``known``: line -> text, the prefix's and the kept
+    later lines') share -> (usable patterns, groups_for, prefix_groups)."""
     groups_for, prefix_groups = {}, {}
     sizes = (sound.group_masks & ~reserved).sum(1) if not options["repeats"] else sound.group_masks.sum(1)
     for p in fits:
-        to_write = sum(r for i, r in enumerate(p.rhyming) if i >= len(done))
+        to_write = sum(r for i, r in enumerate(p.rhyming) if i not in known)
         need = min(to_write, 1) if options["repeats"] else to_write
         groups_for[p] = sizes >= max(need, 1)
-        ends = [sound.table.level_groups(line[-1]) for i, line in enumerate(done) if p.rhyming[i]]
+        ends = [sound.table.level_groups(line[-1]) for i, line in sorted(known.items()) if p.rhyming[i]]
         shared = frozenset.intersection(*ends) if ends else frozenset()
         shared = shared or (ends[-1] if ends else frozenset())  # a prefix that does not rhyme: its last rhyme
         if shared:
             prefix_groups[p] = torch.tensor([g in shared for g in sound.groups])
     usable = [p for p in fits if p in prefix_groups or groups_for[p].any()]
     if not usable:
-        need = min(sum(r for i, r in enumerate(p.rhyming) if i >= len(done)) for p in fits)
+        need = min(sum(r for i, r in enumerate(p.rhyming) if i not in known) for p in fits)
         best = int(sizes.argmax())
         raise UserError(
             f"no level-tone rhyme group of the {options['scheme']} table has {need} characters in the model's "
@@ -141,11 +142,15 @@ def _rhyme_groups(fits: list, done: list[str], sound: Sound, options: dict, rese
 
 
 def rules_for(vocab, sound: Sound | None, shape, heads: list[int], acrostic: bool, prefix: str, given: str,
-              options: dict) -> Rules:
+              options: dict, after: tuple[str, ...] = ()) -> Rules:
     """The rules the poems of one request are written under: the prefix's lines, the heads, the
-    patterns that fit (with their weights) and, per pattern, the rhyme groups big enough for it."""
+    patterns that fit (with their weights) and, per pattern, the rhyme groups big enough for it.
+    ``after``: whole lines (without marks) that follow the next line and are kept as they are (a line
+    rewritten between others): they count like the prefix for the tone pattern, the rhyme and repeats."""
     width, _ = shape
     done, partial = split_prefix(prefix, shape)
+    if after and partial:
+        raise UserError("a line rewritten between others starts at the beginning of a line")
     heads_at = dict(enumerate(heads)) if acrostic else ({0: heads[0]} if heads else {})
     char = lambda token_id: vocab.tokens[token_id - vocab.offset]  # noqa: E731
     written = done + [partial]
@@ -154,7 +159,8 @@ def rules_for(vocab, sound: Sound | None, shape, heads: list[int], acrostic: boo
             raise UserError(f"--prefix line {i + 1} starts with {written[i][0]!r}, not {char(h)!r}")
     # The characters already decided: (line, position) -> character.
     fixed_heads = {(i, 0): char(h) for i, h in heads_at.items()}
-    fixed_prefix = {(i, k): ch for i, line in enumerate(written) for k, ch in enumerate(line)}
+    kept = {len(done) + 1 + j: line for j, line in enumerate(after)}  # line -> text, after the one to write
+    fixed_prefix = {(i, k): ch for i, line in [*enumerate(written), *kept.items()] for k, ch in enumerate(line)}
     reserved = torch.zeros(len(vocab), dtype=torch.bool)  # no repeats: these are taken already
     for ch in set(fixed_heads.values()) | set(fixed_prefix.values()):
         reserved[vocab.id(ch)] = True
@@ -169,7 +175,8 @@ def rules_for(vocab, sound: Sound | None, shape, heads: list[int], acrostic: boo
                         "or relax with --no-tones")
     groups_for, prefix_groups = {}, {}
     if options["rhyme"]:
-        fits, groups_for, prefix_groups = _rhyme_groups(fits, done, sound, options, reserved)
+        fits, groups_for, prefix_groups = _rhyme_groups(fits, {**dict(enumerate(done)), **kept}, sound, options,
+                                                        reserved)
 
     # Prefer the patterns the prefix breaks least, then those whose base tones the given characters
     # match even at free positions; then tradition decides, at random.

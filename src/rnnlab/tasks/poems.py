@@ -325,14 +325,16 @@ class PoemsPredictor:
 
     def regenerate(self, lines: list[str], opts: RegenerateOptions) -> dict:
         """Write line ``opts.line`` again, keeping the others: the lines before it are the prefix the
-        model continues; the lines after it are put back unchanged."""
+        model continues; the lines after it are put back unchanged, and with a form the new line keeps
+        their tone pattern and rhyme and repeats none of their characters."""
         if opts.line >= len(lines):
             raise UserError(f"line: {opts.line} is past the poem's last line ({len(lines) - 1})")
         lines = self.check_lines(lines, opts.form)
         sample = {f.name: getattr(opts, f.name) for f in fields(SampleOptions)}
         sample["prefix"] = "".join(lines[: opts.line])
         drafts = {}  # a different line -> (the poem with it, the draft it came from)
-        for made in self.sampler.sample(opts.choices, details=True, **sample):
+        after = tuple(lines_of("".join(lines[opts.line + 1 :]))) if opts.form != "free" else ()  # kept: rhymed with
+        for made in self.sampler.sample(opts.choices, details=True, after=after, **sample):
             written = poem_lines(made["poem"])
             if len(written) > opts.line and written[opts.line] not in drafts:
                 drafts[written[opts.line]] = ("".join(lines[: opts.line] + [written[opts.line]] + lines[opts.line + 1 :]), made)
