@@ -80,11 +80,15 @@ def _handler(task: str, verb: Verb, lane, lookup):
         run_id = data.pop("run")
         value = data.pop(verb.input.name) if verb.input is not None else None
 
-        def results(values) -> list:
-            """(run id, context, result) of each value: one call of the verb."""
+        def called(values):
+            """(run id, the model's context, the verb's result): one call, in the lane's worker thread."""
             rid, run = lookup(run_id, task)
-            context = getattr(run.predictor, "context", dict)()
-            return [(rid, context, r) for r in run.call(verb.name, values, **data)]
+            return rid, getattr(run.predictor, "context", dict)(), run.call(verb.name, values, **data)
+
+        def results(values) -> list:
+            """(run id, context, result) of each value: what a batch splits among its requests."""
+            rid, context, out = called(values)
+            return [(rid, context, r) for r in out]
 
         if batchable:  # joined with the requests of the same model and options that arrive with it
             key = (run_id, verb.name, json.dumps(data, sort_keys=True))
@@ -98,9 +102,7 @@ def _handler(task: str, verb: Verb, lane, lookup):
             data.update(lighter)
 
         def work():
-            rid, run = lookup(run_id, task)
-            result = run.call(verb.name, value, **data)
-            context = getattr(run.predictor, "context", dict)()
+            rid, context, result = called(value)
             return {"run": rid, **context, **(result if isinstance(result, dict) else {"results": result}),
                     **({"under_load": lighter} if lighter else {})}
 
