@@ -475,6 +475,7 @@ def test_predict_generate_evaluate_export_inputs(world, tmp_path, capsys, monkey
     out = tmp_path / "model"
     assert main(["export", "--run", runs["names"], "--to", out, "--no-evaluate"]) == 0
     assert main(["export", "--run", runs["names"], "--to", out, "--no-evaluate"]) == 0  # an earlier export: replaced
+    assert (out / "metrics.jsonl").read_bytes() == (Path(runs["names"]) / "metrics.jsonl").read_bytes()  # its curves
     capsys.readouterr()
     for name, damage, expect in [
         ("run.json not JSON", lambda m: wb(m / "run.json", b"{x"), "run.json: not valid JSON"),

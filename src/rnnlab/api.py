@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from .files import models_dir
 from .runs import REPEATS_FILE, check_run_meta, find_checkpoint, load_checkpoint, read_json, write_json
 
 MODEL_FORMAT = "rnnlab-model-1"
-WEIGHTS_FILE, META_FILE = "model.safetensors", "run.json"
+WEIGHTS_FILE, META_FILE, CURVES_FILE = "model.safetensors", "run.json", "metrics.jsonl"
 
 
 def bundled_models() -> list[str]:
@@ -158,8 +159,9 @@ class Run:
         return task.final_report(self.model, self.device, **report_options)
 
     def export(self, to: str | Path, half: bool = True, test: dict | None = None, made_by: dict | None = None) -> Path:
-        """Write this run as a bundled model folder: ``model.safetensors`` (float16 with ``half``) and
-        ``run.json`` (everything else, with the test figures measured on the exported weights)."""
+        """Write this run as a bundled model folder: ``model.safetensors`` (float16 with ``half``),
+        ``run.json`` (everything else, with the test figures measured on the exported weights) and the
+        run's training curves ``metrics.jsonl``."""
         from safetensors.torch import save_model
 
         out = Path(to)
@@ -173,6 +175,11 @@ class Run:
                 "train_config": self.meta.get("train_config", {}), "weights": "float16" if half else "float32",
                 "test": test if test is not None else self.meta.get("test", {}), "made_by": made_by or {}}
         write_json(out / META_FILE, meta)
+        curves, copy_ = self.path / CURVES_FILE, out / CURVES_FILE  # the training curves go with the model
+        if curves.is_file() and curves.resolve() != copy_.resolve():
+            shutil.copyfile(curves, copy_)
+        elif not curves.is_file():
+            copy_.unlink(missing_ok=True)  # an earlier export's curves are not this model's
         return out
 
     def record_test(self, test: dict) -> None:

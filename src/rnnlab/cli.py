@@ -403,7 +403,7 @@ def cmd_export(args) -> int:
 def check_export_folder(to: str) -> Path:
     """``export --to``: a new or empty folder, or an earlier export (which is replaced); never a run
     folder or any other folder with files of its own."""
-    from .api import META_FILE, WEIGHTS_FILE
+    from .api import CURVES_FILE, META_FILE, WEIGHTS_FILE
     from .files import folder_for_writing
 
     if not to or not to.strip():
@@ -411,7 +411,7 @@ def check_export_folder(to: str) -> Path:
     out = Path(to)
     folder_for_writing(out, "--to", create=False)
     if out.is_dir():
-        other = sorted(p.name for p in out.iterdir() if p.name not in (META_FILE, WEIGHTS_FILE))
+        other = sorted(p.name for p in out.iterdir() if p.name not in (META_FILE, WEIGHTS_FILE, CURVES_FILE))
         if other:
             raise UserError(f"--to {out}: the folder holds other files ({', '.join(other[:3])}"
                             f"{', ...' if len(other) > 3 else ''}); give a new or empty folder, or an earlier export")
