@@ -146,6 +146,23 @@ def test_poems_write_and_look_at_alternatives(open_page, tmp_path):
     shot(page, tmp_path, "poems")
 
 
+def test_poems_keywords(open_page):
+    page = open_page("#poems", allow_http_errors=True)
+    assert page.locator("#poems-keywords").get_attribute("maxlength") == "40"  # from the option's declaration
+    page.fill("#poems-keywords", "明月")
+    page.select_option("#poems-form-select", "5x4")
+    with page.expect_response("**/api/poems/generate") as answer:
+        page.click("#poems-form button[type=submit]")
+    assert answer.value.request.post_data_json["keywords"] == "明月"
+    page.wait_for_selector("#poem .line")
+    assert "明月" in page.locator("#poem").inner_text().replace("\n", "")
+    page.fill("#poems-keywords", "明月")
+    page.select_option("#poems-form-select", "free")  # keywords need a form: the server's line, in place of the poem
+    page.click("#poems-form button[type=submit]")
+    page.wait_for_function("document.getElementById('poems-error').textContent.includes('keywords need a form')")
+    assert page.locator("#poem .line").count() == 0
+
+
 def test_poems_rewrite_one_line(open_page):
     page = open_page("#poems", allow_http_errors=True)
     page.fill("#poems-acrostic", "床疑举低")

@@ -223,6 +223,40 @@ def test_acrostic_prefix_schemes_and_switches(run):
     assert run.generate(n=3, form="7x8", seed=11) == run.generate(n=3, form="7x8", seed=11)
 
 
+@pytest.mark.parametrize("form", ["5x4", "7x8"])
+def test_keywords_are_written_in_order_and_keep_the_rules(run, form):
+    """Each keyword in a line of its own, in the order given, and the poem still regular (the checker,
+    which shares no code with the decoder, judges it)."""
+    words = ["春风", "秋月"] if form == "5x4" else ["春风", "明月", "山"]
+    for seed in range(4):
+        for d in run.generate(n=3, form=form, keywords=" ".join(words), seed=seed, details=True):
+            _expect(d["poem"], form)
+            lines = lines_of(d["poem"])
+            where = [next(i for i, line in enumerate(lines) if w in line) for w in words]
+            assert where == sorted(set(where)), (d["poem"], words)  # one a line, in order
+            bare = [line.replace(w, "") for line, w in zip([lines[i] for i in where], words)] + \
+                [line for i, line in enumerate(lines) if i not in where]
+            assert not any(c in line for w in words for c in w for line in bare)  # nowhere else
+    assert run.generate(n=2, form=form, keywords="春风", seed=5) == run.generate(n=2, form=form, keywords="春风", seed=5)
+    assert run.generate(n=2, form=form, seed=5) != run.generate(n=2, form=form, keywords="春风", seed=5)
+
+
+def test_keywords_with_a_prefix_an_acrostic_and_a_rewrite(run):
+    first = run.generate(form="5x4", seed=3, keywords="明月", details=True)[0]
+    k = next(i for i, line in enumerate(first["lines"]) if "明月" in line)
+    again = run.regenerate(first["lines"], line=k, form="5x4", seed=4, keywords="明月")  # the word stays in its line
+    assert "明月" in again["lines"][k] and again["lines"][:k] == first["lines"][:k]
+    _expect(again["poem"], "5x4")
+    other = (k + 1) % 4  # a rewrite of another line: the kept lines hold the word already
+    assert run.regenerate(first["lines"], line=other, form="5x4", seed=4, keywords="明月")["poem"].count("明月") == 1
+    for poem in run.generate(n=3, form="5x4", acrostic="春风秋月", keywords="山水", seed=6):
+        _expect(poem, "5x4")
+        assert "".join(line[0] for line in lines_of(poem)) == "春风秋月" and "山水" in poem
+    head = first["lines"][0]
+    for poem in run.generate(n=2, form="5x4", prefix=head, keywords="白云", seed=7):
+        assert poem.startswith(head) and "白云" in poem[len(head):]
+
+
 def test_generate_json_and_evaluate_report_the_rules(verse_run, capsys):
     assert main(["generate", "--run", str(verse_run), "--form", "7x4", "--begin", "山", "--seed", "1"]) == 0
     printed = capsys.readouterr().out.strip()
@@ -247,6 +281,11 @@ def test_generate_json_and_evaluate_report_the_rules(verse_run, capsys):
     (["--form", "5x4", "--prefix", "春风秋月好。"], "line 1 ends with '。' where the form puts '，'"),
     (["--form", "5x4", "--acrostic", "春风秋月", "--prefix", "山"], "--prefix line 1 starts with '山', not '春'"),
     (["--form", "7x4", "--candidates", "0"], "--candidates 0"),
+    (["--keywords", "春风"], "keywords need a form"),
+    (["--form", "5x4", "--keywords", "春风 秋月 明日 白云 山水"], "5 keywords to write but 4 lines"),
+    (["--form", "5x4", "--keywords", "春风秋山花"], "春风秋山花: no line of the 5x4 form has room"),
+    (["--form", "5x4", "--keywords", "春风秋月好山"], "has 6 characters: a line of the 5x4 form holds 5"),
+    (["--form", "5x4", "--keywords", "春風"], "--keywords '春風': character '風'"),
 ])
 def test_bad_requests_get_one_line_errors(verse_run, capsys, args, message):
     assert main(["generate", "--run", str(verse_run), *args]) == 2

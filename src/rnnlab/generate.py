@@ -18,6 +18,11 @@ position what may come next:
   end on any level-tone character whose group has enough characters for the whole poem, and the
   line the model likes best decides the group;
 * no character comes back in a later line (``repeats=True`` allows it); within a line it may (萋萋);
+* ``keywords``: words the poem must hold (明月 故乡), one in each of some of the lines still to write,
+  in the order given: for each poem a way to place them is drawn among those where every keyword's
+  characters have the tones the pattern asks (a rhyming line's last character is left to the rhyme),
+  and each candidate of such a line puts the word at another allowed column, so the model's choice
+  of the likeliest candidate also chooses where the word sits;
 * ``prefix``: text already written (whole lines with their marks, then possibly part of a line); the
   decoder reads it first and continues after it under the same rules, taking the rhyme group from
   its rhyming lines.
@@ -41,6 +46,7 @@ request and puts them together.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -83,6 +89,9 @@ class SampleOptions(Options):
                            zh="允许后面的行重复用字")
     prefix: str = option("", "text already written (e.g. the first lines with their marks): continue it",
                          max_chars=200, zh="已写好的开头，接着写")
+    keywords: str = option("", "with a form: words the poem must hold, separated by spaces or commas (e.g. 明月 故乡): "
+                           "one in each of some lines, in the order given, where their tones fit", max_chars=40,
+                           zh="关键词：诗中必须出现的词，用空格或逗号分隔（如 明月 故乡），按顺序各占一行，放在平仄相合的位置")
 
 
 class PoemSampler:
@@ -159,6 +168,14 @@ class PoemSampler:
                 ids.append(self.check_char(ch, "prefix character"))
         return ids
 
+    def keywords(self, text: str) -> tuple[str, ...]:
+        """``--keywords``: the words, split at spaces and commas, each character known to the model."""
+        words = tuple(w for w in re.split(r"[\s,，、;；]+", text) if w)
+        for w in words:
+            for ch in w:
+                self.check_char(ch, f"--keywords {w!r}: character")
+        return words
+
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """The model's log-probabilities (an adaptive softmax gives them already)."""
         logits = logits.float().cpu()
@@ -191,6 +208,10 @@ class PoemSampler:
         prefix = "".join(prefix.split())
         shape, heads = self.plan(begin, acrostic, form)
         prefix_ids = self._prefix_ids(prefix)
+        keywords = self.keywords(o.keywords)
+        if keywords and not shape:
+            raise UserError(f"--keywords {o.keywords!r}: keywords need a form (--form 5x4, 7x4, 5x8 or 7x8): the "
+                            "decoder places them line by line")
         if len(prefix_ids) >= max_tokens and not shape:
             raise UserError(f"--prefix has {len(prefix_ids)} characters: no room left within {max_tokens}")
         if prefix and begin and prefix[0] != begin:
@@ -202,7 +223,7 @@ class PoemSampler:
             options = dict(rhyme=o.rhyme, tones=o.tones, scheme=o.rhyme_scheme, candidates=candidates, repeats=o.repeats)
             sound = self.sound(o.rhyme_scheme) if o.rhyme or o.tones else None
             rules = regulated.rules_for(self.vocab, sound, shape, heads, bool(acrostic), prefix, acrostic or begin, options,
-                                        after=tuple(after))
+                                        after=tuple(after), keywords=keywords)
             chunk = max(1, MAX_ROWS // candidates)
             made = [p for start in range(0, n, chunk)
                     for p in regulated.decode(self, min(chunk, n - start), rules, prefix, prefix_ids, draw)]

@@ -13,6 +13,7 @@ line-by-line decoding that keeps them (see rnnlab.generate for what each rule me
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -86,6 +87,8 @@ class Rules:
     groups_for: dict  # pattern -> (G,) the rhyme groups large enough for it
     prefix_groups: dict  # pattern -> (G,) the groups the prefix's rhyming lines share
     reserved: torch.Tensor  # (V,) characters already written (no repeats)
+    keywords: list = ()  # the keywords still to write, each a tuple of ids
+    placements: dict = None  # pattern -> every way to place them: [{line: (keyword ids, start columns)}]
 
 
 def _clashes(p: verse.Pattern, fixed: dict, width: int, sound: Sound | None, tones: bool) -> list[tuple[int, str]]:
@@ -141,12 +144,57 @@ def _rhyme_groups(fits: list, known: dict[int, str], sound: Sound, options: dict
     return usable, groups_for, prefix_groups
 
 
+def _starts(sound: Sound | None, options: dict, p: verse.Pattern, width: int, line: int, head: int | None,
+            word: tuple[int, ...]) -> list[int]:
+    """The columns where a keyword (ids) may start in ``line`` of pattern ``p``: each of its characters
+    has the tone the pattern asks there, a given first character stays, and a rhyming line's last
+    character is left to the rhyme."""
+    out = []
+    for s in range(width - len(word) + 1):
+        cols = range(s, s + len(word))
+        if options["rhyme"] and p.rhyming[line] and width - 1 in cols:
+            continue
+        if head is not None and s == 0 and word[0] != head:
+            continue
+        if options["tones"] and not all(sound.tone_masks[p.template[line][c]][w] for c, w in zip(cols, word)):
+            continue
+        out.append(s)
+    return out
+
+
+def _placements(sound, options: dict, p: verse.Pattern, shape, heads: dict, free: list[int], words: list) -> list:
+    """Every way to write the keywords in the free lines of pattern ``p``, one keyword a line, in the
+    order given: [{line: (keyword, its possible start columns)}]."""
+    width, _ = shape
+    starts = {(k, line): _starts(sound, options, p, width, line, heads.get(line), w)
+              for k, w in enumerate(words) for line in free}
+    return [{line: (w, starts[k, line]) for k, (w, line) in enumerate(zip(words, lines))}
+            for lines in itertools.combinations(free, len(words))
+            if all(starts[k, line] for k, line in enumerate(lines))]
+
+
+def _keywords(vocab, keywords: tuple[str, ...], shape, written: str, free: list[int]) -> list[tuple[int, ...]]:
+    """The keywords not yet in the poem's written text, as ids, checked against the form."""
+    width, _ = shape
+    for w in keywords:
+        if len(w) > width:
+            raise UserError(f"--keywords {w!r} has {len(w)} characters: a line of the {shape[0]}x{shape[1]} form "
+                            f"holds {width}")
+    words = [tuple(vocab.id(c) for c in w) for w in keywords if w not in written]
+    if len(words) > len(free):
+        raise UserError(f"--keywords: {len(words)} keywords to write but {len(free)} line{'s' * (len(free) != 1)} "
+                        "left to write them in (each keyword goes in a line of its own)")
+    return words
+
+
 def rules_for(vocab, sound: Sound | None, shape, heads: list[int], acrostic: bool, prefix: str, given: str,
-              options: dict, after: tuple[str, ...] = ()) -> Rules:
+              options: dict, after: tuple[str, ...] = (), keywords: tuple[str, ...] = ()) -> Rules:
     """The rules the poems of one request are written under: the prefix's lines, the heads, the
     patterns that fit (with their weights) and, per pattern, the rhyme groups big enough for it.
     ``after``: whole lines (without marks) that follow the next line and are kept as they are (a line
-    rewritten between others): they count like the prefix for the tone pattern, the rhyme and repeats."""
+    rewritten between others): they count like the prefix for the tone pattern, the rhyme and repeats.
+    ``keywords``: words the poem must hold (those the written lines hold already aside), one in each
+    of some of the lines still to write, where their tones fit the pattern."""
     width, _ = shape
     done, partial = split_prefix(prefix, shape)
     if after and partial:
@@ -177,6 +225,16 @@ def rules_for(vocab, sound: Sound | None, shape, heads: list[int], acrostic: boo
     if options["rhyme"]:
         fits, groups_for, prefix_groups = _rhyme_groups(fits, {**dict(enumerate(done)), **kept}, sound, options,
                                                         reserved)
+    # Keywords: the lines still to write whole, and per pattern every way to place the keywords there.
+    free = [i for i in range(len(done) + bool(partial), shape[1]) if i not in kept]
+    words = _keywords(vocab, keywords, shape, "".join(written) + "".join(after), free)
+    placements = {p: _placements(sound, options, p, shape, heads_at, free, words) for p in fits} if words else {}
+    if words:
+        fits = [p for p in fits if placements[p]]
+        if not fits:
+            raise UserError(f"--keywords {' '.join(keywords)}: no line of the {width}x{shape[1]} form has room for "
+                            "them where their tones fit the tone pattern (and off the rhyme); give other or fewer "
+                            "keywords, or relax with --no-tones")
 
     # Prefer the patterns the prefix breaks least, then those whose base tones the given characters
     # match even at free positions; then tradition decides, at random.
@@ -188,7 +246,8 @@ def rules_for(vocab, sound: Sound | None, shape, heads: list[int], acrostic: boo
     top = max(rank(p) for p in fits)
     fits = [p for p in fits if rank(p) == top]
     weights = torch.tensor([TRADITION if p.first_rhymes == (width == 7) else 1.0 for p in fits])
-    return Rules(shape, done, partial, heads_at, sound, options, fits, weights, groups_for, prefix_groups, reserved)
+    return Rules(shape, done, partial, heads_at, sound, options, fits, weights, groups_for, prefix_groups, reserved,
+                 words, placements)
 
 
 def allowed(r: Rules, char_mask: torch.Tensor, line: int, col: int, pats: list, used: torch.Tensor,
@@ -222,17 +281,37 @@ def allowed(r: Rules, char_mask: torch.Tensor, line: int, col: int, pats: list, 
     return fresh
 
 
-def _line(sampler, r: Rules, line: int, c0: int, st, tok, pats, used, groups, rows, draw_options):
+def _keyword_rows(plans: list[dict], line: int, k: int, width: int, gen) -> torch.Tensor:
+    """(n*k, width): the keyword character each candidate row must write at each column (-1: none).
+    A poem's keyword for this line starts at a different allowed column in each candidate (in an
+    order drawn with ``gen``), so the model's choice among the candidates also places the word."""
+    force = torch.full((len(plans) * k, width), -1, dtype=torch.long)
+    for p, plan in enumerate(plans):
+        if line in plan:
+            word, starts = plan[line]
+            order = torch.randperm(len(starts), generator=gen).tolist()
+            for j in range(k):
+                s = starts[order[j % len(starts)]]
+                force[p * k + j, s : s + len(word)] = torch.tensor(word)
+    return force
+
+
+def _line(sampler, r: Rules, line: int, c0: int, st, tok, pats, used, groups, rows, draw_options, plans):
     """``candidates`` drafts of one line for each poem -> (their characters (n*k, width-c0), their
     log-probabilities (n*k,), the state after the line's mark, the mark's id)."""
     n, k = len(pats), r.options["candidates"]
     width, lines = r.shape
     picked = torch.zeros(n * k, width - c0, dtype=torch.long)
     lp = torch.zeros(n * k)
+    force = _keyword_rows(plans, line, k, width, draw_options["gen"]) if r.keywords else None
     for col in range(c0, width):
         logits, st = sampler.model.step(tok.to(sampler.device), st)
         logp = sampler.log_probs(logits)
         mask = allowed(r, sampler.char_mask, line, col, pats, used, groups)[rows]
+        if force is not None and (force[:, col] >= 0).any():  # a keyword's character, whatever else holds
+            at = (force[:, col] >= 0).nonzero()[:, 0]
+            mask[at] = False
+            mask[at, force[at, col]] = True
         tok = draw(logp, mask, draw_options["temperature"], draw_options["top_k"], draw_options["top_p"],
                    draw_options["gen"], gumbel=True)
         lp += logp.gather(1, tok[:, None])[:, 0]  # the model's own, untempered
@@ -253,6 +332,13 @@ def decode(sampler, n: int, r: Rules, prefix: str, prefix_ids: list[int], draw_o
     picks = torch.multinomial(r.weights, n, replacement=True, generator=draw_options["gen"]).tolist()
     pats = [r.patterns[i] for i in picks]
     used = r.reserved.expand(n, -1).clone() if not options["repeats"] else torch.zeros(n, len(vocab), dtype=torch.bool)
+    plans = [{} for _ in pats]  # each poem's keywords: line -> (keyword, its start columns), drawn among the ways
+    if r.keywords:
+        for p, pat in enumerate(pats):
+            ways = r.placements[pat]
+            plans[p] = ways[int(torch.randint(len(ways), (1,), generator=draw_options["gen"]))]
+        if not options["repeats"]:  # a keyword's characters appear where the keyword is, not before
+            used[:, [c for w in r.keywords for c in w]] = True
     # (n, G): the groups each poem may still rhyme in
     groups = torch.stack([r.prefix_groups.get(p, r.groups_for[p]) for p in pats]) if options["rhyme"] else None
     texts = [prefix] * n
@@ -262,7 +348,7 @@ def decode(sampler, n: int, r: Rules, prefix: str, prefix_ids: list[int], draw_o
     for line in range(start, lines):
         c0 = len(r.partial) if line == start else 0
         picked, lp, st, mark = _line(sampler, r, line, c0, select_rows(state, rows), inp[rows], pats, used, groups,
-                                     rows, draw_options)
+                                     rows, draw_options, plans)
         # Keep each poem's likeliest candidate line.
         best = lp.view(n, k).argmax(1) + torch.arange(n) * k
         state, inp, chosen = select_rows(st, best), torch.full((n,), mark, dtype=torch.long), picked[best]

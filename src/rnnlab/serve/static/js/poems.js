@@ -7,6 +7,7 @@ let activeChar = null; // [line, position]
 function poemOptions() {
   return {
     begin: $("poems-begin").value.trim(), acrostic: $("poems-acrostic").value.trim(),
+    keywords: $("poems-keywords").value.trim(),
     form: $("poems-form-select").value, temperature: Number($("poems-temperature").value),
     seed: Number($("poems-seed").value) || 0, top: 6, run: $("poems-model").value || undefined,
   };

@@ -19,6 +19,7 @@ export function applyDeclarations(showTab) {
   if (reviews) $("sentiment-input").maxLength = reviews.max_chars;
   declare("poems-begin", option("poems", "generate", "begin"), { maxlength: "max_chars" });
   declare("poems-acrostic", option("poems", "generate", "acrostic"), { maxlength: "max_chars" });
+  declare("poems-keywords", option("poems", "generate", "keywords"), { maxlength: "max_chars" });
   declare("poems-seed", option("poems", "generate", "seed"), { min: "min", max: "max", value: "default" });
   const temperature = option("poems", "generate", "temperature");
   if (temperature) {
