@@ -326,6 +326,47 @@ def test_every_tab_fits_and_taps_land(browser, server, size, lang, tmp_path):
         context.close()
 
 
+@pytest.mark.parametrize("size,lang", [((390, 844), "zh"), ((1366, 800), "en")])
+def test_step_through_a_poem(browser, server, size, lang):
+    """The poem's first couplet, step by step: <s> then each character, the equations with the server's
+    numbers, the next characters the model expects; on a phone with taps, in either language."""
+    phone = size[0] < 600
+    context, page, watch = device_page(browser, size, lang)
+    try:
+        page.goto(server + "#poems")
+        page.wait_for_selector("body[data-ready='1']")
+        press = page.tap if phone else page.click
+        page.select_option("#poems-form-select", "5x4")
+        press("#poems-form button[type=submit]")
+        page.wait_for_selector("#poem .line")
+        lines = page.locator("#poem .line").evaluate_all(
+            "ls => ls.map(l => [...l.querySelectorAll('.ch,.mark')].map(c => c.textContent).join(''))")
+        with page.expect_response("**/api/poems/trace") as answer:
+            press("#poem-step-button")
+        trace = answer.value.json()
+        page.wait_for_selector("#poem-trace:not([hidden]) #pstep-equations .unit-card")
+        assert trace["chars"] == ["<s>", *(lines[0] + lines[1])]
+        chars = page.locator("#pstep-chars .step-ch").evaluate_all("cs => cs.map(c => c.textContent)")
+        assert chars == trace["chars"] and page.locator("#pstep-chars .step-ch.now").inner_text() == "<s>"
+        press("#pstep-next")
+        assert page.locator("#pstep-chars .step-ch.now").inner_text() == lines[0][0]
+        card = page.locator("#pstep-equations .unit-card[data-unit='0']")
+        assert card.locator(".eq[data-q='c'] .val").inner_text() == f"{trace['cell_state'][1][0]:.3f}"
+        assert f"{trace['cell_state'][0][0]:.3f}" in card.locator(".eq[data-q='c']").inner_text()  # c_{t-1}
+        bars = page.locator("#pstep-next-chars .pbar")
+        assert bars.count() == 5 and trace["next"][1][0]["char"] in bars.first.inner_text()
+        assert page.locator("#pstep-gates canvas[data-gate='cell']").count() == 1  # c_t beside h_t
+        width = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert width[0] <= width[1], width
+        assert (lang == "zh") == ("读完" in page.locator("#pstep-next-chars").inner_text())
+        page.fill("#poems-seed", "7")
+        press("#poems-form button[type=submit]")  # another poem: the old poem's steps go
+        page.wait_for_selector("#poem-trace", state="hidden")
+        assert not watch.errors and not watch.external, (watch.errors, watch.external)
+    finally:
+        context.close()
+
+
 def test_projector_mode_is_remembered_and_requests_show_working(open_page):
     page = open_page("#names")
     page.evaluate("""() => { const b = document.querySelector('#names-form button[type=submit]'); window.seen = [];

@@ -232,3 +232,25 @@ def test_poems_runs_resume_and_compare(tmp_path, capsys):
     assert main(["compare", "poems", "--cells", "rnn,gru", *common, "--epochs", "1", "--out", str(tmp_path / "cmp")]) == 0
     html = (tmp_path / "cmp" / "report.html").read_text(encoding="utf-8")
     assert "test perplexity" in html and (tmp_path / "cmp" / "compare_perplexity.png").is_file()
+
+
+def test_trace_steps_through_a_line_with_the_models_own_numbers(tiny_run, capsys):
+    """poems trace: <s> then each character; the states are the model's own (torch's LSTM over the same
+    inputs gives the same h_t), the last step's next characters are predict's."""
+    run = load_run(tiny_run)
+    r = run.trace("床前明月光，", top=4)
+    assert r["chars"] == ["<s>", *"床前明月光，"] and r["cell"] == "lstm"
+    assert set(r["gates"]) == {"input", "forget", "output"} and len(r["cell_state"]) == 7 == len(r["next"])
+    assert all(0 <= v <= 1 for m in r["gates"].values() for row in m for v in row)
+    model = run.model
+    ids = torch.tensor([[BOS] + run.predictor.vocab.encode("床前明月光，")])
+    with torch.no_grad():
+        h, _ = model.rnn(model.embed(ids))  # (1, T + 1, H): one layer, so its output is h_t
+    assert torch.allclose(torch.tensor(r["hidden"]), h[0].float(), atol=1e-3)
+    assert r["next"][-1] == run.predict(["床前明月光，"], top=4)[0]["next"] and len(r["next"][0]) == 4
+    assert r["actual"][1] == next((n["probability"] for n in r["next"][1] if n["char"] == "前"), r["actual"][1])
+    assert r["actual"][-1] is None and all(0 <= p <= 1 for p in r["actual"][:-1])
+    assert main(["trace", "--run", str(tiny_run), "床前明月光，"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 7
+    assert main(["trace", "--run", str(tiny_run), "床前明月光，疑是地上霜。举头望明月，低头思故乡。" * 2]) == 2
+    assert "at most 32 characters (got 48)" in capsys.readouterr().err

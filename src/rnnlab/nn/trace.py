@@ -59,3 +59,14 @@ def step_through(cell: str, layer, x: Tensor, nonlinearity: str = "tanh", layer_
         for name, v in s.items():
             steps.setdefault(name, []).append(v[0])
     return {name: torch.stack(v) for name, v in steps.items()}
+
+
+def named(cell: str, steps: dict[str, Tensor], digits: int = 4) -> dict:
+    """A ``step_through`` trace under the names the page and the API use, as lists rounded to
+    ``digits``: ``gates`` (name -> (T, H), the gates proper, 0..1), ``candidate`` (the LSTM's g_t,
+    the GRU's n_t), ``hidden`` (h_t) and the LSTM's ``cell_state`` (c_t)."""
+    rows = lambda t: [[round(float(v), digits) for v in row] for row in t]  # noqa: E731
+    names = GATE_NAMES[cell]
+    return {"gates": {names[k]: rows(v) for k, v in steps.items() if k in "ifozr"}, "hidden": rows(steps["h"]),
+            **({"cell_state": rows(steps["c"])} if "c" in steps else {}),
+            **{"candidate": rows(steps[k]) for k in "gn" if k in steps}}

@@ -26,7 +26,7 @@ import torch
 from ..files import default_data_dir
 from ..errors import UserError
 from ..models import ClassifierConfig
-from ..nn.trace import GATE_NAMES, step_through
+from ..nn.trace import named, step_through
 from ..options import Options, option
 from ..train import TrainConfig
 from ..verbs import Input, Verb, top_options
@@ -184,14 +184,9 @@ class NamesPredictor:
         # the cells' own equations -- a student's own, for a run trained with their lab workspace (--lab)
         steps = step_through(member.cfg.cell, member.rnn, x, member.cfg.nonlinearity,
                              functions=getattr(member.rnn, "lab_functions", None))
-        names = GATE_NAMES[member.cfg.cell]
-        gates = {names[k]: v for k, v in steps.items() if k in "ifozr"}  # the gates proper (0..1)
         return {"name": name, "chars": list(name), "labels": [self.labels[int(i)] for i in order],
                 "probabilities": [[round(float(p), 4) for p in row[order]] for row in probs],
-                "cell": self.model_cfg.cell, "gates": {k: _rounded(v) for k, v in gates.items()},
-                "hidden": _rounded(steps["h"]), **({"cell_state": _rounded(steps["c"])} if "c" in steps else {}),
-                **{"candidate": _rounded(steps[k]) for k in "gn" if k in steps},
-                "nonlinearity": member.cfg.nonlinearity}
+                "cell": self.model_cfg.cell, **named(member.cfg.cell, steps), "nonlinearity": member.cfg.nonlinearity}
 
     def saliency(self, name: str, opts: SaliencyOptions) -> dict:
         """||d log p(label | name) / d x_t|| for each character t, where label is the model's answer and
@@ -231,10 +226,6 @@ class NamesPredictor:
         top = max(r["saliency"]) or 1.0
         rows = [f"{c!r:>5} {v:.4f} {'#' * round(20 * v / top)}" for c, v in zip(r["chars"], r["saliency"])]
         return "\n".join([f"{r['name']}: {r['label']} {r['probability']:.3f}", *rows])
-
-
-def _rounded(t: torch.Tensor) -> list[list[float]]:
-    return [[round(float(v), 4) for v in row] for row in t]
 
 
 @register

@@ -33,7 +33,7 @@ from ..datafiles import check_file, detect_encoding, iter_jsonl
 from ..errors import UserError
 from ..generate import CANDIDATES, PoemSampler, SampleOptions
 from ..models import LanguageModel, LanguageModelConfig
-from ..nn.trace import step_through
+from ..nn.trace import named, step_through
 from ..options import Options, option, subset
 from ..poetry import (FORMS, LINE_MARKS, PUNCTUATION, corpus_reference, form_of, format_poem, lines_of, odd_characters,
                       quality)
@@ -245,6 +245,8 @@ LIGHTER = (("candidates", CANDIDATES // 2),)
 ScoreOptions = top_options("ScoreOptions", 5, 20, *AT_EACH)
 AlternativesOptions = top_options("AlternativesOptions", 5, 100, *AT_EACH)
 NextOptions = top_options("NextOptions", 3, 1000, "how many likely next characters to show", "显示几个可能的下一个字")
+TraceOptions = top_options("TraceOptions", 3, 20, "how many likely next characters to show at each step",
+                           "每一步显示几个可能的下一个字")
 UnitsOptions = top_options("UnitsOptions", 4, 20, "how many units to show for each thing counted", "每种计数显示几个单元")
 # What the units' states are compared with (Karpathy's counters): each character's place in its line
 # (0 = first, its mark last) and the number of its line (0 = first).
@@ -254,6 +256,7 @@ UNITS_FIT = (("5x4", 40), ("7x4", 40))  # the poems the model writes (seed 0) th
 
 
 MAX_POEM_CHARS = 200  # a poem to score (the longest regular form, 7x8, has 64)
+TRACE_CHARS = 32  # a text to step through: a line or two (every step's gates and states come back)
 LINE_RE = re.compile(f"[^{LINE_MARKS}]+[{LINE_MARKS}]?|[{LINE_MARKS}]")
 
 
@@ -301,6 +304,10 @@ class PoemsPredictor:
              UnitsOptions, Input("poem", "a poem", many=False, max_chars=MAX_POEM_CHARS, check=_no_space, zh="一首诗"),
              zh="计数的单元：第一层每个单元追踪行内位置和行号的程度（在模型写的诗上的 r^2），以及按这些单元着色的诗",
              text="format_units"),
+        Verb("trace", "a short text read step by step: the first layer's gates and states after <s> and each "
+             "character, and the likeliest next characters at each step", TraceOptions,
+             Input("text", "a line or two of a poem", many=False, max_chars=TRACE_CHARS, check=_no_space, zh="一两句诗"),
+             zh="逐步读一小段文字：第一层在 <s> 和每个字之后的门和状态，以及每一步最可能的下一个字", text="format_trace"),
         Verb("predict", "each text's perplexity as a poem, and the likeliest next characters", NextOptions,
              Input("texts", "texts", check=_no_space, zh="文字"), zh="每段文字作为诗的困惑度，以及最可能的下一个字",
              text="format", per_item=True),
@@ -422,6 +429,40 @@ class PoemsPredictor:
                                    "values": [round(float(v), 4) for v in states[:, u]]} for u in best]})
         return {"poem": poem, "chars": list(poem), "state": "c" if self.model.cfg.cell == "lstm" else "h",
                 "measures": out, "fitted_on": {"poems": fit["poems"], "characters": fit["characters"]}}
+
+    @torch.no_grad()
+    def trace(self, text: str, opts) -> dict:
+        """``text`` read as the model reads a poem, from ``<s>`` on, one step per character: the first
+        layer's gates and states at each step (``rnnlab.nn.step_through``: the cells' own equations, as
+        the names trace), the model's ``top`` likeliest next characters after each step and the
+        probability it gave the character that came next (None after the last).
+
+            chars          <s>   床    前    明
+            gates[g]       (T + 1, H)   -- LSTM: input, forget, output; GRU: reset, update
+            cell_state     (T + 1, H)   -- the LSTM's c_t
+            next           T + 1 lists of {char, probability}"""
+        text = self._known(text, "text")
+        targets = self.vocab.encode(text)
+        ids = torch.tensor([[BOS] + targets], device=self.device)  # (1, T + 1)
+        cfg = self.model.cfg
+        steps = step_through(cfg.cell, self.model.rnn, self.model.embed(ids)[0].float(),
+                             getattr(cfg, "nonlinearity", "tanh"))
+        probs = self._logits(targets + [EOS]).softmax(-1)  # (T + 1, V): after <s>, then after each character
+        return {"text": text, "chars": ["<s>", *text], "cell": cfg.cell, **named(cfg.cell, steps),
+                "nonlinearity": getattr(cfg, "nonlinearity", "tanh"),
+                "next": [self._choices(row, opts.top) for row in probs],
+                "actual": [round(float(probs[t, c]), 4) if ch in self.vocab else None
+                           for t, (c, ch) in enumerate(zip(targets, text))] + [None]}
+
+    @staticmethod
+    def format_trace(r: dict) -> str:
+        """After each step: the character read, the likeliest next ones, the probability of the one that came."""
+        rows = []
+        for t, ch in enumerate(r["chars"]):
+            nxt = " ".join(f"{n['char']} {n['probability']:.3f}" for n in r["next"][t])
+            came = f"  (next in the text: {r['chars'][t + 1]} {r['actual'][t]:.3f})" if r["actual"][t] is not None else ""
+            rows.append(f"{ch:<4} -> {nxt}{came}")
+        return "\n".join(rows)
 
     def _known(self, text: str, what: str) -> str:
         """A text with at least one character the model knows besides marks (a text of nothing but unknown

@@ -1,5 +1,6 @@
 // The Poems tab: write, click a character for the alternatives, rewrite a line, edit and score.
 import { $, api, busy, el, fmt, probBar, shadedChars, showError, t, state } from "./core.js";
+import { createStepper } from "./stepper.js";
 
 // --- Poems ----------------------------------------------------------------------------------
 let poemState = null; // the last answer: {run, poem, lines, chars, ...}
@@ -103,12 +104,52 @@ export function renderCounters() {
       el("span", { class: "unit-name" }, `${t("unit")} ${u.unit}`), shadedChars(unitsOf.chars, u.values, -1, unitsOf.state),
       el("span", { class: "muted" }, ` r² ${fmt(u.r2, 2)}`))))));
 }
-export function setUpCounters() { $("poem-units-button").addEventListener("click", showCounters); }
+export function setUpCounters() {
+  $("poem-units-button").addEventListener("click", showCounters);
+  $("poem-step-button").addEventListener("click", stepThrough);
+  poemStepper = createStepper({ first: "pstep-first", prev: "pstep-prev", play: "pstep-play", next: "pstep-next",
+    slider: "pstep-slider", chars: "pstep-chars", at: "pstep-at", units: "pstep-units", equations: "pstep-equations",
+    gates: "pstep-gates", unitsList: "pstep-units-list" }, () => shownTrace(), nextChars);
+}
+
+// --- step through the poem's first lines (POST /api/poems/trace): the stepper of the Names tab -----
+const STEP_LINES = 2; // a couplet: short enough to follow step by step
+let poemTrace = null; // the answer for the poem now shown
+let poemStepper = null;
+function shownTrace() { return poemTrace && poemState && poemTrace.poem === poemState.poem ? poemTrace : null; }
+async function stepThrough() {
+  $("poems-error").textContent = "";
+  await busy($("poem-step-button"), async () => {
+    try {
+      const text = poemState.lines.slice(0, STEP_LINES).join("");
+      const answer = await api("/api/poems/trace", { text, top: 5, run: poemState.run });
+      poemTrace = { ...answer, poem: poemState.poem };
+      renderPoemTrace(0);
+    } catch (e) {
+      showError("poems-error", e);
+    }
+  });
+}
+function nextChars(trace, step) { // the model's likeliest next characters after this step, and the one that came
+  const came = trace.chars[step + 1];
+  $("pstep-next-chars").replaceChildren(el("h4", {}, t("next_after", { c: trace.chars[step] })),
+    ...trace.next[step].map((n) => probBar(n.char, n.probability)),
+    came === undefined ? null : el("p", { class: "muted" }, t("came_next", { c: came, p: fmt(trace.actual[step], 3) })));
+}
+export function renderPoemTrace(at) {
+  const tr = shownTrace();
+  $("poem-trace").hidden = !tr;
+  if (!tr) return;
+  $("poem-trace-model").textContent = `${tr.run} · ${(tr.cell || "").toUpperCase()}`;
+  if (at === undefined) poemStepper.render(); else poemStepper.show(tr, at);
+}
 
 export function renderPoem(fresh) {
   const poem = $("poem");
   $("poem-units-button").hidden = !poemState;
+  $("poem-step-button").hidden = !poemState || (poemState.lines || []).length < STEP_LINES;
   renderCounters();
+  renderPoemTrace();
   if (!poemState) { poem.replaceChildren(); return; }
   poem.classList.toggle("with-tones", Boolean(poemState.template));
   poem.replaceChildren(...poemState.chars.map((line, li) => el("div", { class: "line" + (li === fresh ? " fresh" : ""), "data-line": li },
