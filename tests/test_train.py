@@ -112,3 +112,46 @@ def test_a_resumed_run_keeps_its_class_weights(tmp_path, data):
     resume_training(half, epochs=2, **QUIET)
     a, b = load_checkpoint(straight / "last.pt")["model"], load_checkpoint(half / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_averaged_weights_start_when_validation_stalls_and_are_what_is_saved(tmp_path, data, monkeypatch):
+    """--average 1: validation 0.5, 0.5 (stalled: averaging from epoch 3), then 0.6, 0.7. best.pt then
+    holds the mean of the weights after every step of epochs 3 and 4 (recorded by an optimizer hook),
+    and a run stopped after epoch 3 and resumed ends with the same weights."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from rnnlab import load_run
+
+    script, original = iter([]), NamesTask.evaluate
+
+    def evaluate(self, model, split, device):
+        out = original(self, model, split, device)
+        return {**out, "accuracy": next(script)} if split == "val" else out
+
+    monkeypatch.setattr(NamesTask, "evaluate", evaluate)
+    after = []  # the raw weights after each step
+    hook = register_optimizer_step_post_hook(
+        lambda opt, *a: after.append([p.detach().clone() for g in opt.param_groups for p in g["params"]]))
+    try:
+        cfg = dict(patience=0, average=1, schedule="none", progress=False, baseline=False)  # the rate: not by --epochs
+        script = iter([0.5, 0.5, 0.6, 0.7])
+        run = run_training("names", data, MODEL, TrainConfig(epochs=4, **cfg), out=tmp_path / "a", **QUIET)
+        steps = after[:]
+        script = iter([0.5, 0.5, 0.6, 0.7])
+        split = run_training("names", data, MODEL, TrainConfig(epochs=3, **cfg), out=tmp_path / "b", **QUIET)
+        resume_training(split, epochs=4, **QUIET)
+    finally:
+        hook.remove()
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert [r.get("averaged", False) for r in rows] == [False, False, True, True]
+    assert summary(run)["best_epoch"] == 4
+    first = rows[1]["step"]  # the last step before averaging
+    mean = [torch.stack(ws).mean(0) for ws in zip(*steps[first:])]
+    model = load_run(run).model
+    for (name, p), m in zip(model.named_parameters(), mean):
+        torch.testing.assert_close(p.detach(), m, msg=name)
+    again = load_run(split).model
+    for (name, p), q in zip(model.named_parameters(), again.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+    with pytest.raises(ValueError, match="--average 5: early stopping"):
+        TrainConfig(average=5, patience=4).implied({"average"})

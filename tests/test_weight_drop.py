@@ -93,3 +93,29 @@ def test_the_dropouts_are_options_of_rnnlab_train_poems():
 
     with pytest.raises(ValueError, match="--embed-dropout 1.0: must be >= 0 and < 1"):
         LanguageModelConfig(embed_dropout=1.0)
+
+
+def test_ar_and_tar_add_their_penalty_while_training_only():
+    """AR: alpha x mean h_t^2 (dropped outputs); TAR: beta x mean (h_t - h_{t-1})^2 (raw outputs); padding
+    steps left out; evaluation's loss is the plain cross-entropy."""
+    ids = torch.tensor([[1, 5, 6, 7, 8], [1, 9, 10, 0, 0]])
+    targets = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, 0, 0]])
+    plain = _language_model(dropout=0.0)
+    reg = _language_model(dropout=0.0, ar=2.0, tar=1.0)
+    reg.load_state_dict(plain.state_dict())
+    for m in (plain, reg):
+        m.train()
+    _, base = plain(ids, targets=targets)
+    _, loss = reg(ids, targets=targets)
+    h, _, raw = reg.hidden_states(ids, raw=True)
+    real = targets > 0
+    ar = h[real].pow(2).mean()
+    pairs = torch.cat([raw[0, 1:] - raw[0, :-1], raw[1, 1:3] - raw[1, :2]])  # consecutive real steps only
+    torch.testing.assert_close(loss, base + 2.0 * ar + 1.0 * pairs.pow(2).mean())
+    reg.eval()
+    plain.eval()
+    torch.testing.assert_close(reg(ids, targets=targets)[1], plain(ids, targets=targets)[1])  # evaluation: none
+    from rnnlab.models import LanguageModelConfig
+
+    with pytest.raises(ValueError, match="ar"):
+        LanguageModelConfig(ar=-1.0)

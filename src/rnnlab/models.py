@@ -253,6 +253,10 @@ class LanguageModelConfig(Options):
     embed_dropout: float = option(0.0, "while training, drop whole characters from the embedding matrix: a dropped "
                                   "character's vector is zero wherever it occurs in the batch (AWD-LSTM's embedding "
                                   "dropout)", min=0, below=1)
+    ar: float = option(0.0, "activation regularisation: alpha x the mean square of the top layer's outputs (after "
+                       "dropout), added to the training loss (AWD-LSTM: 2)", min=0, max=100)
+    tar: float = option(0.0, "temporal activation regularisation: beta x the mean square of h_t - h_{t-1} of the top "
+                        "layer (before dropout), added to the training loss (AWD-LSTM: 1)", min=0, max=100)
     # The output layer reuses the input embedding (Press & Wolf, 2017).
     tie_weights: bool = option(True, "output layer = the embedding (full softmax only)")
     softmax: str = option("full", "output layer: full, or adaptive (frequent tokens cost a small softmax, rare ones "
@@ -326,12 +330,24 @@ class LanguageModel(nn.Module):
             return self.drop(x)
         return x * (x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1 - p) / (1 - p))  # (B, 1, D) over T
 
-    def hidden_states(self, ids: Tensor, state=None):
-        """(B, T) ids -> (B, T, H) top-layer outputs (after dropout) and the recurrent state."""
+    def hidden_states(self, ids: Tensor, state=None, raw: bool = False):
+        """(B, T) ids -> (B, T, H) top-layer outputs (after dropout) and the recurrent state (and with
+        ``raw`` the outputs before dropout too)."""
         x = self.inputs(ids)  # (B, T, E)
         # No packing: padding only ever follows a sequence's end, so it cannot change earlier steps.
         out, state = self.rnn(x, state)  # (B, T, H)
-        return self.dropped(out), state
+        return (self.dropped(out), state, out) if raw else (self.dropped(out), state)
+
+    def activation_penalty(self, h: Tensor, raw: Tensor, real: Tensor) -> Tensor:
+        """AWD-LSTM's AR and TAR (Merity et al., 2018), over the real (not padding) steps ``real`` (B, T):
+        ``ar`` x mean(h_t^2) of the dropped outputs + ``tar`` x mean((h_t - h_{t-1})^2) of the raw ones."""
+        penalty = h.new_zeros(())
+        if self.cfg.ar:
+            penalty = penalty + self.cfg.ar * h[real].pow(2).mean()
+        if self.cfg.tar and raw.size(1) > 1:
+            both = real[:, 1:] & real[:, :-1]  # (B, T - 1): consecutive real steps
+            penalty = penalty + self.cfg.tar * (raw[:, 1:] - raw[:, :-1])[both].pow(2).mean()
+        return penalty
 
     def head(self, h: Tensor) -> Tensor:
         """(..., H) -> (..., V) logits (log-probabilities with the adaptive softmax)."""
@@ -345,16 +361,19 @@ class LanguageModel(nn.Module):
         return self.head(h), state
 
     def forward(self, ids: Tensor, lengths: Tensor | None = None, targets: Tensor | None = None):
-        h, _ = self.hidden_states(ids)
+        h, _, raw = self.hidden_states(ids, raw=True)
+        penalty = 0.0  # AR/TAR: while training, on the training loss only
+        if targets is not None and self.training and (self.cfg.ar or self.cfg.tar):
+            penalty = self.activation_penalty(h, raw, targets > 0)
         if targets is not None and self.adaptive is not None and self.training:
             # Training with the adaptive softmax scores only the targets' clusters and never builds the
             # full (B, T, V) logits: that is where its speed comes from. logits are None here.
             real = targets > 0
-            return None, self.adaptive(h[real], targets[real]).loss
+            return None, self.adaptive(h[real], targets[real]).loss + penalty
         logits = self.head(h)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD) + penalty
         return logits, loss
 
     def step(self, tokens: Tensor, state=None):

@@ -58,6 +58,10 @@ class TrainConfig(Options):
                            "validation stalls) or none", choices=SCHEDULES)
     patience: int = option(4, "early stopping: epochs without validation improvement (0 = never stop early)",
                            min=0, resume=True)
+    average: int = option(0, "averaged weights (AWD-LSTM's non-monotonically triggered averaging, NT-ASGD): once "
+                          "validation has not improved for this many epochs, a running mean of the weights after "
+                          "every step is kept from then on, and it is what is evaluated and saved (0 = off)",
+                          min=0, max=1000)
     max_time: float = option(0.0, "stop training after this many seconds (0 = no limit)", min=0, resume=True)
     seed: int = option(0, "random seed: splits, initial weights, batches", min=0, max=2**32 - 1)
     device: str = option("auto", "auto picks CUDA when present", choices=DEVICES, resume=True)
@@ -82,6 +86,9 @@ class TrainConfig(Options):
     def implied(self, given: set[str]) -> "TrainConfig":
         if "momentum" in given and self.optimizer not in ("sgd", "rmsprop"):
             raise ValueError(f"--momentum: --optimizer {self.optimizer} has none (only sgd and rmsprop use it)")
+        if self.average and self.patience and self.average > self.patience:
+            raise ValueError(f"--average {self.average}: early stopping (--patience {self.patience}) would end the run "
+                             "before the averaging starts; give at most the patience, or --patience 0")
         return self
 
 
@@ -194,7 +201,8 @@ class Trainer:
         self.steps_per_epoch = task.num_batches("train", cfg.batch_size)
         self.sched, self.per_batch = make_schedule(cfg, self.opt, self.steps_per_epoch, task.monitor_mode)
         self.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": 0, "bad_epochs": 0, "elapsed": 0.0,
-                      "stop": Stop.NOT_YET.value}
+                      "stop": Stop.NOT_YET.value, "averaging_from": 0}
+        self.averaged = None  # with --average, once triggered: the running mean of the weights (AveragedModel)
         self.history: list[dict] = []  # every epoch's metrics row, also kept in last.pt
         # Threads: on CPU, ``auto`` follows the cores other processes leave free (several processes: fixed).
         self.threads = ThreadGovernor(cfg.threads, follow=not self.dist.enabled)
@@ -215,6 +223,9 @@ class Trainer:
         if self.sched is not None and "scheduler" in ckpt:
             self.sched.load_state_dict(ckpt["scheduler"])
         self.state.update(ckpt["meta"]["train_state"])
+        if "averaged" in ckpt:  # the running mean of the weights, and how many steps it holds
+            self._start_averaging()
+            self.averaged.load_state_dict(ckpt["averaged"])
         self.history = list(ckpt["meta"].get("history", []))
         torch.set_rng_state(self._rng_of(ckpt))
         if self.state["stop"] == Stop.EPOCHS.value and self.state["epoch"] < self.cfg.epochs:
@@ -289,6 +300,8 @@ class Trainer:
             if cfg.clip > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
             self.opt.step()
+            if self.averaged is not None:
+                self.averaged.update_parameters(self.model)
         if self.per_batch:
             self.sched.step()
         state["step"] += 1
@@ -308,6 +321,8 @@ class Trainer:
         for split in ("train", "val"):
             row.update({f"{split}_{k}": v for k, v in scores[split].items()})
         row.setdefault("train_loss", row["train_loss_running"])  # tasks that do not re-score training data
+        if self.evaluated() is not self.model:
+            row["averaged"] = True  # the figures are those of the averaged weights (--average)
         row["epoch_time"] = round(seconds, 3)
         row["elapsed"] = round(state["elapsed"], 3)
 
@@ -319,6 +334,13 @@ class Trainer:
             state.update(best=value, best_epoch=epoch, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
+        if cfg.average and self.averaged is None and state["bad_epochs"] >= cfg.average:
+            # NT-ASGD's trigger: validation has stalled, so average the weights from the next step on
+            # (and give the averaged weights as long to improve as the patience allows).
+            self._start_averaging()
+            state.update(averaging_from=epoch + 1, bad_epochs=0)
+            self.log(f"averaging the weights from epoch {epoch + 1} on (val {task.monitor} has not improved for "
+                     f"{cfg.average} epochs)")
         if out_of_time:
             state["stop"] = Stop.TIME.value
         elif cfg.patience and state["bad_epochs"] >= cfg.patience:
@@ -341,8 +363,19 @@ class Trainer:
             self.log(f"stopping early: no improvement in val {task.monitor} for {cfg.patience} epochs")
         return row
 
+    def _start_averaging(self) -> None:
+        from torch.optim.swa_utils import AveragedModel
+
+        self.averaged = AveragedModel(self.model, use_buffers=True)
+
+    def evaluated(self) -> nn.Module:
+        """The weights that are evaluated and saved: the model's, or their running mean once averaging."""
+        if self.averaged is None or not self.averaged.n_averaged:
+            return self.model
+        return self.averaged.module
+
     def _scores(self) -> dict[str, dict]:
-        return {split: self.task.evaluate(self.model, split, self.device) for split in ("train", "val")}
+        return {split: self.task.evaluate(self.evaluated(), split, self.device) for split in ("train", "val")}
 
     def _write_epoch(self, row: dict, improved: bool, rngs: list | None = None) -> None:
         if improved:
@@ -354,10 +387,13 @@ class Trainer:
         meta = {**self.meta, "train_config": asdict(self.cfg), "train_state": dict(self.state)}
         if with_optimizer:
             meta["history"] = self.history
-        payload = {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+        weights = self.model if with_optimizer else self.evaluated()  # last.pt: the weights training goes on from
+        payload = {"model": {k: v.detach().cpu() for k, v in weights.state_dict().items()},
                    "meta": meta, "rng": torch.get_rng_state()}
         if with_optimizer:
             payload["optimizer"] = self.opt.state_dict()
+            if self.averaged is not None:
+                payload["averaged"] = {k: v.detach().cpu() for k, v in self.averaged.state_dict().items()}
             if self.sched is not None:
                 payload["scheduler"] = self.sched.state_dict()
             if rngs is not None:  # several processes: each rank's random state, for an exact resume
