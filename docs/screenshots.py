@@ -71,6 +71,13 @@ def main(argv=None) -> int:
         page.locator("#poem .line").nth(1).locator(".ch").nth(3).click()
         page.wait_for_selector("#poem-side:not([hidden]) .pbar")
         save("poems")
+        page.click("#poem-step-button")  # the first couplet step by step, at its third character
+        page.wait_for_selector("#poem-trace:not([hidden]) #pstep-equations .unit-card")
+        for _ in range(3):
+            page.click("#pstep-next")
+        page.mouse.move(0, 0)
+        page.locator("#poem-trace").screenshot(path=str(out / "serve-poems-step.png"))
+        print(out / "serve-poems-step.png")
 
         page.click("nav [data-tab='sentiment']")
         page.fill("#sentiment-input", args.review)
