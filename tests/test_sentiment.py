@@ -208,6 +208,11 @@ def test_words_and_characters_ensemble(tmp_path, capsys):
     for a, b in zip(auto["words"], every["words"]):
         assert a["effect"] is None or a["effect"] == pytest.approx(b["effect"], abs=2e-4)
     assert every["measured"] == len(every["words"]) and auto["label"] == every["label"]
+    # the run's report draws such a text too (a word not measured: grey, unshaded)
+    from rnnlab.tasks.sentiment import explained_section
+
+    html = explained_section([dict(auto, true="1")])
+    assert html.count("title='not measured'") == len(auto["words"]) - RANKED and "are grey" in html
 
 
 def review_folder(root: Path, n: int = 20) -> Path:

@@ -667,9 +667,12 @@ def explained_section(items: list[dict]) -> str:
     (green: towards it, red: away from it), misclassified ones included."""
     rows = []
     for item in items:
-        scale = max([abs(w["effect"]) for w in item["words"]] + [1e-6])
+        scale = max([abs(w["effect"]) for w in item["words"] if w["effect"] is not None] + [1e-6])
         spans = []
         for w in item["words"]:
+            if w["effect"] is None:  # a long text's word that was not measured (explain auto): unshaded
+                spans.append(f"<span title='not measured' style='color:#888'>{html.escape(w['word'])}</span>")
+                continue
             a = min(abs(w["effect"]) / scale, 1.0) * 0.6
             rgb = "40,160,60" if w["effect"] > 0 else "210,50,50"
             spans.append(f"<span title='{w['effect']:+.3f}' style='background:rgba({rgb},{a:.2f})'>{html.escape(w['word'])}</span>")
@@ -677,6 +680,8 @@ def explained_section(items: list[dict]) -> str:
         rows.append(f"<tr><td class='l'>{' '.join(spans)}</td><td>{html.escape(item['label'])} "
                     f"{item['probability']:.2f}</td><td>{html.escape(str(item.get('true', '')))}</td><td>{verdict}</td></tr>")
     return ("<h2>Which words drove the predictions</h2><p>Occlusion: each word's shade is the drop in the predicted "
-            "label's probability when it is removed (green: it supported the label; red: it argued against).</p>"
+            "label's probability when it is removed (green: it supported the label; red: it argued against); in a "
+            f"text of more than {OCCLUSION_UP_TO} words only the {RANKED} the prediction is most sensitive to are "
+            "measured, the others are grey.</p>"
             "<table><tr><th class='l'>test text (tokens)</th><th>predicted</th><th>true</th><th></th></tr>"
             + "".join(rows) + "</table>")
