@@ -456,16 +456,22 @@ def test_sentiment_warns_when_the_words_are_unknown(open_page):
     assert page.locator("#sentiment-words").inner_text() == "qwzx plonk frabjous vorpal 房间很干净"
 
 
-def test_bundled_models_epochs_are_not_shown_as_zero(open_page):
+def test_bundled_models_show_their_real_epochs_and_curves(open_page):
+    """A bundled model ships its training curves (models/NAME/metrics.jsonl): the Runs tab shows the
+    epochs it trained and draws them."""
     from rnnlab.serve.app import create_app
     from rnnlab.serve.background import BackgroundServer
+    from rnnlab.serve.registry import bundled_models
 
+    folders = dict(bundled_models())
     with BackgroundServer(create_app([], bundled=True)) as url:
         page = open_page("#runs", url=url)
-        page.wait_for_selector("#runs-table tbody tr[data-run='names'] td.epochs")
-        assert page.locator("#runs-table tbody tr[data-run='names'] td.epochs").inner_text() == "—"
-        page.wait_for_function("document.getElementById('run-loss').dataset.points === '0'")
-        assert page.locator("#run-loss").get_attribute("data-empty") == "a bundled model ships without its training curves"
+        for name in ("names", "sentiment"):
+            epochs = len((folders[name] / "metrics.jsonl").read_text().splitlines())
+            page.wait_for_selector(f"#runs-table tbody tr[data-run='{name}'] td.epochs")
+            assert page.locator(f"#runs-table tbody tr[data-run='{name}'] td.epochs").inner_text() == str(epochs) != "0"
+            page.click(f"#runs-table tbody tr[data-run='{name}']")
+            page.wait_for_function(f"document.getElementById('run-loss').dataset.points === '{epochs}'")
 
 
 @pytest.mark.parametrize("size,lang", [((390, 844), "zh"), ((1366, 800), "en")])

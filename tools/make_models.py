@@ -24,7 +24,8 @@ COMMON = ["--seed", "0", "--max-time", "0", "--no-progress"]
 MODELS = {
     # One network each (the default trains an ensemble of 5): the page traces it step by step, and the
     # three compare the cells.
-    "names": ("names -> language, one network of the default BiLSTM (our cells)", ["names", "--ensemble", "1", *COMMON]),
+    "names": ("names -> language, one network of the default BiLSTM (our cells; the default `rnnlab train names` "
+              "trains an ensemble of 5, hence `--ensemble 1`)", ["names", "--ensemble", "1", *COMMON]),
     "names-rnn": ("names -> language, the same network with a vanilla tanh RNN",
                   ["names", "--cell", "rnn", "--ensemble", "1", *COMMON]),
     "names-gru": ("names -> language, the same network with a GRU", ["names", "--cell", "gru", "--ensemble", "1", *COMMON]),
@@ -33,7 +34,8 @@ MODELS = {
     "sentiment": ("hotel-review sentiment, the default two-view ensemble", ["sentiment", "--min-count", "3", *COMMON]),
     # The default poems model for 8 epochs (what 15 minutes of training on 2 cores gives), no early stop,
     # on every poem: the bundled model was made before --forms kept the four regular forms by default.
-    "poems": ("Tang poems language model, the default LSTM 384 with adaptive softmax",
+    "poems": ("Tang poems language model, the default LSTM 384 with adaptive softmax, 8 epochs on every poem "
+              "(`--forms all`; the default keeps the four regular forms)",
               ["poems", "--epochs", "8", "--patience", "0", "--forms", "all", *COMMON]),
 }
 
@@ -62,8 +64,9 @@ def main(argv=None) -> int:
         if run_dir.exists():
             subprocess.run(["rm", "-rf", str(run_dir)], check=True)
         cmd = [*rnnlab, "train", *train_args, "--threads", str(args.threads), "--out", str(run_dir)]
-        commit = git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain",
-                                                                                             "--untracked-files=no") else "")
+        # models/ itself is what this command rewrites: only changes elsewhere make the commit unfaithful
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)models")
+        commit = git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if changed else "")
         print(f"== {name}: rnnlab train {' '.join(train_args)}", flush=True)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT)
@@ -87,6 +90,15 @@ def _figures(test: dict) -> str:
             f"distinct lines {s.get('distinct_lines', 0):.3f}, copied lines {s.get('copy_rate', 0):.1%}")
 
 
+def _curves(folder: Path) -> str:
+    """What the model's metrics.jsonl (its training curves, shipped beside it) holds."""
+    path = folder / "metrics.jsonl"
+    if not path.is_file():
+        return "not shipped (exported before `rnnlab export` copied them)"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return f"`metrics.jsonl`, {len(rows)} epochs (the Runs tab of `rnnlab serve` draws them)"
+
+
 def write_index(models: Path) -> None:
     rows = []
     for folder in sorted(p for p in models.iterdir() if (p / "run.json").is_file()):
@@ -99,6 +111,7 @@ def write_index(models: Path) -> None:
                     f"training {made.get('training_wall_s', '?')} s with {made.get('threads', '?')} threads\n"
                     f"- data: the bundled `data/` (see data/SOURCES.md), the task's default split\n"
                     f"- weights: {meta.get('weights')}, {size / 1e6:.1f} MB\n"
+                    f"- training curves: {_curves(folder)}\n"
                     f"- measured on the exported weights: {_figures(meta.get('test', {}))}\n")
     text = ("# Bundled models\n\nMade by `make models` (`tools/make_models.py`): each is an `rnnlab train` run with "
             "a fixed command and seed, exported as float16 safetensors weights plus `run.json` (task, configs, "

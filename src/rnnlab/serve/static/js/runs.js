@@ -26,7 +26,7 @@ function testFigure(r) {
   if (x.test_perplexity !== undefined) return `${t("perplexity")} ${fmt(x.test_perplexity, 1)}`;
   return "";
 }
-function epochsOf(r) { // a bundled model ships no metrics.jsonl: its epochs are not recorded, not 0
+function epochsOf(r) { // a bundled model exported without its metrics.jsonl: epochs not recorded, not 0
   if (r.kind === "bundled") return r.epochs ? `${r.epochs}` : "—";
   return r.planned_epochs ? `${r.epochs}/${r.planned_epochs}` : `${r.epochs}`;
 }
