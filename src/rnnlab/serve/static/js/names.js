@@ -72,8 +72,7 @@ function classProbabilities(trace, step) {
   $("probs-bar").replaceChildren(colorBar(false, 0, 1));
 }
 export function setUpStepper() {
-  stepper = createStepper({ first: "step-first", prev: "step-prev", play: "step-play", next: "step-next", slider: "step-slider",
-    chars: "step-chars", at: "step-at", units: "step-units", equations: "step-equations", gates: "names-gates",
-    unitsList: "units-list" }, () => namesState && namesState.trace, classProbabilities);
+  stepper = createStepper({ panel: "names-step", p: "step", gates: "names-gates", unitsList: "units-list" },
+    () => namesState && namesState.trace, classProbabilities);
 }
 

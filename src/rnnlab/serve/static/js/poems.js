@@ -107,9 +107,8 @@ export function renderCounters() {
 export function setUpCounters() {
   $("poem-units-button").addEventListener("click", showCounters);
   $("poem-step-button").addEventListener("click", stepThrough);
-  poemStepper = createStepper({ first: "pstep-first", prev: "pstep-prev", play: "pstep-play", next: "pstep-next",
-    slider: "pstep-slider", chars: "pstep-chars", at: "pstep-at", units: "pstep-units", equations: "pstep-equations",
-    gates: "pstep-gates", unitsList: "pstep-units-list" }, () => shownTrace(), nextChars);
+  poemStepper = createStepper({ panel: "poem-step", p: "pstep", gates: "pstep-gates", unitsList: "pstep-units-list",
+    extra: el("div", { id: "pstep-next-chars", class: "next-chars" }) }, () => shownTrace(), nextChars);
 }
 
 // --- step through the poem's first lines (POST /api/poems/trace): the stepper of the Names tab -----

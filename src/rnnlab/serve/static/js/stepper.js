@@ -46,10 +46,30 @@ function unitCard(trace, s, u) {
     el("h4", {}, `${t("unit")} ${u}`, el("span", { class: "muted" }, ` · t = ${s + 1} (${trace.chars[s]})`)), ...rows);
 }
 
-// ids: the view's elements -- first, prev, play, next, slider, chars, at, units (the picked units' input),
-// equations, gates (the maps' container), unitsList; trace(): the trace shown (or null); above(trace, t):
-// the view's own figure over the steps (the names' class probabilities, the poem's next characters).
-export function createStepper(ids, trace, above) {
+// The controls, built into ``panel`` with ids ``<p>-first`` ... (English text and data-i18n keys, as the
+// page's own elements: the language switch words them); ``extra``: an element put above the equations.
+function controls(panel, p, extra) {
+  const button = (id, label, text) => el("button", { type: "button", id: `${p}-${id}`, class: "secondary", "aria-label": label }, text);
+  panel.replaceChildren(el("h3", { "data-i18n": "step_through" }, "Step through time"),
+    el("div", { class: "row wrap" }, button("first", "first", "|◀"), button("prev", "previous", "◀"), button("play", "play", "▶"),
+      button("next", "next", "▶|"), el("input", { type: "range", id: `${p}-slider`, min: 0, max: 0, value: 0, "aria-label": "step" }),
+      el("span", { id: `${p}-chars`, class: "step-chars" })),
+    el("div", { class: "row wrap" }, el("strong", { id: `${p}-at` }),
+      el("label", {}, el("span", { "data-i18n": "units_pick" }, "units"), " ",
+        el("input", { id: `${p}-units`, class: "narrow", value: "0 1 2", autocomplete: "off", inputmode: "numeric" })),
+      el("span", { class: "note", "data-i18n": "units_hint" }, "(up to 6, e.g. 0 5 17; or tap a map)")),
+    extra || null, el("div", { id: `${p}-equations`, class: "equations" }),
+    el("p", { class: "note", "data-i18n": "equations_note" }, "Each number is what the server's trace computed (rnnlab.nn's own " +
+      "cell equations) at this step; the page only writes them into the equations. σ is the sigmoid, · the product of one unit's values."));
+}
+
+// panel: the element the controls go into, their ids prefixed ``p`` (``step``: #step-first ...); gates, unitsList:
+// the ids of the maps' container and of the units' list; trace(): the trace shown (or null); above(trace, t): the
+// view's own figure over the steps (the names' class probabilities, the poem's next characters); extra: see controls.
+export function createStepper({ panel, p, gates, unitsList, extra }, trace, above) {
+  controls($(panel), p, extra);
+  const ids = { first: `${p}-first`, prev: `${p}-prev`, play: `${p}-play`, next: `${p}-next`, slider: `${p}-slider`,
+    chars: `${p}-chars`, at: `${p}-at`, units: `${p}-units`, equations: `${p}-equations`, gates, unitsList };
   const s = { t: 0, units: [0, 1, 2], timer: null };
   const pick = (unit, step) => { // a tap on a map or a unit's row: that unit at that step
     s.t = step;
