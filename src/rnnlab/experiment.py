@@ -33,6 +33,7 @@ from .errors import UserError
 from .files import folder_for_writing, remove_if_empty
 from .models import count_parameters, describe
 from .options import declared
+from .pretrain import STAGE, FineTuning, check_pretrain, pretrain
 from .runs import (REPEATS_FILE, RunLock, check_run_meta, find_checkpoint, load_checkpoint, new_run_dir, read_json,
                    refuse_run_in, write_json)
 from .train import TrainConfig, fit, seed_everything
@@ -89,6 +90,7 @@ def run_training(task_name: str, task_cfg, model_cfg, train_cfg: TrainConfig,
 
     task_cls = get_task(task_name)
     task_cls.check_options(task_cfg, model_cfg, frozenset())  # before any data is read
+    check_pretrain(task_cls, model_cfg, train_cfg, distributed.Dist.from_env().enabled)
     resolve_device(train_cfg.device)  # --device cuda without CUDA: said before anything is made
     if getattr(task_cfg, "repeats", 0):  # --folds K / --seeds N: several runs, one level up
         raise UserError("--folds/--seeds: several runs; train them with rnnlab.repeats.run_job (what rnnlab train "
@@ -159,6 +161,9 @@ def _read_run(run_dir: Path, task_name: str | None) -> tuple[dict, dict, dict]:
     not belong: another task's run, a config.json that disagrees with the checkpoint."""
     config_path = run_dir / "config.json"
     config = read_json(config_path, dict)
+    if not (run_dir / "last.pt").is_file() and (run_dir / STAGE / "last.pt").is_file():
+        raise UserError(f"--resume {run_dir}: its language-model pretraining (--pretrain lm, {run_dir / STAGE}) did "
+                        "not finish, and a run resumes from its fine-tuning only; train it again")
     last = find_checkpoint(run_dir, "last")
     ckpt = load_checkpoint(last)
     meta = check_run_meta(ckpt["meta"], last)
@@ -293,9 +298,13 @@ def _train_and_report(task, model, model_cfg, train_cfg, run_dir: Path, fingerpr
     device = dist.device(train_cfg.device)  # on CUDA with several processes: this rank's own GPU
     meta: dict[str, Any] = {"task": task.name, "task_config": asdict(task.cfg), "model_config": asdict(model_cfg),
                             "task_state": task.state(), "data_fingerprint": fingerprint}
+    plan = None
     try:
         with dist.guard("while training", run_dir):
-            train_summary = fit(task, model, train_cfg, run_dir, device, meta, resume=resume, log=log)
+            if train_cfg.pretrain == "lm":  # ULMFiT: the encoder learns the texts first, then fine-tunes
+                meta["pretrain"] = pretrain(task, model, train_cfg, run_dir, device, meta, log)
+                plan = FineTuning(model, train_cfg.lr)
+            train_summary = fit(task, model, train_cfg, run_dir, device, meta, resume=resume, log=log, plan=plan)
     except KeyboardInterrupt:
         if (run_dir / "last.pt").is_file():
             log(f"interrupted: continue with  rnnlab train {task.name} --resume {run_dir}")

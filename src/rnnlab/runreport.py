@@ -36,6 +36,26 @@ def render_run_report(run_dir: str | Path) -> Path:
                         f"({type(e).__name__}: {e})") from None
 
 
+def _pretrain_section(run_dir: Path) -> str:
+    """Stage 1 of a ``--pretrain lm`` run (rnnlab.pretrain): the language model's curves, then how the
+    classifier was fine-tuned from it; nothing for other runs."""
+    from .pretrain import FACTOR, STAGE
+
+    rows = read_jsonl(run_dir / STAGE / "metrics.jsonl") if (run_dir / STAGE / "metrics.jsonl").is_file() else []
+    if not rows:
+        return ""
+    plot_curves({"": rows}, [("train_perplexity", "train (a sample)"), ("val_perplexity", "validation")],
+                "perplexity per token", run_dir / "pretrain.png", "Stage 1: the encoder as a language model")
+    keys = ["epoch", "train_loss", "val_loss", "val_perplexity", "lr", "epoch_time"]
+    return ("<h2>Stage 1: pretraining the encoder as a language model</h2><p>Each member's embedding and recurrent "
+            "layers predicted the training texts (forward direction: the next token; backward: the one before), "
+            f"labels unused. Then the classifier was fine-tuned from the best epoch's weights (the curves above) with "
+            f"discriminative learning rates (output layer lr, recurrent layers lr/{FACTOR:g}, embedding "
+            f"lr/{FACTOR:g}²) and gradual unfreezing (epoch 1: the output layer; 2: also the recurrent layers; 3 "
+            "on: everything).</p><img src='pretrain.png' alt='pretraining'>"
+            + table(keys, [[r.get(k, "") for k in keys] for r in rows], left=0))
+
+
 def _task_of(config: dict, where: Path):
     from .tasks import TASKS
 
@@ -67,6 +87,7 @@ def _render_run(run_dir: Path, config: dict, task, rows: list[dict], summary: di
     if summary.get("baseline"):
         parts.append(baseline_section(summary["baseline"], summary.get("versus", {})))
     parts.append(f"<h2>Curves</h2><img src='loss.png' alt='loss'><img src='{metric}.png' alt='{metric}'>")
+    parts.append(_pretrain_section(run_dir))
     if rows:
         keys = [k for k in ("epoch", "train_loss", "val_loss", f"train_{metric}", f"val_{metric}", "val_macro_f1",
                             "lr", "epoch_time") if k in rows[0]]

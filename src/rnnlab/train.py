@@ -62,6 +62,10 @@ class TrainConfig(Options):
                           "validation has not improved for this many epochs, a running mean of the weights after "
                           "every step is kept from then on, and it is what is evaluated and saved (0 = off)",
                           min=0, max=1000)
+    pretrain: str = option("none", "lm: first train each member's embedding and recurrent layers as a language model "
+                           "on the training texts, then fine-tune with discriminative rates and gradual unfreezing "
+                           "(ULMFiT; names, sentiment)", choices=("none", "lm"))
+    pretrain_epochs: int = option(3, "with --pretrain lm: the language model's epochs", min=1, max=1000)
     max_time: float = option(0.0, "stop training after this many seconds (0 = no limit)", min=0, resume=True)
     seed: int = option(0, "random seed: splits, initial weights, batches", min=0, max=2**32 - 1)
     device: str = option("auto", "auto picks CUDA when present", choices=DEVICES, resume=True)
@@ -180,9 +184,12 @@ class Trainer:
     """The loop's state between epochs, and its three parts. Knows the task only as a ``LoopTask``."""
 
     def __init__(self, task: LoopTask, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: torch.device,
-                 meta: dict[str, Any], log=print, dist: Dist | None = None) -> None:
+                 meta: dict[str, Any], log=print, dist: Dist | None = None, plan=None) -> None:
         self.task, self.model, self.cfg, self.run_dir, self.device, self.meta, self.log = (
             task, model, cfg, Path(run_dir), device, meta, log)
+        # plan: fine-tuning after pretraining (rnnlab.pretrain.FineTuning): the optimizer's parameter groups
+        # and unfreeze(epoch), called before each epoch; None: every trainable weight at --lr
+        self.plan = plan
         self.dist = dist if dist is not None else current()
         if not self.dist.is_main:
             self.log = lambda *a, **k: None  # rank 0 alone prints
@@ -197,7 +204,7 @@ class Trainer:
             self.group = self.dist.compute_group(device)
             if not self.dist.is_main:  # dropout and token dropout: an own random stream per rank
                 torch.manual_seed(cfg.seed * 1_000_003 + self.dist.rank)
-        self.opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+        self.opt = make_optimizer(cfg, plan.groups if plan else [p for p in model.parameters() if p.requires_grad])
         self.steps_per_epoch = task.num_batches("train", cfg.batch_size)
         self.sched, self.per_batch = make_schedule(cfg, self.opt, self.steps_per_epoch, task.monitor_mode)
         self.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": 0, "bad_epochs": 0, "elapsed": 0.0,
@@ -253,6 +260,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[float, float, bool]:
         """Train one epoch -> (mean training loss, seconds, whether --max-time ran out)."""
         cfg, model = self.cfg, self.net
+        if self.plan is not None:
+            self.plan.unfreeze(epoch)
         model.train()
         # Shuffling depends only on (seed, epoch): a resumed run sees the same batches.
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -423,7 +432,7 @@ class Trainer:
 
 
 def fit(task: LoopTask, model: nn.Module, cfg: TrainConfig, run_dir: Path, device: torch.device,
-        meta: dict[str, Any], resume: bool = False, log=print) -> dict:
+        meta: dict[str, Any], resume: bool = False, log=print, plan=None) -> dict:
     """Train ``model`` on ``task``; write metrics and checkpoints into ``run_dir``.
 
     ``meta`` (model config, task state such as the vocabulary) goes into every checkpoint, so
@@ -431,7 +440,7 @@ def fit(task: LoopTask, model: nn.Module, cfg: TrainConfig, run_dir: Path, devic
     ``run_dir/last.pt``. Returns a summary; the model holds the best weights afterwards (on several
     processes: on rank 0, which alone writes and reports).
     """
-    return Trainer(task, model, cfg, run_dir, device, meta, log).fit(resume)
+    return Trainer(task, model, cfg, run_dir, device, meta, log, plan=plan).fit(resume)
 
 
 def seed_everything(seed: int) -> None:

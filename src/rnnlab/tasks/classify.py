@@ -276,6 +276,7 @@ class TextClassificationTask(Task):
     monitor = "accuracy"
     monitor_mode = "max"
     model_config_cls = ClassifierConfig
+    pretrainable = True  # --pretrain lm: the encoder first learns the texts as a language model (rnnlab.pretrain)
 
     def _index(self, vocab: Vocab) -> None:
         """Tensors of every split, and the training label counts."""
