@@ -76,7 +76,11 @@ def main(argv=None) -> int:
         for _ in range(3):
             page.click("#pstep-next")
         page.mouse.move(0, 0)
-        page.locator("#poem-trace").screenshot(path=str(out / "serve-poems-step.png"))
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky header back at the top, off the clip
+        top = page.locator("#poem-trace").bounding_box()
+        units = page.locator("#pstep-units-list").bounding_box()  # the steps and the units, not the 384-unit maps
+        page.screenshot(path=str(out / "serve-poems-step.png"), full_page=True,
+                        clip={"x": 0, "y": top["y"], "width": 1280, "height": units["y"] + units["height"] + 12 - top["y"]})
         print(out / "serve-poems-step.png")
 
         page.click("nav [data-tab='sentiment']")
