@@ -20,6 +20,24 @@ def test_every_bundled_model_is_there_and_small():
     assert (models_dir() / "MODELS.md").is_file()
 
 
+@pytest.mark.parametrize("name", EXPECTED)
+def test_every_bundled_model_ships_its_training_curves(name):
+    """metrics.jsonl, as the training run wrote it: one row per epoch, at most the planned epochs; the
+    poems model's validation perplexity re-measured on its exported weights is its best epoch's."""
+    from rnnlab.runs import read_jsonl
+    from rnnlab.tasks import get_task
+
+    meta = json.loads((models_dir() / name / "run.json").read_text(encoding="utf-8"))
+    rows = read_jsonl(models_dir() / name / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1)) and rows
+    task = get_task(meta["task"])
+    values = [r[f"val_{task.monitor}"] for r in rows]
+    best = max(values) if task.monitor_mode == "max" else min(values)
+    if task.monitor == "perplexity":  # recorded on the exported (float16) weights: close to the best epoch's
+        assert meta["test"]["val_perplexity"] == pytest.approx(best, rel=0.01)
+    assert len(rows) <= meta["train_config"]["epochs"]
+
+
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n.startswith("names")])
 def test_names_models_score_their_recorded_figures(name):
     run = load_run(name)
