@@ -65,7 +65,7 @@ def figure(curves: dict[str, list[dict]], path: Path, title: str) -> None:
     ax.set_ylabel("validation perplexity (per character)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
