@@ -120,7 +120,8 @@ async function stepThrough() {
   $("poems-error").textContent = "";
   await busy($("poem-step-button"), async () => {
     try {
-      const text = poemState.lines.slice(0, STEP_LINES).join("");
+      const declared = (((state.tasks.poems || {}).verbs || {}).trace || {}).input;
+      const text = [...poemState.lines.slice(0, STEP_LINES).join("")].slice(0, declared ? declared.max_chars : 32).join("");
       const answer = await api("/api/poems/trace", { text, top: 5, run: poemState.run });
       poemTrace = { ...answer, poem: poemState.poem };
       renderPoemTrace(0);
