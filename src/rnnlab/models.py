@@ -227,6 +227,11 @@ class EnsembleClassifier(nn.Module):
         return logits, loss
 
 
+def members_of(model: nn.Module) -> list[nn.Module]:
+    """The classifiers an ensemble averages, in order; a single classifier is its own one member."""
+    return list(model.members) if hasattr(model, "members") else [model]
+
+
 def build_classifier(cfg: ClassifierConfig, class_weights: Tensor | None = None) -> nn.Module:
     """The classifier a config describes: one model, or an ensemble of ``cfg.ensemble``."""
     return EnsembleClassifier(cfg, class_weights) if cfg.ensemble > 1 else SequenceClassifier(cfg, class_weights)

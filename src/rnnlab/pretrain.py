@@ -29,14 +29,11 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .errors import UserError
+from .models import members_of
 
 STAGE = "pretrain"  # the stage-1 folder inside the run folder
 FACTOR = 2.6  # ULMFiT's ratio of one layer group's learning rate to the next one up
 TRAIN_SAMPLE = 50  # batches of the training split that stage 1's per-epoch training figures read
-
-
-def members_of(model: nn.Module) -> list[nn.Module]:
-    return list(model.members) if hasattr(model, "members") else [model]
 
 
 def check_pretrain(task_cls, model_cfg, train_cfg, distributed: bool) -> None:

@@ -25,7 +25,7 @@ import torch
 
 from ..files import default_data_dir
 from ..errors import UserError
-from ..models import ClassifierConfig
+from ..models import ClassifierConfig, members_of
 from ..nn.trace import named, step_through
 from ..options import Options, option
 from ..train import TrainConfig
@@ -178,7 +178,7 @@ class NamesPredictor:
         prefixes = [name[: i + 1] for i in range(len(name))]
         probs = self.probabilities(prefixes)  # (T, C)
         order = probs[-1].argsort(descending=True)[: min(top, len(self.labels))]
-        member = self.model.members[0] if hasattr(self.model, "members") else self.model
+        member = members_of(self.model)[0]
         ids, _ = encode_batch(self.vocab, [name])
         x = member.inputs(ids.to(self.device))[0].float()  # (T, I)
         # the cells' own equations -- a student's own, for a run trained with their lab workspace (--lab)

@@ -382,13 +382,17 @@ class PoemsPredictor:
         return out
 
     @torch.no_grad()
+    def _stepped(self, text: str) -> dict[str, torch.Tensor]:
+        """The first layer over ``<s>`` and each character of ``text``, step by step from rnnlab.nn's own
+        equations (``step_through``, as the names trace reads them): name -> (T + 1, H)."""
+        ids = torch.tensor([[BOS] + self.vocab.encode(text)], device=self.device)  # the model reads <s> first
+        cfg = self.model.cfg
+        return step_through(cfg.cell, self.model.rnn, self.model.embed(ids)[0].float(), cfg.nonlinearity)
+
     def _states(self, text: str) -> np.ndarray:
         """(T, H): the first layer's state after each character of ``text`` (the LSTM's cell state c_t,
-        else h_t), from rnnlab.nn's own step-by-step equations, as the names trace reads them."""
-        ids = torch.tensor([[BOS] + self.vocab.encode(text)], device=self.device)  # the model reads <s> first
-        x = self.model.embed(ids)[0].float()  # (T + 1, E)
-        cfg = self.model.cfg
-        steps = step_through(cfg.cell, self.model.rnn, x, getattr(cfg, "nonlinearity", "tanh"))
+        else h_t)."""
+        steps = self._stepped(text)
         return steps.get("c", steps["h"])[1:].cpu().numpy()  # after each character (not after <s>)
 
     def _counters(self) -> dict:
@@ -443,13 +447,10 @@ class PoemsPredictor:
             next           T + 1 lists of {char, probability}"""
         text = self._known(text, "text")
         targets = self.vocab.encode(text)
-        ids = torch.tensor([[BOS] + targets], device=self.device)  # (1, T + 1)
         cfg = self.model.cfg
-        steps = step_through(cfg.cell, self.model.rnn, self.model.embed(ids)[0].float(),
-                             getattr(cfg, "nonlinearity", "tanh"))
         probs = self._logits(targets + [EOS]).softmax(-1)  # (T + 1, V): after <s>, then after each character
-        return {"text": text, "chars": ["<s>", *text], "cell": cfg.cell, **named(cfg.cell, steps),
-                "nonlinearity": getattr(cfg, "nonlinearity", "tanh"),
+        return {"text": text, "chars": ["<s>", *text], "cell": cfg.cell, **named(cfg.cell, self._stepped(text)),
+                "nonlinearity": cfg.nonlinearity,
                 "next": [self._choices(row, opts.top) for row in probs],
                 "actual": [round(float(probs[t, c]), 4) if ch in self.vocab else None
                            for t, (c, ch) in enumerate(zip(targets, text))] + [None]}

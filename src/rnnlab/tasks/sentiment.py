@@ -40,7 +40,7 @@ import torch
 from ..datafiles import check_utf8_file, decode_data, read_bytes
 from ..files import default_data_dir
 from ..errors import UserError
-from ..models import ClassifierConfig, EnsembleClassifier, build_classifier
+from ..models import ClassifierConfig, EnsembleClassifier, build_classifier, members_of
 from ..train import TrainConfig
 from ..options import Options, option
 from ..verbs import Input, Verb
@@ -305,7 +305,7 @@ def init_embeddings(model, vocab: Vocab, kv, token_lists) -> dict:
     found = [i for i, w in enumerate(vocab.tokens) if w in kv.key_to_index]
     vectors = torch.tensor(kv.vectors[[kv.key_to_index[vocab.tokens[i]] for i in found]], dtype=torch.float)
     with torch.no_grad():
-        for m in getattr(model, "members", [model]):
+        for m in members_of(model):
             scale = m.embed.weight.std() / vectors.std().clamp(min=1e-8)  # keep the init's scale
             m.embed.weight[torch.tensor(found, dtype=torch.long) + vocab.offset] = vectors * scale
     running = [w for toks in token_lists for w in toks]
@@ -415,7 +415,7 @@ class Explainer:
         """Each text's words by the norm of its predicted label's log-probability's gradient with
         respect to their input vectors, largest first (the texts in one backward pass: each text's
         log-probability depends on its own inputs only)."""
-        members = list(getattr(self.model, "members", [self.model]))
+        members = members_of(self.model)
         if any(m.embed is None for m in members):  # one-hot inputs: no ranking, the first words
             return [list(range(len(t))) for t in token_lists]
         with input_vectors(self.model) as vectors:  # each member's input vectors (N, T, E), in member order
@@ -438,7 +438,7 @@ class Explainer:
         """Each text's attention weights over its tokens (the members' mean for an ensemble), or None."""
         if getattr(self.model, "cfg", None) is None or self.model.cfg.pool != "attention":
             return None
-        members = list(getattr(self.model, "members", [self.model]))[:: self.views]  # those that read the words
+        members = members_of(self.model)[:: self.views]  # those that read the words
         alphas = [m.features(ids.to(self.device), lengths.to(self.device), weights=True)[1] for m in members]
         mean = torch.stack(alphas).mean(0).cpu()  # (N, T)
         return [row[: int(n)].tolist() for row, n in zip(mean, lengths)]
