@@ -22,7 +22,8 @@ stops the server when done; with ``--all`` the three run one after another):
 * ``--burst N``: N clients of the mix start at the same instant, without think time, for
   ``--duration`` seconds, while a prober GETs /api/health every 50 ms on a connection of its own.
 * alone (with ``--all``, not ``--quick``): one client, five bundled reviews of about 1,000 characters,
-  each explained three times (the median kept): the explanation's cost when nothing else runs.
+  each explained three times (the median kept) as the page asks by default (occlusion of the words the
+  gradient ranks first) and three times by gradient x input: the explanation's cost when nothing else runs.
 
 A 503 answer is load shedding, not an error (the server's queue of that task was full): it is
 counted apart. A student does what the page does: waits the answer's Retry-After (x 1 to 1.5, so
@@ -610,38 +611,45 @@ def run_mix(args, burst: int = 0) -> dict:
 # --- one client alone: a long review explained -------------------------------------------------------
 def run_alone(args) -> dict:
     """The server alone with one client: ``ALONE_REVIEWS`` bundled reviews of about 1,000 characters, each
-    explained ``ALONE_TRIES`` times after a warm-up (the median kept): the whole request, as the page
-    sends it."""
+    explained ``ALONE_TRIES`` times after a warm-up (the median kept) as the page asks by default
+    (``explain: auto``: occlusion of the words the gradient ranks first), and as many times by the
+    gradient x input estimate (``explain: gradient``) beside it: the whole request."""
     from benchutil import format_table
 
     reviews = [r for r in read_reviews() if ALONE_CHARS[0] <= len(r) <= ALONE_CHARS[1]][:ALONE_REVIEWS]
-    rows, medians = [], []
+    rows, medians = [], {"auto": [], "gradient": []}
     with Server(args) as server:
         session = Session(server.port, args.timeout)
         session.send("POST", "/api/sentiment/predict", {"texts": [reviews[0]]})  # warm-up: the model, jieba
         for text in reviews:
-            times, answer = [], {}
-            for _ in range(ALONE_TRIES):
-                start = time.perf_counter()
-                status, _, body, failure = session.send("POST", "/api/sentiment/predict", {"texts": [text]})
-                times.append(time.perf_counter() - start)
-                if status != 200:
-                    raise SystemExit(f"serve benchmark: a long review answered {status or failure}")
-                answer = json.loads(body)["results"][0]
-            medians.append(sorted(times)[len(times) // 2] * 1000)
-            rows.append({"characters": len(text), "words": len(answer["words"]), "measured": answer["measured"],
-                         "median ms": f"{medians[-1]:.0f}", "max ms": f"{max(times) * 1000:.0f}"})
+            row = {"characters": len(text)}
+            for how in ("auto", "gradient"):
+                times, answer = [], {}
+                for _ in range(ALONE_TRIES):
+                    start = time.perf_counter()
+                    status, _, body, failure = session.send("POST", "/api/sentiment/predict",
+                                                            {"texts": [text], **({"explain": how} if how != "auto" else {})})
+                    times.append(time.perf_counter() - start)
+                    if status != 200:
+                        raise SystemExit(f"serve benchmark: a long review answered {status or failure}")
+                    answer = json.loads(body)["results"][0]
+                medians[how].append(sorted(times)[len(times) // 2] * 1000)
+                row.update({"words": len(answer["words"]), f"{how}: measured": answer["measured"],
+                            f"{how}: median ms": f"{medians[how][-1]:.0f}", f"{how}: max ms": f"{max(times) * 1000:.0f}"})
+            rows.append(row)
         session.close()
-    worst = max(medians)
+    worst = max(medians["auto"])
     print(f"### alone: one client, {len(reviews)} bundled reviews of {ALONE_CHARS[0]}-{ALONE_CHARS[1]} characters, "
-          f"each explained {ALONE_TRIES} times (explain=auto: every word up to 64, else the 24 the gradient ranks first)")
+          f"each explained {ALONE_TRIES} times by the default (explain=auto: occlusion of the words the gradient ranks "
+          f"first) and as many by explain=gradient (gradient x input, an estimate)")
     print(server.describe())
     print()
-    print(format_table(rows, ["characters", "words", "measured", "median ms", "max ms"]))
+    print(format_table(rows, ["characters", "words"] + [f"{how}: {c}" for how in ("auto", "gradient")
+                                                         for c in ("measured", "median ms", "max ms")]))
     print()
     return {"mode": "alone", "rows": rows, "errors": 0,
-            "checks": [check(f"alone: a 1,000-character review explained < {ALONE_MS:.0f} ms (the slowest median)",
-                             f"{worst:.0f} ms", worst < ALONE_MS)]}
+            "checks": [check(f"alone: a 1,000-character review explained < {ALONE_MS:.0f} ms (the default; the slowest median)",
+                             f"{worst:.0f} ms (explain=gradient: {max(medians['gradient']):.0f} ms)", worst < ALONE_MS)]}
 
 
 # --- the classroom: students following a lesson ----------------------------------------------------

@@ -447,6 +447,45 @@ def test_live_gradients(open_page, tmp_path):
     shot(page, tmp_path, "live-gradients")
 
 
+@pytest.mark.parametrize("size,lang", [((390, 844), "zh"), ((1366, 800), "en")])
+def test_sentiment_effects_measured_estimated_or_none(browser, server, size, lang):
+    """The effects' measure is a choice built from the verb's declaration (its default first): taking
+    the words out (exact), the gradient estimate, then none -- the note says which."""
+    phone = size[0] < 600
+    context, page, watch = device_page(browser, size, lang)
+    try:
+        page.goto(server + "#sentiment")
+        page.wait_for_selector("body[data-ready='1']")
+        press = page.tap if phone else page.click
+        choices = page.locator("#sentiment-explain option")
+        assert choices.evaluate_all("os => os.map(o => o.value)") == ["auto", "occlusion", "gradient", "none"]
+        assert page.locator("#sentiment-explain").input_value() == "auto"
+        assert choices.first.inner_text() == ("去词重测（精确；长评论只测最可能的词）" if lang == "zh"
+                                              else "taken out (exact; a long review: its likeliest drivers)")
+        page.fill("#sentiment-input", "位置不错，但是隔音不好")
+        press("#sentiment-form button[type=submit]")
+        page.wait_for_selector("#sentiment-result:not([hidden])")
+        assert ("去掉" if lang == "zh" else "removed") in page.locator("#sentiment-measure").inner_text()
+        measured = page.locator("#sentiment-words .w").evaluate_all("ws => ws.map(w => w.dataset.effect)")
+        assert None not in measured and page.locator("#sentiment-drivers li").count() >= 3
+        page.select_option("#sentiment-explain", "gradient")
+        press("#sentiment-form button[type=submit]")
+        page.wait_for_function("document.getElementById('sentiment-measure').textContent.includes("
+                               + ("'梯度'" if lang == "zh" else "'gradient'") + ")")
+        estimated = page.locator("#sentiment-words .w").evaluate_all("ws => ws.map(w => w.dataset.effect)")
+        assert len(estimated) == len(measured) and estimated != measured and None not in estimated
+        page.select_option("#sentiment-explain", "none")
+        press("#sentiment-form button[type=submit]")
+        page.wait_for_function("document.getElementById('sentiment-measure').textContent === ''")
+        assert page.locator("#sentiment-words .w.unmeasured").count() == len(measured)
+        assert page.locator("#sentiment-drivers-title").is_hidden() and page.locator("#sentiment-label").inner_text()
+        width = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert width[0] <= width[1], width
+        assert not watch.errors and not watch.external, (watch.errors, watch.external)
+    finally:
+        context.close()
+
+
 def test_sentiment_warns_when_the_words_are_unknown(open_page):
     page = open_page("#sentiment")
     page.fill("#sentiment-input", "qwzx plonk frabjous vorpal 房间很干净")  # mostly unknown (all unknown: refused)

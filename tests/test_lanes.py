@@ -138,6 +138,37 @@ def test_a_request_whose_client_is_gone_leaves_its_batch():
     assert admitted == 0  # every place freed
 
 
+def test_requests_that_wait_for_a_place_join_one_batch():
+    """Dynamic batching as Triton's queue does it: while every place of the lane is taken, the
+    requests that arrive (long after the 5 ms window) join the batch waiting for the next place, so
+    a busy lane runs few large batches instead of many small ones."""
+    calls, release = [], threading.Event()
+
+    def call(values):
+        calls.append(list(values))
+        if values == ["first"]:
+            release.wait(10)  # keeps the lane's one place taken
+        return [v.upper() for v in values]
+
+    def run_in_thread(fn):
+        return fn()
+
+    async def go():
+        lane = Lane("t", run_in_thread, concurrency=1, wait=0.005)
+        first = asyncio.create_task(lane.batched("k", ["first"], call))
+        await asyncio.sleep(0.05)  # the first batch runs and holds the place
+        later = []
+        for v in "abcde":
+            later.append(asyncio.create_task(lane.batched("k", [v], call)))
+            await asyncio.sleep(0.02)  # each long after the one before: 4x the batching window
+        release.set()
+        return await asyncio.gather(first, *later), lane.admitted, lane.joined
+
+    results, admitted, joined = asyncio.run(go())
+    assert calls == [["first"], list("abcde")] and results == [["FIRST"]] + [[v.upper()] for v in "abcde"]
+    assert admitted == 0 and joined == 5
+
+
 def held(monkeypatch, cls, verb: str) -> tuple[threading.Event, threading.Event]:
     """The predictor's verb made to wait (in its worker thread) until ``hold`` is set; ``entered`` is
     set when a call has started: a lane kept busy for as long as a test needs."""
@@ -289,7 +320,7 @@ def test_serve_with_two_workers_answers_as_one_process(serve_runs):
 
 
 def test_explanations_and_saliency_in_threads_at_once_answer_as_alone(serve_runs):
-    """Gradients of the input vectors (sentiment's ranking of long reviews, names' saliency) while other
+    """Gradients of the input vectors (sentiment's gradient x input and ranking of long reviews, names' saliency) while other
     threads run the same models: each answer as it is alone (the input hooks act per thread)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -300,6 +331,7 @@ def test_explanations_and_saliency_in_threads_at_once_answer_as_alone(serve_runs
     _, names = registry.get(None, "names")
     long_review = "，".join(["房间很干净服务也很热情", "隔音太差一晚没睡好前台态度也不好", "早餐一般"] * 12)
     jobs = [lambda: sentiment.call("predict", [long_review]), lambda: sentiment.call("predict", ["早餐一般"]),
+            lambda: sentiment.call("predict", [long_review], explain="gradient"),
             lambda: names.call("saliency", "Abovic"), lambda: names.call("predict", ["Rossi", "Nguyen"])] * 6
     alone = [job() for job in jobs]
     assert alone[0][0]["measured"] < len(alone[0][0]["words"])  # the long review was ranked by its gradient

@@ -3,8 +3,10 @@ answer through the CLI by name, stay under the size budget, and still score the 
 recorded in their run.json when re-measured on the bundled data."""
 
 import json
+from dataclasses import replace
 
 import pytest
+import torch
 
 from rnnlab import bundled_models, load_run
 from rnnlab.api import models_dir
@@ -74,3 +76,26 @@ def test_the_bundled_models_answer_by_name_on_the_command_line(capsys):
     assert poem.startswith("山") and len(poem) == 32
     assert main(["predict", "--run", "nosuchmodel", "x"]) == 2
     assert "not a bundled model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_fused_twin_answers_as_the_model_and_shares_its_weights(cell):
+    """The explainer's forward passes run on torch's fused layers with the model's own weights: the
+    same logits, and a change to the model's weights is the twin's too."""
+    from rnnlab.models import ClassifierConfig, build_classifier, fused_twin
+
+    torch.manual_seed(0)
+    cfg = ClassifierConfig(vocab_size=30, num_classes=3, cell=cell, embed_dim=8, hidden=12, bidirectional=True,
+                           pool="attention", ensemble=2)
+    model = build_classifier(cfg).eval()
+    twin = fused_twin(model)
+    assert twin is not model and type(twin.members[0].rnn) is torch.nn.modules.rnn.__dict__[cell.upper()]
+    ids, lengths = torch.randint(1, 30, (4, 9)), torch.tensor([9, 5, 1, 7])
+    assert torch.allclose(twin(ids, lengths)[0], model(ids, lengths)[0], atol=1e-6)
+    with torch.no_grad():
+        model.members[1].rnn.weight_hh_l0_reverse.mul_(1.5)
+        model.members[0].embed.weight.add_(0.1)
+    assert torch.allclose(twin(ids, lengths)[0], model(ids, lengths)[0], atol=1e-6)
+    assert fused_twin(build_classifier(replace(cfg, cell="rnn", nonlinearity="sigmoid"))).cfg.backend == "scratch"
+    torch_already = build_classifier(replace(cfg, backend="torch"))
+    assert fused_twin(torch_already) is torch_already

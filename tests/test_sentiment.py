@@ -11,7 +11,7 @@ import torch
 from rnnlab.cli import main
 from rnnlab.errors import UserError
 from rnnlab.experiment import run_training
-from rnnlab.models import ClassifierConfig
+from rnnlab.models import ClassifierConfig, members_of
 from rnnlab.tasks.sentiment import (KEEP_WORDS, SentimentConfig, SentimentTask, TextPipeline, load_stopwords,
                                     read_labeled_csv, MAX_TEXT_CHARS)
 from rnnlab.vocab import UNK
@@ -136,7 +136,41 @@ def test_predict_explains_and_the_cli_trains_another_csv(tmp_path, capsys):
     assert max(result["words"], key=lambda w: w["effect"])["word"] in {"很", "干净", "热情"}
     assert main(["predict", "--run", str(run), "房间不干净"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("0 ") and "drivers:" in out and "[" in out
+    assert out.startswith("0 ") and "drivers (taken out):" in out and "[" in out
+    assert main(["predict", "--run", str(run), "--explain", "gradient", "房间不干净"]) == 0
+    assert "drivers (gradient x input):" in capsys.readouterr().out
+    assert main(["predict", "--run", str(run), "--explain", "none", "--json", "房间不干净"]) == 0
+    bare = json.loads(capsys.readouterr().out)[0]
+    assert bare["explained_by"] is None and bare["measured"] == 0 and all(w["effect"] is None for w in bare["words"])
+    # gradient x input is the first-order change of the label's log-probability: shrinking one word's
+    # vector by 1 % moves the log-probability by about 1 % of the word's effect
+    from rnnlab import load_run
+
+    loaded = load_run(run)
+    text = "房间很干净，服务也很热情"
+    answer = loaded.predict([text], explain="gradient")[0]
+    assert answer["explained_by"] == "gradient" and answer["measured"] == len(answer["words"])
+    model, vocab = loaded.predictor.model, loaded.predictor.vocab
+    tokens = [w["word"] for w in answer["words"]]
+    label = answer["top"][0]["label"]
+    ids = torch.tensor([vocab.encode(tokens)])
+
+    def logp() -> float:
+        with torch.no_grad():
+            out = model(ids, torch.tensor([len(tokens)]))[0].log_softmax(-1)
+        return float(out[0, loaded.predictor.labels.index(label)])
+
+    for i, w in enumerate(answer["words"]):
+        if tokens.count(w["word"]) > 1 or w["unknown"]:
+            continue
+        tables = [m.embed.weight.data for m in members_of(model)]  # the word's vector in every member
+        before, rows = logp(), [t[ids[0, i]].clone() for t in tables]
+        for t, row in zip(tables, rows):
+            t[ids[0, i]] = row * 0.99
+        after = logp()
+        for t, row in zip(tables, rows):
+            t[ids[0, i]] = row
+        assert (before - after) == pytest.approx(0.01 * w["effect"], rel=0.05, abs=2e-5), w
     long_text = "房间很干净" * 200
     assert main(["predict", "--run", str(run), "--json", long_text]) == 0
     assert json.loads(capsys.readouterr().out)[0]["truncated_from"] > 400

@@ -115,7 +115,7 @@ def create_app(runs_dirs=(), bundled: bool = True, threads: int = 1, concurrency
 
     # One lane per task, each ``concurrency`` wide with a bounded queue (lanes.py): a name typed on the
     # page never waits behind a queue of poems or long reviews, and a full queue answers 503 at once.
-    lanes = {task: Lane(task, in_inference_mode, concurrency, queue) for task in TASKS}
+    lanes = {task: Lane(task, in_inference_mode, concurrency, queue, nice=cls.serve_nice) for task, cls in TASKS.items()}
     started = time.time()
 
     from contextlib import asynccontextmanager

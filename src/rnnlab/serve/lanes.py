@@ -5,11 +5,15 @@ and load shedding.
   the page never waits behind a queue of poems or long reviews.
 - **Micro-batching** (what TorchServe and Triton call dynamic batching): requests of a verb whose
   input is a list (names, sentiment and poems ``predict``) for the same model with the same options
-  that arrive within ``wait`` seconds of the first (5 ms), up to ``max_items`` inputs, run as one
-  call of the predictor -- one forward pass -- and each gets its own slice of the answer, the same
-  as it would have alone (a test). When the joint call fails (a batch-mate's input is refused), each
+  that arrive within ``wait`` seconds of the first (5 ms) -- or, when every place of the lane is
+  taken, until a place frees -- up to ``max_items`` inputs, run as one call of the predictor -- one
+  forward pass -- and each gets its own slice of the answer, the same as it would have alone (a
+  test). So the busier the lane, the larger its batches, as in Triton's queue of a model. When the joint call fails (a batch-mate's input is refused), each
   request runs again alone, so each gets its own answer or its own error. A request whose client has
   gone before its batch runs is left out of it.
+- **Short jobs first**: a task that declares ``serve_nice`` (poems: a poem takes 40-60 ms of CPU, a
+  name a few) computes in threads of its own at that nice value, so that under load the OS gives the
+  cores to the names and reviews first, and the poems take what is left (idle, nice changes nothing).
 - **A bounded queue**: at most ``queue`` requests of a task wait beyond those running; past that the
   answer is ``503`` with ``Retry-After`` (seconds) and a one-line JSON error -- the page says
   "busy, retrying" and tries again -- rather than an ever longer wait.
@@ -21,7 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -72,8 +80,12 @@ class Lane:
     inference mode); ``one(...)`` and ``batched(...)`` are what the routes await."""
 
     def __init__(self, task: str, run: Callable, concurrency: int, queue: int = QUEUE,
-                 wait: float = BATCH_WAIT, max_items: int = MAX_ITEMS) -> None:
+                 wait: float = BATCH_WAIT, max_items: int = MAX_ITEMS, nice: int = 0) -> None:
         self.task, self._run, self.concurrency = task, run, max(1, concurrency)
+        # Niced threads of the lane's own (a thread's nice cannot be lowered back without privileges,
+        # so they never serve another lane); none: anyio's shared worker threads.
+        self._pool = (ThreadPoolExecutor(self.concurrency, f"rnnlab-{task}", initializer=_nice, initargs=(nice,))
+                      if nice > 0 else None)
         self.queue, self.wait, self.max_items = max(0, queue), wait, max(1, max_items)
         self.limiter = anyio.CapacityLimiter(self.concurrency)
         self.admitted = 0  # requests in the lane: waiting or running
@@ -101,7 +113,14 @@ class Lane:
         """``fn()`` in a worker thread (the caller holds a place of the lane's limiter), timed."""
         start = time.perf_counter()
         try:
-            return await anyio.to_thread.run_sync(self._run, fn, abandon_on_cancel=False)
+            if self._pool is None:
+                return await anyio.to_thread.run_sync(self._run, fn, abandon_on_cancel=False)
+            done = asyncio.wrap_future(self._pool.submit(self._run, fn))
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:  # as anyio's abandon_on_cancel=False: the place is held until it ends
+                await asyncio.wait([done])
+                raise
         finally:
             self.seconds = 0.8 * self.seconds + 0.2 * (time.perf_counter() - start)
 
@@ -141,12 +160,13 @@ class Lane:
             await asyncio.wait_for(batch.full.wait(), self.wait)
         except asyncio.TimeoutError:
             pass
-        batch.closed = True
-        if self.batches.get(batch.key) is batch:
-            del self.batches[batch.key]
-        requests = [r for r in batch.requests if not r.future.done()]  # a cancelled request leaves its place
+        requests: list[_Request] = []
         try:
-            async with self.limiter:
+            async with self.limiter:  # while the batch waits for a place, later requests still join it
+                batch.closed = True
+                if self.batches.get(batch.key) is batch:
+                    del self.batches[batch.key]
+                requests = [r for r in batch.requests if not r.future.done()]  # a cancelled request leaves its place
                 requests = [r for r in requests if not (r.gone is not None and await r.gone())]
                 for r in batch.requests:
                     if r not in requests and not r.future.done():
@@ -164,6 +184,16 @@ class Lane:
         for r, (ok, value) in zip(requests, outcomes):
             if not r.future.done():
                 r.future.set_result(value) if ok else r.future.set_exception(value)
+
+
+def _nice(nice: int) -> None:
+    """This worker thread at ``nice``: on Linux a thread has its own (elsewhere the call would nice the
+    whole process, so the lane's threads keep the server's priority)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            pass
 
 
 def _joint(call: Callable[[list], list], requests: list[_Request]) -> list[tuple[bool, Any]]:

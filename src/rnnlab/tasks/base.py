@@ -97,6 +97,9 @@ class Task:
     predictor_cls: ClassVar[type]
     monitor: ClassVar[str] = "accuracy"
     monitor_mode: ClassVar[str] = "max"
+    # The server's CPU priority for this task's computations (a nice value, 0-19): long ones (a poem
+    # decoded character by character) yield the cores to the short ones (a name, a review) under load.
+    serve_nice: ClassVar[int] = 0
 
     cfg: Any
     data_report: dict

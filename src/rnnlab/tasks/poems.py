@@ -568,6 +568,7 @@ class PoemsTask(Task):
     name = "poems"
     monitor = "perplexity"
     monitor_mode = "min"
+    serve_nice = 10  # a poem takes 40-60 ms of CPU, a name or a short review a few: poems yield under load
     config_cls = PoemsConfig
     model_config_cls = LanguageModelConfig
     default_model = DEFAULT_MODEL

@@ -15,7 +15,8 @@ export async function analyse(ev) {
   }
   await busy(document.querySelector("#sentiment-form button[type=submit]"), async () => {
     try {
-      sentimentState = await api("/api/sentiment/predict", { texts: [text], run: $("sentiment-model").value || undefined });
+      sentimentState = await api("/api/sentiment/predict", { texts: [text], run: $("sentiment-model").value || undefined,
+        explain: $("sentiment-explain").value || undefined });
       sentimentState.text = text;
       renderSentiment();
     } catch (e) {
@@ -36,7 +37,7 @@ export function renderSentiment() {
   const measured = r.words.filter((w) => w.effect !== null); // long reviews: the words ranked first (the rest unmeasured)
   const scale = Math.max(1e-6, ...measured.map((w) => Math.abs(w.effect)));
   const shaded = (w) => {
-    if (w.effect === null) return el("span", { class: "w unmeasured", title: t("unmeasured") }, w.word);
+    if (w.effect === null) return el("span", { class: "w unmeasured", title: t(r.explained_by ? "unmeasured" : "explain_none") }, w.word);
     const a = Math.abs(w.effect) / scale * 0.6;
     const color = w.effect >= 0 ? `rgba(47,133,90,${a})` : `rgba(197,48,48,${a})`;
     const tip = `${t("effect")} ${w.effect >= 0 ? "+" : ""}${w.effect.toFixed(3)}` +
@@ -49,7 +50,9 @@ export function renderSentiment() {
   $("sentiment-oov").hidden = !(r.words.length && unknown / r.words.length > 0.5);
   $("sentiment-oov").textContent = t("oov_warning", { n: unknown, m: r.words.length });
   $("sentiment-truncated").textContent = (r.truncated_from ? " · " + t("truncated", { n: r.words.length, m: r.truncated_from }) : "") +
-    (measured.length < r.words.length ? " · " + t("measured", { n: measured.length, m: r.words.length }) : "");
+    (r.explained_by && measured.length < r.words.length ? " · " + t("measured", { n: measured.length, m: r.words.length }) : "");
+  $("sentiment-measure").textContent = r.explained_by ? t(`by_${r.explained_by}`) : "";
+  $("sentiment-drivers-title").hidden = !r.explained_by;
   const ranked = measured.slice().sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 5);
   $("sentiment-drivers").replaceChildren(...ranked.map((w) =>
     el("li", {}, el("strong", {}, w.word), ` ${w.effect >= 0 ? "+" : ""}${w.effect.toFixed(3)}`)));

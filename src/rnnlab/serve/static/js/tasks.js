@@ -27,6 +27,9 @@ export function applyDeclarations(showTab) {
     Object.assign($("poems-temperature"), { min: lo, max: hi, value: temperature.default });
     $("poems-temperature-value").textContent = Number(temperature.default).toFixed(2);
   }
+  const explain = option("sentiment", "predict", "explain"); // how the words' effects are found
+  if (explain) $("sentiment-explain").replaceChildren(...explain.choices.map((c) =>
+    el("option", { value: c, selected: c === explain.default, "data-i18n": `explain_${c}` }, t(`explain_${c}`))));
   const form = option("poems", "generate", "form");
   if (form) $("poems-form-select").value = form.default;
   for (const task of Object.values(state.tasks)) if (!state.tabs.includes(task.name)) addTaskTab(task, showTab);
