@@ -5,6 +5,7 @@ Skipped, with the way to enable them, where Chromium or Playwright is missing.""
 
 import json
 import shutil
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 import pytest
@@ -288,26 +289,35 @@ TABS = [("names", "#names-form button[type=submit]", "#names-trace:not([hidden])
         ("gradients", "#flow-measure", "#flow-chart[data-curves='1']")]
 
 
-def device_page(browser, size, lang, allow_http_errors=False):
-    """(context, page, watch) of a phone (under 600 px wide: touch) or a laptop, the page's language set."""
+@contextmanager
+def on_device(browser, url, size, lang, allow_http_errors=False, routes=None):
+    """``with on_device(...) as (page, press)``: ``url`` open and ready on a phone (under 600 px wide:
+    touch, ``press`` taps) or a laptop (``press`` clicks), the page's language set, ``routes``
+    (pattern -> handler) in place before it loads; when the block ends, nothing went wrong in the
+    page (no error, nothing fetched from outside) and its context is closed."""
     phone = size[0] < 600
     context = browser.new_context(locale="en-US", viewport={"width": size[0], "height": size[1]},
                                   has_touch=phone, is_mobile=phone)
     context.add_init_script(f"localStorage.setItem('rnnlab-lang', '{lang}')")
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    return context, page, Watch(page, allow_http_errors)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        watch = Watch(page, allow_http_errors)
+        for pattern, handler in (routes or {}).items():
+            page.route(pattern, handler)
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']")
+        yield page, page.tap if phone else page.click
+        assert not watch.errors and not watch.external, (watch.errors, watch.external)
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("size,lang", [((390, 844), "en"), ((390, 844), "zh"), ((1366, 800), "en"), ((1366, 800), "zh")])
 def test_every_tab_fits_and_taps_land(browser, server, size, lang, tmp_path):
     phone = size[0] < 600
-    context, page, watch = device_page(browser, size, lang)
-    try:
-        page.goto(server + "#names")
-        page.wait_for_selector("body[data-ready='1']")
+    with on_device(browser, server + "#names", size, lang) as (page, press):
         page.fill("#names-input", "Abovic")
-        press = page.tap if phone else page.click
         for tab, button, answer in TABS:
             press(f"nav [data-tab='{tab}']")
             assert page.locator(f"#tab-{tab}").is_visible()
@@ -321,21 +331,13 @@ def test_every_tab_fits_and_taps_land(browser, server, size, lang, tmp_path):
         if phone:  # the header scrolls away on a phone instead of covering the content
             assert page.evaluate("getComputedStyle(document.querySelector('header')).position") == "static"
         shot(page, tmp_path, f"gradients-{size[0]}-{lang}")
-        assert not watch.errors and not watch.external, (watch.errors, watch.external)
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("size,lang", [((390, 844), "zh"), ((1366, 800), "en")])
 def test_step_through_a_poem(browser, server, size, lang):
     """The poem's first couplet, step by step: <s> then each character, the equations with the server's
     numbers, the next characters the model expects; on a phone with taps, in either language."""
-    phone = size[0] < 600
-    context, page, watch = device_page(browser, size, lang)
-    try:
-        page.goto(server + "#poems")
-        page.wait_for_selector("body[data-ready='1']")
-        press = page.tap if phone else page.click
+    with on_device(browser, server + "#poems", size, lang) as (page, press):
         page.select_option("#poems-form-select", "5x4")
         press("#poems-form button[type=submit]")
         page.wait_for_selector("#poem .line")
@@ -362,9 +364,6 @@ def test_step_through_a_poem(browser, server, size, lang):
         page.fill("#poems-seed", "7")
         press("#poems-form button[type=submit]")  # another poem: the old poem's steps go
         page.wait_for_selector("#poem-trace", state="hidden")
-        assert not watch.errors and not watch.external, (watch.errors, watch.external)
-    finally:
-        context.close()
 
 
 def test_projector_mode_is_remembered_and_requests_show_working(open_page):
@@ -451,12 +450,7 @@ def test_live_gradients(open_page, tmp_path):
 def test_sentiment_effects_measured_estimated_or_none(browser, server, size, lang):
     """The effects' measure is a choice built from the verb's declaration (its default first): taking
     the words out (exact), the gradient estimate, then none -- the note says which."""
-    phone = size[0] < 600
-    context, page, watch = device_page(browser, size, lang)
-    try:
-        page.goto(server + "#sentiment")
-        page.wait_for_selector("body[data-ready='1']")
-        press = page.tap if phone else page.click
+    with on_device(browser, server + "#sentiment", size, lang) as (page, press):
         choices = page.locator("#sentiment-explain option")
         assert choices.evaluate_all("os => os.map(o => o.value)") == ["auto", "occlusion", "gradient", "none"]
         assert page.locator("#sentiment-explain").input_value() == "auto"
@@ -481,9 +475,6 @@ def test_sentiment_effects_measured_estimated_or_none(browser, server, size, lan
         assert page.locator("#sentiment-drivers-title").is_hidden() and page.locator("#sentiment-label").inner_text()
         width = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert width[0] <= width[1], width
-        assert not watch.errors and not watch.external, (watch.errors, watch.external)
-    finally:
-        context.close()
 
 
 def test_sentiment_warns_when_the_words_are_unknown(open_page):
@@ -518,8 +509,6 @@ def test_a_busy_server_is_asked_again(browser, server, size, lang):
     """503 (the server's queue is full): the page says "busy, retrying", asks again after Retry-After
     and shows the answer; when every try is refused, the server's one line is shown, in the page's
     language."""
-    phone = size[0] < 600
-    context, page, watch = device_page(browser, size, lang, allow_http_errors=True)
     refuse = {"times": 2, "sent": 0}
     busy = json.dumps({"error": "busy: the names queue is full; try again in 1 s"})
 
@@ -530,12 +519,9 @@ def test_a_busy_server_is_asked_again(browser, server, size, lang):
         else:
             route.continue_()
 
-    try:
-        page.route("**/api/names/predict", names_predict)
-        page.goto(server + "#names")
-        page.wait_for_selector("body[data-ready='1']")
+    with on_device(browser, server + "#names", size, lang, allow_http_errors=True,
+                   routes={"**/api/names/predict": names_predict}) as (page, press):
         page.fill("#names-input", "Abovic")
-        press = page.tap if phone else page.click
         press("#names-form button[type=submit]")
         note = page.locator("#busy-note")
         note.wait_for(state="visible")
@@ -556,9 +542,6 @@ def test_a_busy_server_is_asked_again(browser, server, size, lang):
         page.wait_for_selector(f"#names-error:has-text('{said}')", timeout=20_000)
         assert refuse["sent"] >= 6  # the first try and 5 retries, at least
         note.wait_for(state="hidden")
-        assert not watch.errors and not watch.external, (watch.errors, watch.external)
-    finally:
-        context.close()
 
 
 def test_the_units_that_react_most_shade_the_name(open_page):
