@@ -45,6 +45,10 @@ CONFIGS = {
     "bilstm max-pool": (replace(ONE, pool="max"), {}),
     "bilstm x3 ensemble": (replace(ONE, ensemble=3), {}),
     "bilstm x5 (default)": (DEFAULT_MODEL, {}),
+    # AWD-LSTM's options on one network (issue #30: one network ahead of the baseline over 5 folds).
+    "bilstm + weight drop 0.3": (replace(ONE, weight_drop=0.3), {}),
+    "bilstm + averaging": (ONE, {"average": 2}),
+    "bilstm + weight drop 0.3 + averaging": (replace(ONE, weight_drop=0.3), {"average": 2}),
 }
 
 # `make bench` runs these; max-pooling and the ensemble of 3 are measured on request (--configs).

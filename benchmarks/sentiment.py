@@ -46,6 +46,8 @@ CONFIGS = {
     "bigru-attn chars word2vec": ({"tokenizer": "char", "vectors": "word2vec"}, ONE_MODEL, {"epochs": 8}),
     "bigru-attn words word2vec x3": ({**WORDS, "vectors": "word2vec"}, replace(DEFAULT_MODEL, ensemble=3), {"epochs": 8}),
     "bigru-attn words+chars word2vec x2 (default)": ({}, DEFAULT_MODEL, {}),
+    # AWD-LSTM's weight drop on the default (issue #30), judged over seeds (--seeds 3 --configs ...).
+    "default + weight drop 0.3": ({}, replace(DEFAULT_MODEL, weight_drop=0.3), {}),
 }
 # `make bench` runs the word-vector choice and the default; the character model and the ensemble of
 # three word models (about 6 and 9 more minutes) are measured on request (--configs).
