@@ -1,7 +1,7 @@
 """Run every benchmark one after another (never in parallel: they time the same cores) and write
 ``benchmarks/RESULTS.md`` with what each printed, the date, the machine and the commit.
 
-    python benchmarks/run_all.py [--quick] [--only cells,contention,names,poems,sentiment,serve,distributed,lab]
+    python benchmarks/run_all.py [--quick] [--only cells,contention,names,poems,sentiment,explain,serve,distributed,lab]
                                  [--poems-budget SECONDS | --poems-run RUN_DIR]
     python benchmarks/run_all.py --rebuild      # rewrite RESULTS.md from the sections, running nothing
 
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("cells", "contention", "names", "poems", "sentiment", "serve", "distributed", "lab")
+SCRIPTS = ("cells", "contention", "names", "poems", "sentiment", "explain", "serve", "distributed", "lab")
 KEPT = ("names-folds", "names-awd", "sentiment-seeds", "sentiment-snownlp-seeds", "pretrain", "awd", "readme-tables")  # kept sections (hand-run or by hand), after the benchmarks'
 
 
