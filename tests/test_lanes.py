@@ -169,6 +169,27 @@ def test_requests_that_wait_for_a_place_join_one_batch():
     assert admitted == 0 and joined == 5
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_a_niced_lane_computes_at_its_nice_and_the_others_do_not():
+    """Short jobs first: the poems lane (its task's serve_nice) computes in threads of its own at that
+    nice value; a lane without one in the server's ordinary threads, at the server's priority."""
+    from rnnlab.tasks.poems import PoemsTask
+
+    def niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    niced, plain = Lane("poems", run_now, 2, nice=PoemsTask.serve_nice), Lane("names", run_now, 2)
+
+    async def go():
+        return await niced.one(niceness), await plain.one(niceness), await niced.batched("k", [1], lambda v: [niceness()])
+
+    in_niced, in_plain, batched = asyncio.run(go())
+    assert PoemsTask.serve_nice > 0
+    assert in_niced == min(19, base + PoemsTask.serve_nice) and batched == [in_niced] and in_plain == base
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the server's own thread is untouched
+
+
 def held(monkeypatch, cls, verb: str) -> tuple[threading.Event, threading.Event]:
     """The predictor's verb made to wait (in its worker thread) until ``hold`` is set; ``entered`` is
     set when a call has started: a lane kept busy for as long as a test needs."""

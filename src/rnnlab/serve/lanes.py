@@ -8,9 +8,10 @@ and load shedding.
   that arrive within ``wait`` seconds of the first (5 ms) -- or, when every place of the lane is
   taken, until a place frees -- up to ``max_items`` inputs, run as one call of the predictor -- one
   forward pass -- and each gets its own slice of the answer, the same as it would have alone (a
-  test). So the busier the lane, the larger its batches, as in Triton's queue of a model. When the joint call fails (a batch-mate's input is refused), each
-  request runs again alone, so each gets its own answer or its own error. A request whose client has
-  gone before its batch runs is left out of it.
+  test). So the busier the lane, the larger its batches, as in Triton's queue of a model. When the
+  joint call fails (a batch-mate's input is refused), each request runs again alone, so each gets
+  its own answer or its own error. A request whose client has gone before its batch runs is left
+  out of it.
 - **Short jobs first**: a task that declares ``serve_nice`` (poems: a poem takes 40-60 ms of CPU, a
   name a few) computes in threads of its own at that nice value, so that under load the OS gives the
   cores to the names and reviews first, and the poems take what is left (idle, nice changes nothing).
@@ -187,11 +188,13 @@ class Lane:
 
 
 def _nice(nice: int) -> None:
-    """This worker thread at ``nice``: on Linux a thread has its own (elsewhere the call would nice the
-    whole process, so the lane's threads keep the server's priority)."""
+    """This worker thread ``nice`` steps below the server's priority (at most 19): on Linux a thread
+    has its own (elsewhere the call would nice the whole process, so the lane's threads keep the
+    server's priority)."""
     if sys.platform.startswith("linux"):
+        me = threading.get_native_id()
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
         except OSError:
             pass
 
