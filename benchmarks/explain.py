@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from benchutil import machine_info, print_table
+from rnnlab.tasks.sentiment import OCCLUSION_UP_TO, RANKED, encode_views
 
 ROOT = Path(__file__).resolve().parent.parent
 KS = (8, 12, 16, 24)
@@ -49,8 +50,6 @@ def measure(explainer, tokens: list[str]) -> dict:
     strong = occlusion.abs().argsort(descending=True)[:5]
     row["gxi sign"] = float(((occlusion[strong] > 0) == (gxi[strong] > 0)).float().mean())
     row["gxi top 3"] = share(gxi, occlusion, 3)
-    from rnnlab.tasks.sentiment import encode_views
-
     inputs = encode_views(explainer.vocab, [tokens], 1)
     attention = explainer._attention(inputs["ids"], inputs["lengths"])
     if attention:
@@ -70,7 +69,6 @@ def main(argv=None) -> int:
         args.reviews, args.long = 10, 5
     torch.set_num_threads(args.threads)
     from rnnlab import load_run
-    from rnnlab.tasks.sentiment import OCCLUSION_UP_TO, RANKED
 
     started = time.perf_counter()
     explainer = load_run("sentiment").predictor.explainer

@@ -13,8 +13,9 @@ and load shedding.
   its own answer or its own error. A request whose client has gone before its batch runs is left
   out of it.
 - **Short jobs first**: a task that declares ``serve_nice`` (poems: a poem takes 40-60 ms of CPU, a
-  name a few) computes in threads of its own at that nice value, so that under load the OS gives the
-  cores to the names and reviews first, and the poems take what is left (idle, nice changes nothing).
+  name a few) computes in threads of its own that many nice steps below the server (Linux), so that
+  under load the OS gives the cores to the names and reviews first, and the poems take what is left
+  (idle, nice changes nothing).
 - **A bounded queue**: at most ``queue`` requests of a task wait beyond those running; past that the
   answer is ``503`` with ``Retry-After`` (seconds) and a one-line JSON error -- the page says
   "busy, retrying" and tries again -- rather than an ever longer wait.

@@ -383,11 +383,11 @@ class Explainer:
             how = "auto"
         if how == "gradient":
             probs, scores = self._gradients(tokens)
-            effects = [dict(enumerate(gxi.tolist())) for _, gxi in scores]
+            effects, by = [dict(enumerate(gxi.tolist())) for _, gxi in scores], "gradient"
         elif how == "none":
-            probs, effects = self._probabilities(tokens), [{} for _ in tokens]
+            probs, effects, by = self._probabilities(tokens), [{} for _ in tokens], None
         else:
-            probs, effects = self._occlusion(tokens, how)
+            (probs, effects), by = self._occlusion(tokens, how), "occlusion"
         inputs = encode_views(self.vocab, tokens, 1)
         attention = self._attention(inputs["ids"], inputs["lengths"])
         out = []
@@ -403,7 +403,7 @@ class Explainer:
                         "top": [{"label": self.labels[int(i)], "probability": round(float(v), 4)}
                                 for v, i in zip(values, indices)],
                         "words": words, "measured": len(effect),
-                        "explained_by": None if how == "none" else "gradient" if how == "gradient" else "occlusion",
+                        "explained_by": by,
                         "truncated_from": len(every[k]) if len(every[k]) > len(toks) else None})
         return out
 

@@ -121,7 +121,7 @@ async function stepThrough() {
   await busy($("poem-step-button"), async () => {
     try {
       const declared = (((state.tasks.poems || {}).verbs || {}).trace || {}).input;
-      const text = [...poemState.lines.slice(0, STEP_LINES).join("")].slice(0, declared ? declared.max_chars : 32).join("");
+      const text = [...poemState.lines.slice(0, STEP_LINES).join("")].slice(0, declared ? declared.max_chars : undefined).join("");
       const answer = await api("/api/poems/trace", { text, top: 5, run: poemState.run });
       poemTrace = { ...answer, poem: poemState.poem };
       renderPoemTrace(0);
