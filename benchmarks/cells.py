@@ -2,9 +2,9 @@
 
 Forward + backward of one layer, 32 steps, input 128; median of repeated calls measured alternately
 on the same machine in the same run, with the thread count fixed (2 by default). Shapes: the
-reference (batch 64, hidden 256), hidden 64 and 512, batch 1 and 16. For the LSTM a second rnnlab
-figure, ``eager_ms``, is the pure-PyTorch step (RNNLAB_FUSED=0: what runs where the one-pass C
-kernel of rnnlab.nn.fused cannot), so the table shows what the kernel buys.
+reference (batch 64, hidden 256), hidden 64 and 512, batch 1 and 16. For the LSTM and the GRU a
+second rnnlab figure, ``eager_ms``, is the pure-PyTorch step (RNNLAB_FUSED=0: what runs where the
+one-pass C kernels of rnnlab.nn.fused cannot), so the table shows what the kernels buy.
 
     python benchmarks/cells.py [--threads 2] [--repeats 30] [--device cpu] [--json] [--quick]
 """
@@ -47,7 +47,7 @@ def time_all(fns: list, repeats: int, warmup: int, sync) -> list[float]:
 
 
 def eager(fn):
-    """``fn`` with rnnlab's one-pass LSTM kernel switched off (the pure-PyTorch reference path)."""
+    """``fn`` with rnnlab's one-pass C kernels switched off (the pure-PyTorch reference path)."""
     def run():
         os.environ["RNNLAB_FUSED"] = "0"
         try:
@@ -75,7 +75,7 @@ def measure(args) -> list[dict]:
                     out.sum().backward()
                 return run
 
-            fns = [step(ref), step(ours)] + ([eager(step(ours))] if name == "LSTM" and device.type == "cpu" else [])
+            fns = [step(ref), step(ours)] + ([eager(step(ours))] if name in ("LSTM", "GRU") and device.type == "cpu" else [])
             ms = time_all(fns, args.repeats, args.warmup, sync)
             target = TARGETS.get((name, (batch, hidden)))
             ratio = ms[1] / ms[0]
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         print(json.dumps({"rows": rows, "machine": machine_info(args.device)}))
         return 0
     print(f"cells: forward+backward of one layer, {args.steps} steps, input {args.input}, median of {args.repeats}; "
-          "eager: rnnlab's LSTM without its one-pass C kernel")
+          "eager: rnnlab's LSTM and GRU without their one-pass C kernels")
     print_table(rows, ["cell", "batch", "hidden", "torch_ms", "rnnlab_ms", "ratio", "eager_ms", "eager_ratio", "target", "met"])
     info = machine_info(args.device)
     print(f"machine: {info}; seed {args.seed}; wall {time.perf_counter() - start:.1f} s")

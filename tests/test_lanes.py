@@ -235,6 +235,39 @@ def test_a_full_queue_answers_503_with_retry_after_and_health_still_answers(serv
     assert poem.status_code == 200
 
 
+JOINED_POEMS = [dict(form="7x4"), dict(form="5x4", details=True, top=2), dict(form="free"), dict(acrostic="床疑举低"),
+                dict(form="5x4", keywords="明月"), dict(form="5x4", candidates=64)]  # 64: 8 poems a batch
+
+
+@pytest.mark.parametrize("options", JOINED_POEMS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_poems_joined_are_the_poems_each_request_gets_alone(options, serve_runs):
+    """What lets the server join poem requests: decoded as one batch, each request (its own seed and
+    number of poems) gets the poems it would get alone -- also a request larger than one batch."""
+    from rnnlab.serve.registry import Registry
+    from rnnlab.tasks.poems import GenerateOptions
+
+    _, run = Registry([serve_runs], bundled=False).get(None, "poems")
+    requests = [GenerateOptions(**options, seed=seed, n=n) for seed, n in ((1, 1), (7, 2), (3, 10), (11, 1))]
+    alone = [run.predictor.generate(o) for o in requests]
+    assert run.predictor.generate_joined(requests) == alone
+    assert len({json.dumps(a, ensure_ascii=False) for a in alone}) == len(alone)  # the seeds matter
+
+
+def test_poem_requests_that_arrive_together_are_decoded_together(serve_runs):
+    """Through the API: poem requests that differ only in seed and n are answered from one call, each
+    as alone; those with other options are not joined with them."""
+    bodies = [{"form": "5x4", "seed": s, "n": n, "candidates": 8} for s, n in ((1, 1), (2, 2), (3, 1), (4, 1))]
+    bodies.append({"form": "7x4", "seed": 5, "candidates": 8})
+    calm = TestClient(create_app([serve_runs], bundled=False))
+    expected = [calm.post("/api/poems/generate", json=b).json() for b in bodies]
+    app = create_app([serve_runs], bundled=False, concurrency=1)
+    answers = gather(app, [("/api/poems/generate", b) for b in bodies])
+    assert [a.status_code for a in answers] == [200] * len(bodies)
+    assert [a.json() for a in answers] == expected
+    assert [len(a.json()["results"]) for a in answers] == [1, 2, 1, 1, 1]
+    assert TestClient(app).get("/api/health").json()["lanes"]["poems"]["joined"] >= 2
+
+
 def test_poems_under_load_draw_fewer_candidates_and_say_so(serve_runs, monkeypatch):
     """While a poem is computed, a poem that must wait draws half the candidate lines (the verb's
     under_load) and says so; one that asks for its number of candidates keeps it."""

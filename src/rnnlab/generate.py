@@ -46,6 +46,7 @@ request and puts them together.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -92,6 +93,27 @@ class SampleOptions(Options):
     keywords: str = option("", "with a form: words the poem must hold, separated by spaces or commas (e.g. 明月 故乡): "
                            "one in each of some lines, in the order given, where their tones fit", max_chars=40,
                            zh="关键词：诗中必须出现的词，用空格或逗号分隔（如 明月 故乡），按顺序各占一行，放在平仄相合的位置")
+
+
+def _batches(jobs: list[tuple[int, int]], gens: list, size: int):
+    """The requests' poems in batches of at most ``size`` poems, in order, as streams
+    ``[(generator, poems), ...]``: a request that does not fit the room left starts a batch, and one of
+    more than ``size`` poems fills whole batches of its own one after another, as alone (its generator
+    runs through the same chunks); its last part shares a batch with the next requests."""
+    batch, room = [], size
+    for g, (_, n) in zip(gens, jobs):
+        if n > room and batch:
+            yield batch
+            batch, room = [], size
+        while n:
+            m = min(n, room)
+            batch.append((g, m))
+            n, room = n - m, room - m
+            if not room:
+                yield batch
+                batch, room = [], size
+    if batch:
+        yield batch
 
 
 class PoemSampler:
@@ -189,7 +211,6 @@ class PoemSampler:
         _, state = self.model.scores(ids, None)
         return select_rows(state, torch.zeros(n, dtype=torch.long)), torch.full((n,), prefix_ids[-1], dtype=torch.long)
 
-    @torch.no_grad()
     def sample(self, n: int = 1, max_tokens: int = MAX_TOKENS, details: bool = False, after: tuple[str, ...] = (),
                **options) -> list:
         """``n`` poems drawn as ``options`` (``SampleOptions``' fields) say, reproducible from ``seed``
@@ -199,9 +220,19 @@ class PoemSampler:
         "tones", "logprob"}`` (``logprob``: the model's mean log-probability per token of the poem, marks
         and end token included; ``rhyme_group`` and ``pattern`` are those the decoder kept, None when
         not asked for or in free form)."""
+        seed = options.pop("seed", SampleOptions.seed)
+        return self.sample_joined([(seed, n)], max_tokens, details, after, **options)[0]
+
+    @torch.no_grad()
+    def sample_joined(self, jobs: list[tuple[int, int]], max_tokens: int = MAX_TOKENS, details: bool = False,
+                      after: tuple[str, ...] = (), **options) -> list[list]:
+        """``sample`` for several requests that differ only in their ``(seed, n)`` (``jobs``), decoded
+        together (batches of up to ``MAX_ROWS`` rows): each request's poems, each list exactly what
+        ``sample(n, seed=seed, ...)`` gives alone (every request draws with a generator of its own)."""
         o = SampleOptions(**options)
-        if not 1 <= n <= 10_000:
-            raise UserError(f"-n {n}: give between 1 and 10000 samples")
+        for _, n in jobs:
+            if not 1 <= n <= 10_000:
+                raise UserError(f"-n {n}: give between 1 and 10000 samples")
         if not 2 <= max_tokens <= 2000:
             raise UserError(f"max tokens {max_tokens}: give between 2 and 2000")
         begin, acrostic, form, prefix, candidates = o.begin, o.acrostic, o.form, o.prefix, o.candidates
@@ -216,25 +247,27 @@ class PoemSampler:
             raise UserError(f"--prefix has {len(prefix_ids)} characters: no room left within {max_tokens}")
         if prefix and begin and prefix[0] != begin:
             raise UserError(f"--begin {begin!r} and --prefix {prefix!r} disagree on the first character")
-        gen = torch.Generator().manual_seed(o.seed)
+        gens = [torch.Generator().manual_seed(seed) for seed, _ in jobs]
         self.model.eval()
-        draw = dict(temperature=o.temperature, top_k=o.top_k, top_p=o.top_p, gen=gen)
+        draw = dict(temperature=o.temperature, top_k=o.top_k, top_p=o.top_p)
         if shape:
             options = dict(rhyme=o.rhyme, tones=o.tones, scheme=o.rhyme_scheme, candidates=candidates, repeats=o.repeats)
             sound = self.sound(o.rhyme_scheme) if o.rhyme or o.tones else None
             rules = regulated.rules_for(self.vocab, sound, shape, heads, bool(acrostic), prefix, acrostic or begin, options,
                                         after=tuple(after), keywords=keywords)
-            chunk = max(1, MAX_ROWS // candidates)
-            made = [p for start in range(0, n, chunk)
-                    for p in regulated.decode(self, min(chunk, n - start), rules, prefix, prefix_ids, draw)]
+            made = []
+            for batch in _batches(jobs, gens, max(1, MAX_ROWS // candidates)):  # [(generator, poems), ...]
+                made += regulated.decode(self, sum(m for _, m in batch), rules, prefix, prefix_ids, {**draw, "gen": batch})
         else:
-            made = [(p, None, None, None) for p in self._free(n, heads, prefix, prefix_ids, max_tokens, draw)]
+            parts = [(g, n) for g, (_, n) in zip(gens, jobs)]
+            made = [(p, None, None, None)
+                    for p in self._free(sum(n for _, n in jobs), heads, prefix, prefix_ids, max_tokens, {**draw, "gen": parts})]
         poems = [p for p, *_ in made]
-        if not details:
-            return poems
-        scores = self.logprob(poems)
-        return [{"poem": p, "lines": lines_of(p), "rhyme_group": g, "pattern": name, "tones": list(t) if t else None,
-                 "logprob": s} for (p, g, name, t), s in zip(made, scores)]
+        if details:
+            poems = [{"poem": p, "lines": lines_of(p), "rhyme_group": g, "pattern": name, "tones": list(t) if t else None,
+                      "logprob": s} for (p, g, name, t), s in zip(made, self.logprob(poems))]
+        ends = list(itertools.accumulate(n for _, n in jobs))
+        return [poems[end - n : end] for (_, n), end in zip(jobs, ends)]  # each request's own
 
     def _free(self, n: int, heads: list[int], prefix: str, prefix_ids: list[int], max_tokens: int, draw: dict) -> list[str]:
         """Free form: any token but padding, unknown and start; the given first character first; the end

@@ -8,7 +8,8 @@ line-by-line decoding that keeps them (see rnnlab.generate for what each rule me
   enough for it (``rules_for``);
 * ``allowed``: what each poem may write at one position;
 * ``decode``: ``candidates`` lines drawn at once per line (a batch through ``model.step``), the one the
-  model finds likeliest kept.
+  model finds likeliest kept; the poems of several requests decode as one batch, each with its own
+  random generator (``streams``), each the poem it would be alone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from . import verse
 from .errors import UserError
 from .poetry import PUNCTUATION
-from .sampling import draw, select_rows
+from .sampling import draw_each, select_rows
 
 TRADITION = 3.0  # weight of the customary first line (7 characters: rhyming; 5: not) against 1 for the other
 TONE_WORD = {verse.LEVEL: "level (平)", verse.OBLIQUE: "oblique (仄)"}
@@ -281,29 +282,38 @@ def allowed(r: Rules, char_mask: torch.Tensor, line: int, col: int, pats: list, 
     return fresh
 
 
-def _keyword_rows(plans: list[dict], line: int, k: int, width: int, gen) -> torch.Tensor:
+def streams(gen, n: int) -> list[tuple[torch.Generator, int]]:
+    """``[(generator, poems), ...]`` adding up to ``n``: one generator for all (a request alone), or
+    already streams (requests joined in one batch, consecutive poems each drawn with their own)."""
+    return [(gen, n)] if isinstance(gen, torch.Generator) else list(gen)
+
+
+def _keyword_rows(plans: list[dict], line: int, k: int, width: int, gens: list) -> torch.Tensor:
     """(n*k, width): the keyword character each candidate row must write at each column (-1: none).
     A poem's keyword for this line starts at a different allowed column in each candidate (in an
-    order drawn with ``gen``), so the model's choice among the candidates also places the word."""
+    order drawn with the poem's generator ``gens[p]``), so the model's choice among the candidates
+    also places the word."""
     force = torch.full((len(plans) * k, width), -1, dtype=torch.long)
     for p, plan in enumerate(plans):
         if line in plan:
             word, starts = plan[line]
-            order = torch.randperm(len(starts), generator=gen).tolist()
+            order = torch.randperm(len(starts), generator=gens[p]).tolist()
             for j in range(k):
                 s = starts[order[j % len(starts)]]
                 force[p * k + j, s : s + len(word)] = torch.tensor(word)
     return force
 
 
-def _line(sampler, r: Rules, line: int, c0: int, st, tok, pats, used, groups, rows, draw_options, plans):
+def _line(sampler, r: Rules, line: int, c0: int, st, tok, pats, used, groups, rows, draw_options, plans, gens):
     """``candidates`` drafts of one line for each poem -> (their characters (n*k, width-c0), their
     log-probabilities (n*k,), the state after the line's mark, the mark's id)."""
     n, k = len(pats), r.options["candidates"]
     width, lines = r.shape
     picked = torch.zeros(n * k, width - c0, dtype=torch.long)
     lp = torch.zeros(n * k)
-    force = _keyword_rows(plans, line, k, width, draw_options["gen"]) if r.keywords else None
+    force = _keyword_rows(plans, line, k, width, gens) if r.keywords else None
+    # each poem's k candidate rows drawn with the poem's generator
+    candidates = {**draw_options, "gen": [(g, m * k) for g, m in streams(draw_options["gen"], n)]}
     for col in range(c0, width):
         logits, st = sampler.model.step(tok.to(sampler.device), st)
         logp = sampler.log_probs(logits)
@@ -312,8 +322,7 @@ def _line(sampler, r: Rules, line: int, c0: int, st, tok, pats, used, groups, ro
             at = (force[:, col] >= 0).nonzero()[:, 0]
             mask[at] = False
             mask[at, force[at, col]] = True
-        tok = draw(logp, mask, draw_options["temperature"], draw_options["top_k"], draw_options["top_p"],
-                   draw_options["gen"], gumbel=True)
+        tok = draw_each(logp, mask, candidates, gumbel=True)
         lp += logp.gather(1, tok[:, None])[:, 0]  # the model's own, untempered
         picked[:, col - c0] = tok
     mark = sampler.vocab.id("，" if line % 2 == 0 else "。")
@@ -326,17 +335,20 @@ def _line(sampler, r: Rules, line: int, c0: int, st, tok, pats, used, groups, ro
 
 
 def decode(sampler, n: int, r: Rules, prefix: str, prefix_ids: list[int], draw_options: dict) -> list[tuple]:
-    """``n`` poems under ``r`` -> [(poem, rhyme group, pattern name, tone template)]."""
+    """``n`` poems under ``r`` -> [(poem, rhyme group, pattern name, tone template)]; ``draw_options["gen"]``:
+    one generator, or streams (``streams``: several requests' poems, each drawn as it would be alone)."""
     width, lines = r.shape
     options, sound, k, vocab = r.options, r.sound, r.options["candidates"], sampler.vocab
-    picks = torch.multinomial(r.weights, n, replacement=True, generator=draw_options["gen"]).tolist()
+    parts = streams(draw_options["gen"], n)
+    gens = [g for g, m in parts for _ in range(m)]  # each poem's generator
+    picks = [i for g, m in parts for i in torch.multinomial(r.weights, m, replacement=True, generator=g).tolist()]
     pats = [r.patterns[i] for i in picks]
     used = r.reserved.expand(n, -1).clone() if not options["repeats"] else torch.zeros(n, len(vocab), dtype=torch.bool)
     plans = [{} for _ in pats]  # each poem's keywords: line -> (keyword, its start columns), drawn among the ways
     if r.keywords:
         for p, pat in enumerate(pats):
             ways = r.placements[pat]
-            plans[p] = ways[int(torch.randint(len(ways), (1,), generator=draw_options["gen"]))]
+            plans[p] = ways[int(torch.randint(len(ways), (1,), generator=gens[p]))]
         if not options["repeats"]:  # a keyword's characters appear where the keyword is, not before
             used[:, [c for w in r.keywords for c in w]] = True
     # (n, G): the groups each poem may still rhyme in
@@ -348,7 +360,7 @@ def decode(sampler, n: int, r: Rules, prefix: str, prefix_ids: list[int], draw_o
     for line in range(start, lines):
         c0 = len(r.partial) if line == start else 0
         picked, lp, st, mark = _line(sampler, r, line, c0, select_rows(state, rows), inp[rows], pats, used, groups,
-                                     rows, draw_options, plans)
+                                     rows, draw_options, plans, gens)
         # Keep each poem's likeliest candidate line.
         best = lp.view(n, k).argmax(1) + torch.arange(n) * k
         state, inp, chosen = select_rows(st, best), torch.full((n,), mark, dtype=torch.long), picked[best]

@@ -31,6 +31,20 @@ def draw(logits: torch.Tensor, allowed: torch.Tensor, temperature: float, top_k:
     return torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0]
 
 
+def draw_each(logits: torch.Tensor, allowed: torch.Tensor, options: dict, gumbel: bool = False) -> torch.Tensor:
+    """``draw`` with ``options`` (its keyword arguments); ``options["gen"]`` is one generator for every
+    row, or streams ``[(generator, rows), ...]``: consecutive rows each drawn with a generator of their
+    own -- requests joined in one batch, each drawn exactly as it would be alone."""
+    gen, shape = options["gen"], {k: v for k, v in options.items() if k != "gen"}
+    if isinstance(gen, torch.Generator):
+        return draw(logits, allowed, gen=gen, gumbel=gumbel, **shape)
+    out, start = [], 0
+    for g, rows in gen:
+        out.append(draw(logits[start : start + rows], allowed[start : start + rows], gen=g, gumbel=gumbel, **shape))
+        start += rows
+    return torch.cat(out)
+
+
 def select_rows(state, index: torch.Tensor):
     """Rows ``index`` of a recurrent state: a (layers, B, H) tensor or a tuple of them (LSTM)."""
     if state is None:
@@ -44,12 +58,13 @@ def sample(step: Callable, state, tokens: torch.Tensor, steps: int, allowed_at: 
            end: int, options: dict) -> torch.Tensor:
     """Up to ``steps`` tokens for each of the B rows: ``step(tokens, state) -> (logits (B, V), state)``
     reads the last tokens, ``allowed_at(position)`` (B, V) says what may come, ``options`` are
-    ``draw``'s; a row that drew ``end`` keeps drawing ``end``. -> (B, <= steps) token ids."""
+    ``draw``'s (``gen``: one generator, or streams, see ``draw_each``); a row that drew ``end`` keeps
+    drawing ``end``. -> (B, <= steps) token ids."""
     out = torch.zeros(tokens.size(0), 0, dtype=torch.long)
     done = torch.zeros(tokens.size(0), dtype=torch.bool)
     for pos in range(steps):
         logits, state = step(tokens, state)  # (B, V)
-        tokens = draw(logits, allowed_at(pos), **options).masked_fill(done, end)
+        tokens = draw_each(logits, allowed_at(pos), options).masked_fill(done, end)
         out = torch.cat([out, tokens[:, None]], dim=1)
         done |= tokens == end
         if done.all():

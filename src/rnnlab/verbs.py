@@ -88,7 +88,10 @@ class Verb:
     requests that arrive together into one call: micro-batching); ``under_load``: (option, value)
     pairs the server uses instead of the defaults when requests of the task are already waiting (a
     lighter answer sooner; options the request sets itself are kept, and the answer says which were
-    lightened)."""
+    lightened); ``joined_by``: for a verb without input, the options in which requests may differ and
+    still run as one call of the predictor's ``<name>_joined(list of options)``, which answers each
+    request as it would be answered alone (the server joins requests that arrive together: poems
+    decoded in one batch, each with its own seed)."""
 
     name: str
     help: str
@@ -99,6 +102,7 @@ class Verb:
     example: Any = None
     per_item: bool = False
     under_load: tuple = ()
+    joined_by: tuple = ()
 
 
 def top_options(name: str, default: int, most: int, help: str, zh: str = ""):
@@ -152,6 +156,12 @@ def call(predictor, verb: Verb, value=None, options: dict | None = None):
             raise UserError(f"{verb.name} takes no input, only options")
         return method(opts)
     return method(verb.input.validate(value), opts)
+
+
+def call_joined(predictor, verb: Verb, options: list[dict]) -> list:
+    """Several requests of a verb with ``joined_by`` as one call (each one's options checked as in
+    ``call``) -> each request's answer."""
+    return getattr(predictor, f"{verb.name}_joined")([request(verb, o) for o in options])
 
 
 def warm_up(predictor, verb: Verb):

@@ -1,10 +1,11 @@
-"""The LSTM step's pointwise work in one pass of C: an optional speed-up of rnnlab.nn.lstm.
+"""The LSTM's and the GRU's pointwise work of a step in one pass of C: an optional speed-up of
+rnnlab.nn.lstm and rnnlab.nn.gru.
 
 Why: per time step the eager code in lstm.py runs six pointwise operations in the forward pass
-(sigmoid, tanh, mul, addcmul, tanh, mul) and five in the backward pass, each a separate pass over
-memory and a separate dispatch through PyTorch, where torch's oneDNN LSTM makes one. The matrix
-products are already at this CPU's peak in both; the pointwise passes are the gap (benchmarks/cells.py).
-``lstm_step.c`` computes the same equations in one loop per step.
+(sigmoid, tanh, mul, addcmul, tanh, mul) and five in the backward pass, gru.py about as many, each a
+separate pass over memory and a separate dispatch through PyTorch, where torch's oneDNN layers make
+one. The matrix products are already at this CPU's peak in both; the pointwise passes are the gap
+(benchmarks/cells.py). ``fused_steps.c`` computes the same equations in one loop per step.
 
 How: compiled at first use with the system's C compiler (about 0.2 s; ``-O3 -march=native``, exp
 vectorised through glibc's libmvec where it is there), cached per machine and source under
@@ -13,7 +14,7 @@ Not torch.utils.cpp_extension: that compiles against torch's headers (about 35 s
 loops that need nothing of torch.
 
 When: float32 tensors on the CPU, contiguous, and a compiler that built the file. Otherwise -- and
-always with ``RNNLAB_FUSED=0`` -- the eager PyTorch code in lstm.py runs. That code is the
+always with ``RNNLAB_FUSED=0`` -- the eager PyTorch code in lstm.py and gru.py runs. That code is the
 reference: tests/test_fused.py checks the two give the same outputs and gradients (to float32
 rounding), and the double backward always replays the eager equations.
 """
@@ -30,7 +31,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("lstm_step.c")
+SOURCE = Path(__file__).with_name("fused_steps.c")
 # Tried in order: vectorised exp (glibc libmvec), plain -O3 for this CPU, plain -O3.
 FLAG_SETS = (
     ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-DRNNLAB_VECTOR_EXP", "-lmvec"],
@@ -78,13 +79,17 @@ def _build(compiler: str, flags: list[str], target: Path) -> bool:
 
 
 class Kernels:
-    """The two compiled steps, called on tensors (no checks here: ``lstm_kernels`` decides eligibility)."""
+    """The compiled steps, called on tensors (no checks here: ``step_kernels`` decides eligibility)."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._fwd, self._bwd = lib.lstm_forward_step, lib.lstm_backward_step
+        self._gru_fwd, self._gru_bwd = lib.gru_forward_step, lib.gru_backward_step
         self._fwd.argtypes = [_P] * 7 + [_I, _I]
         self._bwd.argtypes = [_P] * 8 + [_I, _I]
-        self._fwd.restype = self._bwd.restype = None
+        self._gru_fwd.argtypes = [_P] * 7 + [_I, _I]
+        self._gru_bwd.argtypes = [_P] * 8 + [_I, _I]
+        for f in (self._fwd, self._bwd, self._gru_fwd, self._gru_bwd):
+            f.restype = None
 
     def forward_step(self, gates, c_prev, h_prev, keep, c, h, tanh_c) -> None:
         """``gates`` (B, 4H): pre-activations in, activations i, f, g, o out; c, h, tanh_c (B, H) written."""
@@ -99,6 +104,22 @@ class Kernels:
                   keep.data_ptr() if keep is not None else None, dg.data_ptr(), dc_prev.data_ptr(), B, H)
 
 
+    def gru_forward_step(self, xg, hg, h_prev, keep, act, hn, h) -> None:
+        """The GRU: r, z, n into ``act`` (B, 3H), W_hn h + b_hn into ``hn`` and h_t into ``h`` (B, H),
+        from ``xg`` and ``hg`` (B, 3H: the input's and the state's projections)."""
+        B, H = h.shape
+        self._gru_fwd(xg.data_ptr(), hg.data_ptr(), h_prev.data_ptr(), keep.data_ptr() if keep is not None else None,
+                      act.data_ptr(), hn.data_ptr(), h.data_ptr(), B, H)
+
+    def gru_backward_step(self, act, hn, h_prev, dh, keep, dhg, dpn, dh_direct) -> None:
+        """dL/d(W_hh h + b_hh) into ``dhg`` (B, 3H), dL/d(the candidate's pre-activation) into ``dpn`` and
+        the direct path dL/dh_t * z into ``dh_direct`` (B, H)."""
+        B, H = dh.shape
+        self._gru_bwd(act.data_ptr(), hn.data_ptr(), h_prev.data_ptr(), dh.data_ptr(),
+                      keep.data_ptr() if keep is not None else None, dhg.data_ptr(), dpn.data_ptr(),
+                      dh_direct.data_ptr(), B, H)
+
+
 @lru_cache(maxsize=1)
 def _load() -> Kernels | None:
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
@@ -108,7 +129,7 @@ def _load() -> Kernels | None:
     for flags in FLAG_SETS:
         key = hashlib.sha256(source + repr(flags).encode() + _cpu_signature().encode() + compiler.encode()).hexdigest()[:16]
         for root in (_cache_dir(), Path(tempfile.gettempdir()) / f"rnnlab-{os.getuid() if hasattr(os, 'getuid') else 0}"):
-            target = root / f"lstm_step-{key}.so"
+            target = root / f"fused_steps-{key}.so"
             try:
                 if not target.is_file() and not _build(compiler, flags, target):
                     break  # these flags do not compile here: try the next set
@@ -118,7 +139,7 @@ def _load() -> Kernels | None:
     return None
 
 
-def lstm_kernels(*tensors):
+def step_kernels(*tensors):
     """The compiled kernels when they apply to ``tensors`` (float32, CPU, contiguous), else None."""
     if not enabled():
         return None

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_batched, recurrent_weight_grads,
                    reject_projection, replay)
+from .fused import step_kernels
 
 
 def gru_gates(xg: Tensor, h: Tensor, w_hh, b_hh=None) -> dict[str, Tensor]:
@@ -62,6 +63,10 @@ class GRURecurrence(torch.autograd.Function):
 
     Inputs: xg (T, B, 3H) = W_ih x_t + b_ih for every step; h0 (B, H); w_hh (3H, H);
     b_hh (3H,) or None; mask (T, B, 1) or None (a padded step keeps h and outputs zero).
+
+    Where it applies (float32 on the CPU), each step's pointwise part runs in one pass of C
+    (rnnlab.nn.fused, fused_steps.c: the same equations); the eager code below is the fallback and
+    the reference the tests compare it with.
     """
 
     @staticmethod
@@ -74,17 +79,21 @@ class GRURecurrence(torch.autograd.Function):
         hs = xg.new_empty(steps + 1, batch, H)  # h_0 .. h_T
         hs[0] = h0
         w_t = w_hh.t()
-        for t in range(steps):
-            hg = torch.addmm(b_hh, hs[t], w_t) if b_hh is not None else hs[t] @ w_t  # (B, 3H)
-            a = act[t]
-            torch.sigmoid(xg[t, :, : 2 * H] + hg[:, : 2 * H], out=a[:, : 2 * H])  # r, z
-            r, z = a[:, :H], a[:, H : 2 * H]
-            hn_all[t] = hg[:, 2 * H :]
-            n = torch.tanh(torch.addcmul(xg[t, :, 2 * H :], r, hn_all[t]), out=a[:, 2 * H :])
-            h = torch.addcmul(n, z, hs[t] - n)  # (1-z)*n + z*h_{t-1}
-            if keep is not None:
-                h = torch.where(keep[t], h, hs[t])
-            hs[t + 1] = h
+        fused = step_kernels(act)
+        if fused:
+            _fused_forward(fused, xg.contiguous(), w_t, b_hh, keep, act, hn_all, hs)
+        else:
+            for t in range(steps):
+                hg = torch.addmm(b_hh, hs[t], w_t) if b_hh is not None else hs[t] @ w_t  # (B, 3H)
+                a = act[t]
+                torch.sigmoid(xg[t, :, : 2 * H] + hg[:, : 2 * H], out=a[:, : 2 * H])  # r, z
+                r, z = a[:, :H], a[:, H : 2 * H]
+                hn_all[t] = hg[:, 2 * H :]
+                n = torch.tanh(torch.addcmul(xg[t, :, 2 * H :], r, hn_all[t]), out=a[:, 2 * H :])
+                h = torch.addcmul(n, z, hs[t] - n)  # (1-z)*n + z*h_{t-1}
+                if keep is not None:
+                    h = torch.where(keep[t], h, hs[t])
+                hs[t + 1] = h
         out = hs[1:] * mask if mask is not None else hs[1:].clone()
         # The inputs too: a double backward replays the forward from them (differentiable_backward).
         ctx.save_for_backward(act, hn_all, hs, w_hh, mask, xg, h0, b_hh)
@@ -96,6 +105,9 @@ class GRURecurrence(torch.autograd.Function):
         act, hn_all, hs, w_hh, mask, xg, h0, b_hh = ctx.saved_tensors
         if torch.is_grad_enabled() or grads_are_batched(d_out, d_h):  # create_graph=True, or vmap
             return differentiable_backward(ctx, _replay_gru, (xg, h0, w_hh, b_hh, mask), (d_out, d_h))
+        fused = step_kernels(act)
+        if fused:
+            return _fused_backward(fused, ctx, act, hn_all, hs, w_hh, mask, d_out, d_h)
         steps, batch, three_h = act.shape
         H = three_h // 3
         r, z, n = act.chunk(3, dim=-1)
@@ -124,6 +136,42 @@ class GRURecurrence(torch.autograd.Function):
         d_xg = torch.cat([d_hg[..., : 2 * H], d_pre_n], dim=-1)  # r and z see x and h alike
         d_w_hh, d_b_hh = recurrent_weight_grads(d_hg, hs[:-1], ctx.has_bias)
         return d_xg, dh, d_w_hh, d_b_hh, None
+
+
+def _fused_forward(fused, xg, w_t, b_hh, keep, act, hn_all, hs) -> None:
+    """GRURecurrence.forward's loop with each step's pointwise part in one pass of C: per step one
+    matmul (W_hh h_{t-1} + b_hh, by torch) and one call."""
+    steps, batch, three_h = xg.shape
+    keep_bytes = keep.squeeze(-1).to(torch.uint8).contiguous() if keep is not None else None
+    hg = xg.new_empty(batch, three_h)  # W_hh h_{t-1} + b_hh, rewritten each step
+    for t in range(steps):
+        torch.addmm(b_hh, hs[t], w_t, out=hg) if b_hh is not None else torch.mm(hs[t], w_t, out=hg)
+        fused.gru_forward_step(xg[t], hg, hs[t], keep_bytes[t] if keep_bytes is not None else None, act[t],
+                               hn_all[t], hs[t + 1])
+
+
+def _fused_backward(fused, ctx, act, hn_all, hs, w_hh, mask, d_out, d_h):
+    """GRURecurrence.backward with each step's pointwise part in one pass of C: the same loop as the
+    eager code, without the local derivatives precomputed for all steps."""
+    steps, batch, three_h = act.shape
+    keep = mask.squeeze(-1).to(torch.uint8).contiguous() if mask is not None else None
+    # dL/dh_t from the outputs, one contiguous copy; each step then adds the paths back from t+1 in place.
+    d_acc = torch.empty(d_out.shape, dtype=d_out.dtype).copy_(d_out)  # (T, B, H)
+    if mask is not None:
+        d_acc.mul_(mask)
+    d_hg = act.new_empty(steps, batch, three_h)  # dL/d(W_hh h + b_hh) of every step
+    d_pre_n = act.new_empty(steps, batch, three_h // 3)  # dL/d(W_in x + b_in + r*hn)
+    direct = act.new_empty(batch, three_h // 3)  # dL/dh_t * z: the path that skips W_hh
+    dh = d_acc[steps - 1].add_(d_h)
+    for t in reversed(range(steps)):
+        fused.gru_backward_step(act[t], hn_all[t], hs[t], dh, keep[t] if keep is not None else None, d_hg[t],
+                                d_pre_n[t], direct)
+        back = d_acc[t - 1].add_(direct) if t > 0 else direct.clone()  # d_acc is this function's own copy
+        dh = back.addmm_(d_hg[t], w_hh)
+    H = three_h // 3
+    d_xg = torch.cat([d_hg[..., : 2 * H], d_pre_n], dim=-1)  # r and z see x and h alike
+    d_w_hh, d_b_hh = recurrent_weight_grads(d_hg, hs[:-1], ctx.has_bias)
+    return d_xg, dh, d_w_hh, d_b_hh, None
 
 
 class GRU(RecurrentStack):

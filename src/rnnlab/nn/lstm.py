@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_batched, recurrent_weight_grads,
                    replay)
-from .fused import lstm_kernels
+from .fused import step_kernels
 
 
 def lstm_gates(xg: Tensor, h: Tensor, c: Tensor, w_hh, b_hh=None) -> dict[str, Tensor]:
@@ -83,7 +83,7 @@ class LSTMRecurrence(torch.autograd.Function):
     gradient of all steps in one matmul. This is what makes the scratch LSTM nearly as fast as
     torch's fused kernel: autograd's per-step bookkeeping is gone. Where it applies (float32 on the
     CPU), each step's pointwise part -- the gate activations and the cell update forward, the local
-    derivatives backward -- runs in one pass of C (rnnlab.nn.fused, lstm_step.c: the same equations);
+    derivatives backward -- runs in one pass of C (rnnlab.nn.fused, fused_steps.c: the same equations);
     the eager code below is the fallback and the reference the tests compare it with.
 
     Inputs: xg (T, B, 4H) = W_ih x_t + b_ih for every step; h0, c0 (B, H); w_hh (4H, H);
@@ -102,7 +102,7 @@ class LSTMRecurrence(torch.autograd.Function):
         tanh_c = xg.new_empty(steps, batch, H)  # tanh of each step's new cell
         hs[0], cs[0] = h0, c0
         w_t = w_hh.t()
-        fused = lstm_kernels(act)  # the pointwise part in one pass of C (rnnlab.nn.fused), or None
+        fused = step_kernels(act)  # the pointwise part in one pass of C (rnnlab.nn.fused), or None
         if fused:
             # act starts as the input projections plus the recurrent bias; each step adds W_hh h_{t-1}
             # in place, and the kernel turns those pre-activations into the gates, also in place.
@@ -139,7 +139,7 @@ class LSTMRecurrence(torch.autograd.Function):
             return differentiable_backward(ctx, _replay_lstm, (xg, h0, c0, w_hh, b_hh, mask), (d_out, d_h, d_c))
         steps, batch, four_h = act.shape
         H = four_h // 4
-        fused = lstm_kernels(act)
+        fused = step_kernels(act)
         if fused:
             return _fused_backward(fused, ctx, act, hs, cs, tanh_c, w_hh, mask, d_out, d_h, d_c)
         i, f, g, o = act.chunk(4, dim=-1)

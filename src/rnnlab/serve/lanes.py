@@ -11,7 +11,9 @@ and load shedding.
   test). So the busier the lane, the larger its batches, as in Triton's queue of a model. When the
   joint call fails (a batch-mate's input is refused), each request runs again alone, so each gets
   its own answer or its own error. A request whose client has gone before its batch runs is left
-  out of it.
+  out of it. Poems ``generate`` joins the same way the requests that differ only in their seed and
+  number of poems (the verb's ``joined_by``): their poems decode as one batch, each request's with
+  its own random generator, each the poems it would get alone.
 - **Short jobs first**: a task that declares ``serve_nice`` (poems: a poem takes 40-60 ms of CPU, a
   name a few) computes in threads of its own that many nice steps below the server (Linux), so that
   under load the OS gives the cores to the names and reviews first, and the poems take what is left

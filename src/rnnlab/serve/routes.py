@@ -5,7 +5,8 @@ JSON schema in ``/api/openapi.json``), and ``GET /api/tasks``, the same declarat
 
 An answer is ``{"run": id, **predictor.context(), **result}`` for a result that is a dict, and
 ``{"run": id, **predictor.context(), "results": [...]}`` for a list. A verb whose input is a list is
-micro-batched with the requests of the same model and options that arrive with it (lanes.py).
+micro-batched with the requests of the same model and options that arrive with it, and a verb with
+``joined_by`` (poems ``generate``) with those that differ from it only in those options (lanes.py).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the generated body classes from the
 handlers' annotations at run time.)
@@ -19,7 +20,7 @@ from fastapi import FastAPI, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from ..options import declared, field_kind
-from ..verbs import Verb, describe, verbs_of
+from ..verbs import Verb, call_joined, describe, verbs_of
 
 
 def _no_surrogates(s: str) -> str:
@@ -71,6 +72,11 @@ def body_model(task: str, verb: Verb) -> type[Body]:
     return create_model(name, __base__=Body, **fields)
 
 
+def answer(rid: str, context: dict, result, said: dict | None = None) -> dict:
+    """``{"run", **context, **result}`` (a list result as ``"results"``), and what was lightened."""
+    return {"run": rid, **context, **(result if isinstance(result, dict) else {"results": result}), **(said or {})}
+
+
 def _handler(task: str, verb: Verb, lane, lookup):
     model = body_model(task, verb)
     batchable = verb.per_item and verb.input is not None and verb.input.many
@@ -94,17 +100,27 @@ def _handler(task: str, verb: Verb, lane, lookup):
             key = (run_id, verb.name, json.dumps(data, sort_keys=True))
             answers = await lane.batched(key, value, results, request.is_disconnected)
             rid, context, _ = answers[0]
-            return {"run": rid, **context, "results": [r for _, _, r in answers]}
+            return answer(rid, context, [r for _, _, r in answers])
 
         lighter = {}
         if verb.under_load and lane.waiting():  # requests already wait: the lighter defaults
             lighter = {k: v for k, v in verb.under_load if k not in body.model_fields_set}
             data.update(lighter)
+        said = {"under_load": lighter} if lighter else {}
+
+        if verb.joined_by:  # one call with the requests that differ from it only in these options
+            def joined(requests: list[dict]) -> list:
+                rid, run = lookup(run_id, task)
+                context = getattr(run.predictor, "context", dict)()
+                return [(rid, context, r) for r in call_joined(run.predictor, verb, requests)]
+
+            key = (run_id, verb.name, json.dumps({k: v for k, v in data.items() if k not in verb.joined_by},
+                                                 sort_keys=True))
+            [(rid, context, result)] = await lane.batched(key, [data], joined, request.is_disconnected)
+            return answer(rid, context, result, said)
 
         def work():
-            rid, context, result = called(value)
-            return {"run": rid, **context, **(result if isinstance(result, dict) else {"results": result}),
-                    **({"under_load": lighter} if lighter else {})}
+            return answer(*called(value), said)
 
         return await lane.one(work, request.is_disconnected)
 

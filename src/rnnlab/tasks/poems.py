@@ -289,7 +289,7 @@ class PoemsPredictor:
 
     verbs = (
         Verb("generate", "write poems", GenerateOptions, zh="写诗", text="format_poem", example={"form": "5x4"},
-             under_load=LIGHTER),
+             under_load=LIGHTER, joined_by=("seed", "n")),
         Verb("regenerate", "write one line again and keep the others (co-writing)", RegenerateOptions,
              Input("lines", "the poem's lines, each ending in its mark", max_chars=40, per_request=16, check=_no_space,
                    zh="诗的各行，每行以标点结尾"), zh="重写一行，保留其余各行", under_load=LIGHTER),
@@ -322,13 +322,19 @@ class PoemsPredictor:
         return {}
 
     def generate(self, opts: GenerateOptions) -> list:
-        sample = {f.name: getattr(opts, f.name) for f in fields(SampleOptions)}
-        poems = self.sampler.sample(opts.n, details=opts.details, **sample)
-        for p in poems if opts.details else ():
+        return self.generate_joined([opts])[0]
+
+    def generate_joined(self, requests: list[GenerateOptions]) -> list[list]:
+        """``generate`` for requests that differ only in ``seed`` and ``n`` (the verb's ``joined_by``),
+        their poems decoded as one batch: each request's answer, the same as it would be alone."""
+        first = requests[0]
+        sample = {f.name: getattr(first, f.name) for f in fields(SampleOptions) if f.name != "seed"}
+        answers = self.sampler.sample_joined([(o.seed, o.n) for o in requests], details=first.details, **sample)
+        for p in (p for poems in answers for p in poems) if first.details else ():
             p["lines"] = poem_lines(p["poem"])  # each with its mark, as every verb gives them
-            if opts.top:
-                p["chars"] = self.characters(p["poem"], opts.top)
-        return poems
+            if first.top:
+                p["chars"] = self.characters(p["poem"], first.top)
+        return answers
 
     def regenerate(self, lines: list[str], opts: RegenerateOptions) -> dict:
         """Write line ``opts.line`` again, keeping the others: the lines before it are the prefix the

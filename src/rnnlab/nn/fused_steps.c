@@ -1,5 +1,6 @@
 /* One LSTM step's pointwise work in one pass -- the same equations as rnnlab/nn/lstm.py, which
- * stays the reference (see rnnlab/nn/fused.py for why and how this file is built and used).
+ * stays the reference (see rnnlab/nn/fused.py for why and how this file is built and used); and
+ * the same for the GRU (rnnlab/nn/gru.py), at the end of the file.
  *
  * Layouts (row-major float32, torch's gate order i, f, g, o):
  *
@@ -79,6 +80,62 @@ void lstm_backward_step(const float *restrict act, const float *restrict c_prev,
             d[2 * H + j] = dct * i * (1.0f - g * g);
             d[3 * H + j] = dhb[j] * t * o * (1.0f - o);
             dcp[j] = dct * f;
+        }
+    }
+}
+
+/* The GRU step (rnnlab/nn/gru.py is the reference), torch's gate order r, z, n. Forward, given the
+ * input projections xg = W_ih x_t + b_ih and hg = W_hh h_{t-1} + b_hh (each (B, 3H)):
+ *           r, z = sigmoid(xg_r + hg_r, xg_z + hg_z);   n = tanh(xg_n + r * hg_n)
+ *           h = (1 - z) * n + z * h_prev                (a padded step: h = h_prev)
+ * into act (B, 3H: r, z, n), hn (B, H: hg_n, which r's gradient reads) and h (B, H).             */
+void gru_forward_step(const float *restrict xg, const float *restrict hg, const float *restrict h_prev,
+                      const uint8_t *restrict keep, float *restrict act, float *restrict hn, float *restrict h,
+                      int64_t B, int64_t H) {
+    for (int64_t b = 0; b < B; b++) {
+        const float *restrict x = xg + b * 3 * H, *restrict g = hg + b * 3 * H, *restrict hp = h_prev + b * H;
+        float *restrict a = act + b * 3 * H, *restrict hnb = hn + b * H, *restrict hb = h + b * H;
+        for (int64_t j = 0; j < H; j++) {
+            float r = sigmoid(x[j] + g[j]), z = sigmoid(x[H + j] + g[H + j]);
+            float n = tanh_(x[2 * H + j] + r * g[2 * H + j]);
+            a[j] = r;
+            a[H + j] = z;
+            a[2 * H + j] = n;
+            hnb[j] = g[2 * H + j];
+            hb[j] = n + z * (hp[j] - n);
+        }
+        if (keep && !keep[b]) /* padding: the state passes through unchanged */
+            memcpy(hb, hp, (size_t)H * sizeof(float));
+    }
+}
+
+/* Backward, given dL/dh_t (dh, the output's share included):
+ *     d pre_n = dh * (1-z) * (1-n^2)                 (pre_n = xg_n + r * hg_n)
+ *     d hg_r  = d pre_n * hg_n * r(1-r)    d hg_z = dh * (h_prev - n) * z(1-z)    d hg_n = d pre_n * r
+ * into dhg (B, 3H: dL/d(W_hh h + b_hh); r and z see x alike) and dpn (B, H), and the direct path
+ * dL/dh_{t-1} = dh * z into dh_direct (the path through W_hh is a matmul, done by torch).
+ * A padded step: no gate gradient, and dL/dh passes through unchanged.                          */
+void gru_backward_step(const float *restrict act, const float *restrict hn, const float *restrict h_prev,
+                       const float *restrict dh, const uint8_t *restrict keep, float *restrict dhg,
+                       float *restrict dpn, float *restrict dh_direct, int64_t B, int64_t H) {
+    for (int64_t b = 0; b < B; b++) {
+        float *restrict d = dhg + b * 3 * H, *restrict dn_b = dpn + b * H, *restrict dd = dh_direct + b * H;
+        const float *restrict dhb = dh + b * H;
+        if (keep && !keep[b]) {
+            memset(d, 0, (size_t)(3 * H) * sizeof(float));
+            memset(dn_b, 0, (size_t)H * sizeof(float));
+            memcpy(dd, dhb, (size_t)H * sizeof(float));
+            continue;
+        }
+        const float *restrict a = act + b * 3 * H, *restrict hnb = hn + b * H, *restrict hp = h_prev + b * H;
+        for (int64_t j = 0; j < H; j++) {
+            float r = a[j], z = a[H + j], n = a[2 * H + j], g = dhb[j];
+            float dn = g * (1.0f - z) * (1.0f - n * n);
+            dn_b[j] = dn;
+            d[j] = dn * hnb[j] * r * (1.0f - r);
+            d[H + j] = g * (hp[j] - n) * z * (1.0f - z);
+            d[2 * H + j] = dn * r;
+            dd[j] = g * z;
         }
     }
 }
