@@ -235,8 +235,9 @@ def members_of(model: nn.Module) -> list[nn.Module]:
 def fused_twin(model: nn.Module) -> nn.Module:
     """The same classifier with torch.nn's fused layers in place of rnnlab.nn's, sharing every weight
     (a change to one is a change to the other), in eval mode, for forward passes without gradients:
-    on one CPU core a batch of 17 reviews of 80-400 words runs 1.5x faster (rnnlab.nn's hand-written
-    backward is 1.5-2x faster than torch's, so gradients keep the model itself). The model itself
+    on one CPU core a batch of 17 reviews of 80-400 words ran 1.5x faster than rnnlab's GRU, and
+    about as fast since the GRU's step runs in C (rnnlab.nn.fused); rnnlab.nn's hand-written backward
+    is 1.5-2x faster than torch's, so gradients keep the model itself. The model itself
     when it has no such twin: a student's cell (--lab), a sigmoid RNN, the tutorial cell, or fused
     already."""
     cfg = getattr(model, "cfg", None)

@@ -345,7 +345,7 @@ class Explainer:
     - ``occlusion``: the drop in the predicted label's probability when the word is taken out and the
       text predicted again -- exact, but one forward pass per word, about T^2 steps for T words. All
       the texts of a call and all their one-word-less variants run as one batch (in chunks of similar
-      length), through the model's fused twin (``models.fused_twin``: the same weights, 1.5x faster).
+      length), through the model's fused twin (``models.fused_twin``: the same weights).
     - ``auto`` (the default): occlusion of every word of a text up to ``OCCLUSION_UP_TO`` words;
       beyond, of the ``RANKED`` words to whose input vectors the predicted label's log-probability is
       most sensitive (the gradient's norm ||d log p / d e_t||, summed over the word's vectors in every
