@@ -35,12 +35,12 @@ def draw_each(logits: torch.Tensor, allowed: torch.Tensor, options: dict, gumbel
     """``draw`` with ``options`` (its keyword arguments); ``options["gen"]`` is one generator for every
     row, or streams ``[(generator, rows), ...]``: consecutive rows each drawn with a generator of their
     own -- requests joined in one batch, each drawn exactly as it would be alone."""
-    gen, shape = options["gen"], {k: v for k, v in options.items() if k != "gen"}
+    gen, shape = options["gen"], (options["temperature"], options["top_k"], options["top_p"])
     if isinstance(gen, torch.Generator):
-        return draw(logits, allowed, gen=gen, gumbel=gumbel, **shape)
+        return draw(logits, allowed, *shape, gen, gumbel=gumbel)  # positional, as a student's draw may name them
     out, start = [], 0
     for g, rows in gen:
-        out.append(draw(logits[start : start + rows], allowed[start : start + rows], gen=g, gumbel=gumbel, **shape))
+        out.append(draw(logits[start : start + rows], allowed[start : start + rows], *shape, g, gumbel=gumbel))
         start += rows
     return torch.cat(out)
 

@@ -188,9 +188,9 @@ def train_names(part: str, mod, d: dict[str, np.ndarray]) -> dict[str, np.ndarra
 def write_poem(mod, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A 5x4 poem from the bundled poems model, every character drawn by the student's ``draw`` inside
     rnnlab's regulated decoder (its masks say what the form allows) -> the poem as code points."""
-    from rnnlab import load_run, regulated, sampling
+    from rnnlab import load_run, sampling
 
-    regulated.draw = sampling.draw = mod.draw  # the student's sampler, under the decoder's rules
+    sampling.draw = mod.draw  # the student's sampler, under the decoder's rules (sampling.draw_each calls it)
     poems = load_run("poems").generate(form="5x4", seed=int(d["seed"][0]), n=2)
     return {"poem": np.array([ord(c) for c in "\n".join(poems)], dtype=np.int64)}
 
