@@ -32,9 +32,9 @@ def draw(logits: torch.Tensor, allowed: torch.Tensor, temperature: float, top_k:
 
 
 def draw_each(logits: torch.Tensor, allowed: torch.Tensor, options: dict, gumbel: bool = False) -> torch.Tensor:
-    """``draw`` with ``options`` (its keyword arguments); ``options["gen"]`` is one generator for every
-    row, or streams ``[(generator, rows), ...]``: consecutive rows each drawn with a generator of their
-    own -- requests joined in one batch, each drawn exactly as it would be alone."""
+    """``draw`` with ``options`` (``temperature``, ``top_k``, ``top_p`` and ``gen``); ``gen`` is one
+    generator for every row, or streams ``[(generator, rows), ...]``: consecutive rows each drawn with
+    a generator of their own -- requests joined in one batch, each drawn exactly as it would be alone."""
     gen, shape = options["gen"], (options["temperature"], options["top_k"], options["top_p"])
     if isinstance(gen, torch.Generator):
         return draw(logits, allowed, *shape, gen, gumbel=gumbel)  # positional, as a student's draw may name them

@@ -104,6 +104,10 @@ class Verb:
     under_load: tuple = ()
     joined_by: tuple = ()
 
+    def __post_init__(self) -> None:
+        if self.joined_by and self.input is not None:
+            raise ValueError(f"verb {self.name}: joined_by is for a verb without input (an input list: per_item)")
+
 
 def top_options(name: str, default: int, most: int, help: str, zh: str = ""):
     """The options of a verb whose one option is how many answers to show (``top``)."""

@@ -103,7 +103,6 @@ class Kernels:
         self._bwd(act.data_ptr(), c_prev.data_ptr(), tanh_c.data_ptr(), dh.data_ptr(), dc.data_ptr(),
                   keep.data_ptr() if keep is not None else None, dg.data_ptr(), dc_prev.data_ptr(), B, H)
 
-
     def gru_forward_step(self, xg, hg, h_prev, keep, act, hn, h) -> None:
         """The GRU: r, z, n into ``act`` (B, 3H), W_hn h + b_hn into ``hn`` and h_t into ``h`` (B, H),
         from ``xg`` and ``hg`` (B, 3H: the input's and the state's projections)."""
