@@ -9,7 +9,7 @@ line-by-line decoding that keeps them (see rnnlab.generate for what each rule me
 * ``allowed``: what each poem may write at one position;
 * ``decode``: ``candidates`` lines drawn at once per line (a batch through ``model.step``), the one the
   model finds likeliest kept; the poems of several requests decode as one batch, each with its own
-  random generator (``streams``), each the poem it would be alone.
+  random generator (streams of poems and generators), each the poem it would be alone.
 """
 
 from __future__ import annotations
@@ -282,12 +282,6 @@ def allowed(r: Rules, char_mask: torch.Tensor, line: int, col: int, pats: list, 
     return fresh
 
 
-def streams(gen, n: int) -> list[tuple[torch.Generator, int]]:
-    """``[(generator, poems), ...]`` adding up to ``n``: one generator for all (a request alone), or
-    already streams (requests joined in one batch, consecutive poems each drawn with their own)."""
-    return [(gen, n)] if isinstance(gen, torch.Generator) else list(gen)
-
-
 def _keyword_rows(plans: list[dict], line: int, k: int, width: int, gens: list) -> torch.Tensor:
     """(n*k, width): the keyword character each candidate row must write at each column (-1: none).
     A poem's keyword for this line starts at a different allowed column in each candidate (in an
@@ -313,7 +307,7 @@ def _line(sampler, r: Rules, line: int, c0: int, st, tok, pats, used, groups, ro
     lp = torch.zeros(n * k)
     force = _keyword_rows(plans, line, k, width, gens) if r.keywords else None
     # each poem's k candidate rows drawn with the poem's generator
-    candidates = {**draw_options, "gen": [(g, m * k) for g, m in streams(draw_options["gen"], n)]}
+    candidates = {**draw_options, "gen": [(g, m * k) for g, m in draw_options["gen"]]}
     for col in range(c0, width):
         logits, st = sampler.model.step(tok.to(sampler.device), st)
         logp = sampler.log_probs(logits)
@@ -336,10 +330,11 @@ def _line(sampler, r: Rules, line: int, c0: int, st, tok, pats, used, groups, ro
 
 def decode(sampler, n: int, r: Rules, prefix: str, prefix_ids: list[int], draw_options: dict) -> list[tuple]:
     """``n`` poems under ``r`` -> [(poem, rhyme group, pattern name, tone template)]; ``draw_options["gen"]``:
-    one generator, or streams (``streams``: several requests' poems, each drawn as it would be alone)."""
+    streams ``[(generator, poems), ...]`` adding up to ``n`` (several requests' poems, each drawn with
+    its own generator, as it would be alone)."""
     width, lines = r.shape
     options, sound, k, vocab = r.options, r.sound, r.options["candidates"], sampler.vocab
-    parts = streams(draw_options["gen"], n)
+    parts = draw_options["gen"]
     gens = [g for g, m in parts for _ in range(m)]  # each poem's generator
     picks = [i for g, m in parts for i in torch.multinomial(r.weights, m, replacement=True, generator=g).tolist()]
     pats = [r.patterns[i] for i in picks]

@@ -32,14 +32,11 @@ def draw(logits: torch.Tensor, allowed: torch.Tensor, temperature: float, top_k:
 
 
 def draw_each(logits: torch.Tensor, allowed: torch.Tensor, options: dict, gumbel: bool = False) -> torch.Tensor:
-    """``draw`` with ``options`` (``temperature``, ``top_k``, ``top_p`` and ``gen``); ``gen`` is one
-    generator for every row, or streams ``[(generator, rows), ...]``: consecutive rows each drawn with
-    a generator of their own -- requests joined in one batch, each drawn exactly as it would be alone."""
-    gen, shape = options["gen"], (options["temperature"], options["top_k"], options["top_p"])
-    if isinstance(gen, torch.Generator):
-        return draw(logits, allowed, *shape, gen, gumbel=gumbel)  # positional, as a student's draw may name them
-    out, start = [], 0
-    for g, rows in gen:
+    """``draw`` with ``options`` (``temperature``, ``top_k``, ``top_p`` and ``gen``), ``gen`` being
+    streams ``[(generator, rows), ...]``: consecutive rows each drawn with a generator of their own --
+    one stream for a request alone; requests joined in one batch, each drawn exactly as alone."""
+    shape, out, start = (options["temperature"], options["top_k"], options["top_p"]), [], 0
+    for g, rows in options["gen"]:  # positional, as a student's draw may name its parameters otherwise
         out.append(draw(logits[start : start + rows], allowed[start : start + rows], *shape, g, gumbel=gumbel))
         start += rows
     return torch.cat(out)
@@ -58,7 +55,7 @@ def sample(step: Callable, state, tokens: torch.Tensor, steps: int, allowed_at: 
            end: int, options: dict) -> torch.Tensor:
     """Up to ``steps`` tokens for each of the B rows: ``step(tokens, state) -> (logits (B, V), state)``
     reads the last tokens, ``allowed_at(position)`` (B, V) says what may come, ``options`` are
-    ``draw``'s (``gen``: one generator, or streams, see ``draw_each``); a row that drew ``end`` keeps
+    ``draw_each``'s (``gen``: streams of rows and their generators); a row that drew ``end`` keeps
     drawing ``end``. -> (B, <= steps) token ids."""
     out = torch.zeros(tokens.size(0), 0, dtype=torch.long)
     done = torch.zeros(tokens.size(0), dtype=torch.bool)

@@ -148,3 +148,21 @@ def step_kernels(*tensors):
         if t is not None and (t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous()):
             return None
     return _load()
+
+
+def keep_bytes(mask):
+    """A (T, B, 1) padding mask (bool or float, 1 where the step is real) as the kernels read it:
+    (T, B) contiguous bytes; None stays None."""
+    import torch
+
+    return mask.squeeze(-1).to(torch.uint8).contiguous() if mask is not None else None
+
+
+def output_grads(d_out, mask):
+    """dL/dh_t from the outputs (T, B, H) as a contiguous copy of the backward's own (zero on padding),
+    which each step of a fused backward adds the path from step t+1 into, in place."""
+    import torch
+
+    d_acc = torch.empty(d_out.shape, dtype=d_out.dtype).copy_(d_out)
+    return d_acc.mul_(mask) if mask is not None else d_acc
+

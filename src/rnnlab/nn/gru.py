@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_batched, recurrent_weight_grads,
                    reject_projection, replay)
-from .fused import step_kernels
+from .fused import keep_bytes, output_grads, step_kernels
 
 
 def gru_gates(xg: Tensor, h: Tensor, w_hh, b_hh=None) -> dict[str, Tensor]:
@@ -142,23 +142,20 @@ def _fused_forward(fused, xg, w_t, b_hh, keep, act, hn_all, hs) -> None:
     """GRURecurrence.forward's loop with each step's pointwise part in one pass of C: per step one
     matmul (W_hh h_{t-1} + b_hh, by torch) and one call."""
     steps, batch, three_h = xg.shape
-    keep_bytes = keep.squeeze(-1).to(torch.uint8).contiguous() if keep is not None else None
+    keep_t = keep_bytes(keep)
     hg = xg.new_empty(batch, three_h)  # W_hh h_{t-1} + b_hh, rewritten each step
     for t in range(steps):
         torch.addmm(b_hh, hs[t], w_t, out=hg) if b_hh is not None else torch.mm(hs[t], w_t, out=hg)
-        fused.gru_forward_step(xg[t], hg, hs[t], keep_bytes[t] if keep_bytes is not None else None, act[t],
-                               hn_all[t], hs[t + 1])
+        fused.gru_forward_step(xg[t], hg, hs[t], keep_t[t] if keep_t is not None else None, act[t], hn_all[t],
+                               hs[t + 1])
 
 
 def _fused_backward(fused, ctx, act, hn_all, hs, w_hh, mask, d_out, d_h):
     """GRURecurrence.backward with each step's pointwise part in one pass of C: the same loop as the
     eager code, without the local derivatives precomputed for all steps."""
     steps, batch, three_h = act.shape
-    keep = mask.squeeze(-1).to(torch.uint8).contiguous() if mask is not None else None
-    # dL/dh_t from the outputs, one contiguous copy; each step then adds the paths back from t+1 in place.
-    d_acc = torch.empty(d_out.shape, dtype=d_out.dtype).copy_(d_out)  # (T, B, H)
-    if mask is not None:
-        d_acc.mul_(mask)
+    keep = keep_bytes(mask)
+    d_acc = output_grads(d_out, mask)  # (T, B, H); each step adds the paths back from t+1 in place
     d_hg = act.new_empty(steps, batch, three_h)  # dL/d(W_hh h + b_hh) of every step
     d_pre_n = act.new_empty(steps, batch, three_h // 3)  # dL/d(W_in x + b_in + r*hn)
     direct = act.new_empty(batch, three_h // 3)  # dL/dh_t * z: the path that skips W_hh

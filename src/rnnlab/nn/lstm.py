@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .base import (CellBase, RecurrentStack, differentiable_backward, grads_are_batched, recurrent_weight_grads,
                    replay)
-from .fused import step_kernels
+from .fused import keep_bytes, output_grads, step_kernels
 
 
 def lstm_gates(xg: Tensor, h: Tensor, c: Tensor, w_hh, b_hh=None) -> dict[str, Tensor]:
@@ -107,10 +107,10 @@ class LSTMRecurrence(torch.autograd.Function):
             # act starts as the input projections plus the recurrent bias; each step adds W_hh h_{t-1}
             # in place, and the kernel turns those pre-activations into the gates, also in place.
             torch.add(xg, b_hh, out=act) if b_hh is not None else act.copy_(xg)
-            keep_bytes = keep.squeeze(-1).to(torch.uint8).contiguous() if keep is not None else None
+            keep_t = keep_bytes(keep)
             for t in range(steps):
                 act[t].addmm_(hs[t], w_t)
-                fused.forward_step(act[t], cs[t], hs[t], keep_bytes[t] if keep_bytes is not None else None,
+                fused.forward_step(act[t], cs[t], hs[t], keep_t[t] if keep_t is not None else None,
                                    cs[t + 1], hs[t + 1], tanh_c[t])
         else:
             pre_x = xg + b_hh if b_hh is not None else xg  # the recurrent bias folded in once
@@ -195,11 +195,8 @@ def _fused_backward(fused, ctx, act, hs, cs, tanh_c, w_hh, mask, d_out, d_h, d_c
     """LSTMRecurrence.backward with each step's pointwise part in one pass of C (rnnlab.nn.fused):
     the same loop as the eager code, without the local derivatives precomputed for all steps."""
     steps, batch, four_h = act.shape
-    keep = mask.squeeze(-1).to(torch.uint8).contiguous() if mask is not None else None
-    # dL/dh_t from the outputs, one contiguous copy; each step then adds the path through W_hh in place.
-    d_acc = torch.empty(d_out.shape, dtype=d_out.dtype).copy_(d_out)  # (T, B, H)
-    if mask is not None:
-        d_acc.mul_(mask)
+    keep = keep_bytes(mask)
+    d_acc = output_grads(d_out, mask)  # (T, B, H); each step adds the path through W_hh in place
     d_gates = act.new_empty(steps, batch, four_h)  # dL/d(pre-activation) of every step
     dc_bufs = act.new_empty(2, batch, four_h // 4)  # dL/dc, written in turn
     dh, dc = d_acc[steps - 1].add_(d_h), d_c.contiguous()
