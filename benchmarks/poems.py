@@ -27,7 +27,7 @@ keep the tone pattern >= 95 % (Pingshui), copy rate < 5 %, distinct lines > 0.95
 log-probability per token at most 1.15x the free samples'.
 
     python benchmarks/poems.py [--budget SECONDS] [--quick] [--threads 2] [--seed 0] [--json FILE]
-                               [--set dropout=0.3 --set locked_dropout=true ...]
+                               [--train "--hidden 512 --dropout 0.2"]
     python benchmarks/poems.py --run RUN_DIR [--samples 200] [--json FILE]
 """
 
@@ -37,6 +37,7 @@ import argparse
 import itertools
 import json
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -47,10 +48,12 @@ from pathlib import Path
 import torch
 
 from benchutil import finish, print_table
-from rnnlab.experiment import run_training
+from rnnlab.experiment import configs_from_options, run_training
 from rnnlab.models import LanguageModel, LanguageModelConfig
 from rnnlab.ngram import KneserNey
 from rnnlab.runs import read_json
+from rnnlab.cli import given_values, task_parser
+from rnnlab.options import flag_of
 from rnnlab.train import TrainConfig
 from rnnlab.tasks.poems import DEFAULT_MODEL, DEFAULT_TRAIN, PoemsConfig, PoemsTask
 from rnnlab.vocab import BOS
@@ -94,22 +97,18 @@ def throughput(task: PoemsTask, cfg: LanguageModelConfig, bucketed: bool, batche
     return {"chars_per_s": chars / dt, "padding": 1 - chars / cells}
 
 
-def variant(settings: list[str]) -> tuple[LanguageModelConfig, TrainConfig, list[str]]:
-    """The default model and training configurations with ``KEY=VALUE`` changes (values read as JSON,
-    else as text), checked by the configurations' own declarations; and the changes, as written."""
-    model, train = asdict(DEFAULT_MODEL), asdict(DEFAULT_TRAIN)
-    changed = []
-    for item in settings:
-        key, eq, text = item.partition("=")
-        if not eq or key not in model and key not in train:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY an option of the poems model or training")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        (model if key in model else train)[key] = value
-        changed.append(f"{key}={text}")
-    return LanguageModelConfig.from_dict(model, "--set"), TrainConfig.from_dict(train, "--set"), changed
+def variant(flags: str) -> tuple[LanguageModelConfig, TrainConfig, str]:
+    """The default model and training configurations with ``rnnlab train poems``'s own model and
+    training flags applied (``"--hidden 512 --dropout 0.2"``), parsed and checked as that command does
+    (``rnnlab.cli.task_parser``, ``rnnlab.experiment.configs_from_options``); and the flags, as given."""
+    targs = task_parser("train", PoemsTask).parse_args(shlex.split(flags))
+    other = [flag_of(n) for n in ("out", "resume", *targs.task_names) if getattr(targs, n) is not None] + \
+        (["--nproc"] if targs.nproc else [])
+    if other:
+        raise ValueError(f"--train: {other[0]}: not a model or training option; this benchmark sets the run's folder "
+                         "and data (the bundled poems)")
+    _, model, train = configs_from_options("poems", given_values(targs, targs.model_names + targs.train_names))
+    return model, train, " ".join(shlex.split(flags))
 
 
 def probe(fraction: float, batches: int, seed: int) -> dict:
@@ -199,14 +198,14 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--run", help="measure the samples of this trained poems run (no training, no baselines)")
     p.add_argument("--samples", type=int, default=200, help="with --run: free samples (regulated: up to 50 per form)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="train a variant: a model or training option of `rnnlab train poems` other than its default "
-                        "(field names, e.g. dropout=0.3, locked_dropout=true, backend=scratch); repeatable")
+    p.add_argument("--train", default="", metavar="FLAGS",
+                   help="train a variant: model and training flags of `rnnlab train poems`, quoted as one "
+                        "argument (e.g. \"--hidden 512 --dropout 0.2\"); the budget sets --epochs and --max-time")
     p.add_argument("--probe", type=float, help=argparse.SUPPRESS)  # internal: one scaling point
     args = p.parse_args(argv)
     try:
-        model_cfg, train_base, changed = variant(args.set)
-    except ValueError as e:
+        model_cfg, train_base, changed = variant(args.train)
+    except ValueError as e:  # (a flag the parser does not know or accept: its own one line, exit 2)
         p.error(str(e))
     torch.set_num_threads(args.threads)
     if args.probe:
@@ -228,7 +227,7 @@ def main(argv=None) -> int:
         rows.append({"model": name, "val_ppl": kn.perplexity(task.encoded["val"]),
                      "test_ppl": kn.perplexity(task.encoded["test"]), "train_s": time.perf_counter() - t})
 
-    name = ", ".join(changed) if changed else "default"
+    name = changed or "default"
     classic = throughput(task, CLASSIC, False, args.batches, 1e-3)
     ours_tp = throughput(task, model_cfg, True, args.batches, train_base.lr)
     speed = [{"configuration": "classic lab (E128, 2x LSTM 256, untied, padded random batches)",
